@@ -1,0 +1,84 @@
+"""HTTP: discovery, service calls, feedback, health. Views only parse, delegate and serialise."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from cds_service.errors import BadRequest, ServiceError, UnsupportedMediaType, operation_outcome
+from cds_service.protocol import parse_feedback
+from cds_service.runtime import Runtime
+
+log = logging.getLogger(__name__)
+bp = Blueprint("cds", __name__)
+JSON_TYPES = ("application/json", "application/fhir+json")
+
+
+def runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["aih_cds"]
+    return rt
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
+
+
+def read_json_body() -> Any:
+    mimetype = (request.mimetype or "").lower()
+    if mimetype not in JSON_TYPES:
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got {mimetype or 'none'!r}")
+    raw = request.get_data(cache=False)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+
+
+@bp.get("/cds-services")
+def discovery() -> Response:
+    runtime().authenticate(request, discovery=True)
+    services = [s.discovery() for s in runtime().config.services.values()]
+    return json_response({"services": services})
+
+
+@bp.post("/cds-services/<service_id>")
+def call_service(service_id: str) -> Response:
+    rt = runtime()
+    rt.engine.service(service_id)  # unknown service: 404 before anything else is read
+    rt.authenticate(request)
+    evaluation = rt.engine.call(service_id, read_json_body())
+    rt.log_cards(evaluation)
+    return json_response(evaluation.response())
+
+
+@bp.post("/cds-services/<service_id>/feedback")
+def feedback(service_id: str) -> Response:
+    rt = runtime()
+    rt.engine.service(service_id)
+    rt.authenticate(request)
+    items = parse_feedback(read_json_body())
+    receipt = rt.store.record_feedback(service_id, items, rt.clock())
+    return json_response(
+        {"stored": receipt.stored, "duplicates": receipt.duplicates, "unknownCards": receipt.unknown_cards}
+    )
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    rt = runtime()
+    database = rt.store.ping()
+    body = {"status": "ready" if database else "not ready", "rules": len(rt.config.rules), "database": database}
+    return json_response(body, 200 if database else 503)
+
+
+@bp.app_errorhandler(ServiceError)
+def service_error(error: ServiceError) -> Response:
+    return json_response(error.outcome(), error.status)

@@ -1,0 +1,458 @@
+"""Loads and validates ``cards/``: services, rules, value sets and lab/drug terminology.
+
+Every problem stops start-up with the file and the field named (``ConfigError``); the same
+check runs in ``aih-cds rules validate`` without starting the service.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import yaml
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from cds_service.rules.base import DataKind, RuleSpec
+from cds_service.terminology import (
+    Analyte,
+    DrugClass,
+    NameMatcher,
+    Terminology,
+    ValueSet,
+    valueset_from_fhir,
+)
+
+HOOK_CONTEXT_TOKENS = {
+    "patient-view": {"userId", "patientId", "encounterId"},
+    "order-select": {"userId", "patientId", "encounterId"},
+    "order-sign": {"userId", "patientId", "encounterId"},
+}
+USER_TOKENS = {"userPractitionerId", "userPractitionerRoleId", "userPatientId", "userRelatedPersonId"}
+PREFETCH_TYPES = {kind.value for kind in DataKind} | {"Medication"}
+INDICATORS = ("info", "warning", "critical")
+_TOKEN = re.compile(r"\{\{(.*?)\}\}")
+
+
+class ConfigError(ValueError):
+    """A configuration file is invalid; ``file`` and ``field`` say where."""
+
+    def __init__(self, file: Path | str, field: str, message: str) -> None:
+        super().__init__(f"{file}: {field}: {message}")
+        self.file = str(file)
+        self.field = field
+        self.message = message
+
+
+# ---------------------------------------------------------------- schemas
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class CodingSchema(_Strict):
+    system = fields.String(required=True, validate=validate.Length(min=1))
+    code = fields.String(required=True, validate=validate.Length(min=1))
+    display = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class ServiceSchema(_Strict):
+    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9._-]+$"))
+    hook = fields.String(required=True, validate=validate.OneOf(sorted(HOOK_CONTEXT_TOKENS)))
+    title = fields.String(required=True)
+    description = fields.String(required=True, validate=validate.Length(min=1))
+    usageRequirements = fields.String()  # noqa: N815 - spec field name
+    prefetch = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    rules = fields.List(fields.String(), required=True)
+
+    @validates_schema
+    def _check_prefetch(self, data: Mapping[str, Any], **_: Any) -> None:
+        allowed = HOOK_CONTEXT_TOKENS.get(data.get("hook", ""), set())
+        for key, template in data.get("prefetch", {}).items():
+            for token in _TOKEN.findall(template):
+                token = token.strip()
+                ok = token in USER_TOKENS or (
+                    token.startswith("context.") and token.removeprefix("context.") in allowed
+                )
+                if not ok:
+                    raise ValidationError(
+                        f"token {{{{{token}}}}} is not a CDS Hooks 2.0 prefetch token for this hook",
+                        f"prefetch.{key}",
+                    )
+            if prefetch_resource_type(template) not in PREFETCH_TYPES:
+                raise ValidationError(
+                    f"resource type must be one of {sorted(PREFETCH_TYPES)}", f"prefetch.{key}"
+                )
+
+
+class SourceSchema(_Strict):
+    label = fields.String(required=True, validate=validate.Length(min=1))
+    url = fields.Url()
+    icon = fields.Url()
+
+
+class LinkSchema(_Strict):
+    label = fields.String(required=True, validate=validate.Length(min=1))
+    url = fields.Url(required=True)
+    type = fields.String(load_default="absolute", validate=validate.OneOf(["absolute", "smart"]))
+    appContext = fields.String()  # noqa: N815 - spec field name
+
+    @validates_schema
+    def _app_context_only_smart(self, data: Mapping[str, Any], **_: Any) -> None:
+        if "appContext" in data and data.get("type") != "smart":
+            raise ValidationError("appContext is only allowed on smart links", "appContext")
+
+
+class SuggestionSchema(_Strict):
+    label = fields.String(required=True, validate=validate.Length(min=1))
+    recommended = fields.Boolean(load_default=False)
+    action = fields.String(required=True, validate=validate.OneOf(["remove-draft", "create"]))
+    description = fields.String(required=True, validate=validate.Length(min=1))
+    resource = fields.Dict()
+
+    @validates_schema
+    def _resource_for_create(self, data: Mapping[str, Any], **_: Any) -> None:
+        if data.get("action") == "create":
+            resource = data.get("resource")
+            if not resource or not isinstance(resource.get("resourceType"), str):
+                raise ValidationError("a create suggestion needs a resource with resourceType", "resource")
+        elif "resource" in data:
+            raise ValidationError("only create suggestions carry a resource", "resource")
+
+
+class OutcomeSchema(_Strict):
+    enabled = fields.Boolean(load_default=True)
+    indicator = fields.String(required=True, validate=validate.OneOf(INDICATORS))
+    summary = fields.String(required=True, validate=validate.Length(min=1))
+    detail = fields.String(required=True, validate=validate.Length(min=1))
+    suggestions = fields.List(fields.String(), load_default=list)
+    selection_behavior = fields.String(
+        load_default="at-most-one", validate=validate.OneOf(["at-most-one", "any"])
+    )
+    links = fields.List(fields.String(), load_default=list)
+
+
+class EvidenceSchema(_Strict):
+    key = fields.String(required=True)
+    citation = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class RuleFileSchema(_Strict):
+    id = fields.String(required=True)
+    enabled = fields.Boolean(load_default=True)
+    title = fields.String(required=True)
+    description = fields.String(load_default="")
+    source = fields.Nested(SourceSchema, required=True)
+    parameters = fields.Dict(load_default=dict)
+    outcomes = fields.Dict(keys=fields.String(), values=fields.Nested(OutcomeSchema), required=True)
+    suggestions = fields.Dict(keys=fields.String(), values=fields.Nested(SuggestionSchema), load_default=dict)
+    links = fields.Dict(keys=fields.String(), values=fields.Nested(LinkSchema), load_default=dict)
+    override_reasons = fields.List(fields.Nested(CodingSchema), load_default=list)
+    evidence = fields.List(fields.Nested(EvidenceSchema), load_default=list)
+
+
+class DrugClassSchema(_Strict):
+    valueset = fields.String(required=True)
+    ingredient_names = fields.List(fields.String(validate=validate.Length(min=3)), load_default=list)
+
+
+class AnalyteSchema(_Strict):
+    valueset = fields.String(required=True)
+    unit = fields.String(required=True)
+    units = fields.Dict(keys=fields.String(), values=fields.Decimal(), required=True)
+    default_uln = fields.Decimal()
+    default_uln_by_sex = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(["female", "male"])), values=fields.Decimal()
+    )
+
+    @validates_schema
+    def _canonical_unit_listed(self, data: Mapping[str, Any], **_: Any) -> None:
+        if data.get("unit") not in data.get("units", {}):
+            raise ValidationError("the canonical unit must be listed in units with factor 1", "unit")
+        for unit, factor in data.get("units", {}).items():
+            if factor <= 0:
+                raise ValidationError(f"factor for {unit!r} must be > 0", "units")
+
+
+class TerminologySchema(_Strict):
+    name_fallback = fields.Boolean(load_default=True)
+    drug_classes = fields.Dict(keys=fields.String(), values=fields.Nested(DrugClassSchema), required=True)
+    analytes = fields.Dict(keys=fields.String(), values=fields.Nested(AnalyteSchema), required=True)
+
+
+class ContainsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    system = fields.String(required=True, validate=validate.Length(min=1))
+    code = fields.String(required=True, validate=validate.Length(min=1))
+    display = fields.String()
+    extension = fields.List(fields.Dict())
+
+
+class ExpansionSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    timestamp = fields.String()
+    contains = fields.List(fields.Nested(ContainsSchema), required=True)
+
+
+class ValueSetSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    resourceType = fields.String(required=True, validate=validate.Equal("ValueSet"))  # noqa: N815
+    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9\-.]{1,64}$"))
+    url = fields.String()
+    name = fields.String()
+    title = fields.String()
+    status = fields.String()
+    description = fields.String()
+    expansion = fields.Nested(ExpansionSchema, required=True)
+
+
+# ---------------------------------------------------------------- loaded model
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    id: str
+    enabled: bool
+    title: str
+    source: Mapping[str, Any]
+    params: Mapping[str, Any]
+    outcomes: Mapping[str, Mapping[str, Any]]
+    suggestions: Mapping[str, Mapping[str, Any]]
+    links: Mapping[str, Mapping[str, Any]]
+    override_reasons: tuple[Mapping[str, str], ...]
+    evidence: tuple[Mapping[str, str], ...]
+    spec: RuleSpec
+    file: str
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    id: str
+    hook: str
+    title: str
+    description: str
+    usage_requirements: str | None
+    prefetch: Mapping[str, str]
+    rules: tuple[str, ...]
+    file: str
+
+    def discovery(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"hook": self.hook, "id": self.id, "description": self.description}
+        if self.title:
+            entry["title"] = self.title
+        if self.prefetch:
+            entry["prefetch"] = dict(self.prefetch)
+        if self.usage_requirements:
+            entry["usageRequirements"] = self.usage_requirements
+        return entry
+
+
+@dataclass(frozen=True)
+class Configuration:
+    services: Mapping[str, ServiceConfig]
+    rules: Mapping[str, RuleConfig]
+    terminology: Terminology
+    analytes: Mapping[str, Analyte]
+    cards_dir: Path
+
+
+def prefetch_resource_type(template: str) -> str:
+    return re.split(r"[/?]", template.strip(), maxsplit=1)[0]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_configuration(cards_dir: Path, registry: Mapping[str, RuleSpec]) -> Configuration:
+    cards_dir = Path(cards_dir)
+    if not cards_dir.is_dir():
+        raise ConfigError(cards_dir, "-", "configuration directory does not exist")
+    valuesets = _load_valuesets(cards_dir / "valuesets")
+    terminology, analytes = _load_terminology(cards_dir / "terminology.yaml", valuesets)
+    rules = _load_rules(cards_dir / "rules", registry)
+    services = _load_services(cards_dir / "services", rules)
+    return Configuration(services, rules, terminology, analytes, cards_dir)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, "-", f"not valid YAML: {exc}") from exc
+
+
+def _validate(schema: Schema, data: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ConfigError(path, "-", "expected a mapping at the top level")
+    try:
+        loaded: dict[str, Any] = schema.load(data)
+    except ValidationError as exc:
+        field_name, message = _first_error(exc.messages)
+        raise ConfigError(path, field_name, message) from exc
+    return loaded
+
+
+def _first_error(messages: Any, prefix: str = "") -> tuple[str, str]:
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            name = prefix if key == "_schema" else f"{prefix}.{key}" if prefix else str(key)
+            return _first_error(value, name)
+    if isinstance(messages, list) and messages:
+        if all(isinstance(m, str) for m in messages):
+            return prefix or "-", "; ".join(messages)
+        return _first_error(messages[0], prefix)
+    return prefix or "-", str(messages)
+
+
+def _load_valuesets(directory: Path) -> dict[str, ValueSet]:
+    valuesets: dict[str, ValueSet] = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(path, "-", f"not valid JSON: {exc}") from exc
+        loaded = _validate(ValueSetSchema(), data, path)
+        if loaded["id"] != path.stem:
+            raise ConfigError(path, "id", f"must equal the file name {path.stem!r}")
+        valuesets[loaded["id"]] = valueset_from_fhir(loaded)
+    return valuesets
+
+
+def _load_terminology(
+    path: Path, valuesets: Mapping[str, ValueSet]
+) -> tuple[Terminology, dict[str, Analyte]]:
+    data = _validate(TerminologySchema(), _read_yaml(path), path)
+
+    def valueset(field_name: str, vs_id: str) -> ValueSet:
+        if vs_id not in valuesets:
+            raise ConfigError(path, field_name, f"unknown value set {vs_id!r}")
+        return valuesets[vs_id]
+
+    classes = {
+        cid: DrugClass(cid, valueset(f"drug_classes.{cid}.valueset", c["valueset"]), NameMatcher.of(c["ingredient_names"]))
+        for cid, c in data["drug_classes"].items()
+    }
+    analytes = {
+        aid: Analyte(
+            id=aid,
+            valueset=valueset(f"analytes.{aid}.valueset", a["valueset"]),
+            unit=a["unit"],
+            factors=a["units"],
+            default_uln=a.get("default_uln"),
+            default_uln_by_sex=a.get("default_uln_by_sex", {}),
+        )
+        for aid, a in data["analytes"].items()
+    }
+    return Terminology(valuesets, classes, data["name_fallback"]), analytes
+
+
+def _load_rules(directory: Path, registry: Mapping[str, RuleSpec]) -> dict[str, RuleConfig]:
+    rules: dict[str, RuleConfig] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        data = _validate(RuleFileSchema(), _read_yaml(path), path)
+        rule_id = data["id"]
+        if rule_id != path.stem:
+            raise ConfigError(path, "id", f"must equal the file name {path.stem!r}")
+        spec = registry.get(rule_id)
+        if spec is None:
+            raise ConfigError(path, "id", f"no rule {rule_id!r} is implemented; known: {sorted(registry)}")
+        try:
+            params = spec.parameters().load(data["parameters"])
+        except ValidationError as exc:
+            field_name, message = _first_error(exc.messages, "parameters")
+            raise ConfigError(path, field_name, message) from exc
+        _check_outcomes(path, data, spec)
+        rules[rule_id] = RuleConfig(
+            id=rule_id,
+            enabled=data["enabled"],
+            title=data["title"],
+            source=data["source"],
+            params=params,
+            outcomes=data["outcomes"],
+            suggestions=data["suggestions"],
+            links=data["links"],
+            override_reasons=tuple(data["override_reasons"]),
+            evidence=tuple(data["evidence"]),
+            spec=spec,
+            file=str(path),
+        )
+    return rules
+
+
+def _check_outcomes(path: Path, data: Mapping[str, Any], spec: RuleSpec) -> None:
+    outcomes = data["outcomes"]
+    for name in spec.outcomes:
+        if name not in outcomes:
+            raise ConfigError(path, f"outcomes.{name}", "missing (set enabled: false to silence it)")
+    for name, outcome in outcomes.items():
+        where = f"outcomes.{name}"
+        if name not in spec.outcomes:
+            raise ConfigError(path, where, f"the rule has no such outcome; known: {sorted(spec.outcomes)}")
+        allowed = spec.variables_for(name)
+        for part in ("summary", "detail"):
+            _check_template(path, f"{where}.{part}", outcome[part], allowed)
+        for sid in outcome["suggestions"]:
+            if sid not in data["suggestions"]:
+                raise ConfigError(path, f"{where}.suggestions", f"unknown suggestion {sid!r}")
+            _check_template(path, f"suggestions.{sid}.label", data["suggestions"][sid]["label"], allowed)
+        recommended = [s for s in outcome["suggestions"] if data["suggestions"][s]["recommended"]]
+        if outcome["selection_behavior"] == "at-most-one" and len(recommended) > 1:
+            raise ConfigError(path, where, "at-most-one allows only one recommended suggestion (cds-resp-1)")
+        for lid in outcome["links"]:
+            if lid not in data["links"]:
+                raise ConfigError(path, f"{where}.links", f"unknown link {lid!r}")
+        if outcome["indicator"] in {"warning", "critical"} and not data["override_reasons"]:
+            raise ConfigError(path, "override_reasons", f"required because {where} is {outcome['indicator']}")
+
+
+def _check_template(path: Path, where: str, text: str, allowed: frozenset[str]) -> None:
+    template = Template(text)
+    if not template.is_valid():
+        raise ConfigError(path, where, "invalid template: use ${name} for variables and $$ for a dollar sign")
+    unknown = set(template.get_identifiers()) - allowed
+    if unknown:
+        raise ConfigError(path, where, f"unknown variable(s) {sorted(unknown)}; available: {sorted(allowed)}")
+
+
+def _load_services(directory: Path, rules: Mapping[str, RuleConfig]) -> dict[str, ServiceConfig]:
+    services: dict[str, ServiceConfig] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        data = _validate(ServiceSchema(), _read_yaml(path), path)
+        if data["id"] in services:
+            raise ConfigError(path, "id", f"duplicate service id {data['id']!r}")
+        for index, rule_id in enumerate(data["rules"]):
+            rule = rules.get(rule_id)
+            if rule is None:
+                raise ConfigError(path, f"rules.{index}", f"no rule file for {rule_id!r}")
+            if data["hook"] not in rule.spec.hooks:
+                raise ConfigError(path, f"rules.{index}", f"{rule_id} does not run on {data['hook']}")
+            kinds = {prefetch_resource_type(t) for t in data["prefetch"].values()}
+            missing = {k.value for k in rule.spec.needs} - kinds
+            if missing:
+                raise ConfigError(path, "prefetch", f"{rule_id} needs {sorted(missing)}: add a prefetch template")
+        services[data["id"]] = ServiceConfig(
+            id=data["id"],
+            hook=data["hook"],
+            title=data["title"],
+            description=data["description"],
+            usage_requirements=data.get("usageRequirements"),
+            prefetch=data["prefetch"],
+            rules=tuple(data["rules"]),
+            file=str(path),
+        )
+    if not services:
+        raise ConfigError(directory, "-", "no service files (*.yaml) found")
+    return services

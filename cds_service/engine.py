@@ -1,0 +1,145 @@
+"""One hook call: validated request -> triggered rules -> data -> PatientRecord -> cards."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cds_service.cards import render_card
+from cds_service.configuration import Configuration, RuleConfig, ServiceConfig
+from cds_service.errors import NotFound
+from cds_service.fhir_client import FhirFetcher
+from cds_service.prefetch import ResolvedData, resolve
+from cds_service.protocol import HookRequest, parse_hook_request
+from cds_service.record import DraftOrder, PatientRecord, RecordBuilder, RecordInputs, SkippedResource
+from cds_service.rules.base import Finding, RuleInput
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IssuedCard:
+    card: Mapping[str, Any]
+    rule_id: str
+    outcome: str
+
+
+@dataclass
+class Evaluation:
+    request: HookRequest
+    service: ServiceConfig
+    cards: list[IssuedCard] = field(default_factory=list)
+
+    def response(self) -> dict[str, Any]:
+        return {"cards": [dict(issued.card) for issued in self.cards]}
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Configuration,
+        fetcher: FhirFetcher,
+        clock: Callable[[], datetime],
+        new_uuid: Callable[[], str],
+    ) -> None:
+        self.config = config
+        self.fetcher = fetcher
+        self.clock = clock
+        self.new_uuid = new_uuid
+        self.builder = RecordBuilder(config.terminology, config.analytes)
+
+    def service(self, service_id: str) -> ServiceConfig:
+        service = self.config.services.get(service_id)
+        if service is None:
+            raise NotFound(f"no CDS service {service_id!r}; see GET /cds-services", expression="id")
+        return service
+
+    def call(self, service_id: str, body: Any) -> Evaluation:
+        service = self.service(service_id)
+        request = parse_hook_request(body, service.hook)
+        evaluation = Evaluation(request, service)
+        skipped: list[SkippedResource] = []
+        inline_medications = [r for r in request.draft_resources if r.get("resourceType") == "Medication"]
+        drafts = tuple(self.builder.draft_orders(request.selected_resources, inline_medications, skipped))
+        rules = [
+            rule
+            for rule in (self.config.rules[rid] for rid in service.rules)
+            if rule.enabled and rule.spec.triggered(drafts, request.hook)
+        ]
+        if not rules:
+            return evaluation
+        needed = {kind.value for rule in rules for kind in rule.spec.needs}
+        if "MedicationRequest" in needed:
+            needed.add("Medication")
+        data = resolve(service, request, needed, self.fetcher)
+        record = self.builder.build(_inputs(request, data))
+        record.skipped[:0] = skipped
+        gaps = _record_gaps(record, data)
+        now = self.clock()
+        for rule in rules:
+            finding = self._evaluate(rule, record, drafts, request, now)
+            if finding is None:
+                continue
+            card = render_card(finding, rule, patient_id=request.patient_id, data_gaps=gaps, new_uuid=self.new_uuid)
+            if card is not None:
+                evaluation.cards.append(IssuedCard(card, rule.id, finding.outcome))
+        return evaluation
+
+    def _evaluate(
+        self,
+        rule: RuleConfig,
+        record: PatientRecord,
+        drafts: tuple[DraftOrder, ...],
+        request: HookRequest,
+        now: datetime,
+    ) -> Finding | None:
+        return rule.spec.evaluate(
+            RuleInput(
+                record=record,
+                drafts=drafts,
+                params=rule.params,
+                terminology=self.config.terminology,
+                now=now,
+                hook=request.hook,
+            )
+        )
+
+
+def _inputs(request: HookRequest, data: ResolvedData) -> RecordInputs:
+    patients = [p for p in data.of_type("Patient") if p.get("id") == request.patient_id]
+    return RecordInputs(
+        patient_id=request.patient_id,
+        patient=patients[0] if patients else None,
+        observations=_for_patient(data.of_type("Observation"), request.patient_id),
+        medication_requests=_for_patient(data.of_type("MedicationRequest"), request.patient_id),
+        medications=data.of_type("Medication"),
+        conditions=_for_patient(data.of_type("Condition"), request.patient_id),
+    )
+
+
+def _for_patient(resources: list[dict[str, Any]], patient_id: str) -> list[dict[str, Any]]:
+    """Drop resources that name another patient: a misbehaving client or server must never mix
+    two patients' data. Resources without a subject are kept (they cannot be attributed)."""
+    kept = []
+    for resource in resources:
+        reference = (resource.get("subject") or {}).get("reference")
+        if isinstance(reference, str) and reference.split("/")[-1] != patient_id:
+            log.warning("dropped a %s that belongs to another patient", resource.get("resourceType"))
+            continue
+        kept.append(resource)
+    return kept
+
+
+def _record_gaps(record: PatientRecord, data: ResolvedData) -> list[str]:
+    gaps = list(data.notes)
+    if not record.patient_known:
+        gaps.append("No Patient resource was available: sex and age are unknown.")
+    if record.skipped:
+        gaps.append(record.skipped_summary() + ".")
+    if record.unknown_units:
+        units = sorted({f"{analyte} in {unit!r}" for analyte, unit in record.unknown_units})
+        gaps.append("Results in units the service does not know were not used: " + ", ".join(units) + ".")
+    return gaps

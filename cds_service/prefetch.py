@@ -1,0 +1,168 @@
+"""Prefetch: render templates, read the three prefetch states, fetch what is missing.
+
+- key absent, or an OperationOutcome -> fetch from ``fhirServer`` (all such keys in parallel)
+- key ``null``                       -> the client looked and found nothing; never refetched
+- Bundle / resource                  -> used; a Bundle's next link is followed when possible
+Needed data that can be had neither way -> 412 (PreconditionFailed).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from cds_service.configuration import ServiceConfig, prefetch_resource_type
+from cds_service.errors import BadRequest, PreconditionFailed
+from cds_service.fhir_client import FetchError, FetchResult, FhirFetcher
+from cds_service.protocol import HookRequest
+
+_TOKEN = re.compile(r"\{\{\s*([A-Za-z.]+)\s*\}\}")
+_USER_TOKENS = {
+    "Practitioner": "userPractitionerId",
+    "PractitionerRole": "userPractitionerRoleId",
+    "Patient": "userPatientId",
+    "RelatedPerson": "userRelatedPersonId",
+}
+
+
+@dataclass
+class ResolvedData:
+    """Resources by type, gathered from prefetch and fetches, with the gaps met on the way."""
+
+    resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    fetched_keys: list[str] = field(default_factory=list)
+
+    def add(self, resources: list[dict[str, Any]]) -> None:
+        for resource in resources:
+            self.resources.setdefault(str(resource.get("resourceType")), []).append(resource)
+
+    def of_type(self, resource_type: str) -> list[dict[str, Any]]:
+        return self.resources.get(resource_type, [])
+
+
+def render_template(template: str, request: HookRequest) -> str | None:
+    """Fill a prefetch template; None when a token has no value in this request."""
+    values = token_values(request)
+    missing = False
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal missing
+        value = values.get(match.group(1))
+        if value is None:
+            missing = True
+            return ""
+        return quote(value, safe="")  # an id must never add query parameters
+
+    rendered = _TOKEN.sub(substitute, template)
+    return None if missing else rendered
+
+
+def token_values(request: HookRequest) -> dict[str, str]:
+    values = {
+        f"context.{k}": v for k, v in request.context.items() if isinstance(v, str) and v
+    }
+    values["context.patientId"] = request.patient_id
+    user = request.context.get("userId")
+    if isinstance(user, str) and "/" in user:
+        resource_type, _, user_id = user.partition("/")
+        token = _USER_TOKENS.get(resource_type)
+        if token and user_id:
+            values[token] = user_id
+    return values
+
+
+def resolve(
+    service: ServiceConfig,
+    request: HookRequest,
+    needed_types: Collection[str],
+    fetcher: FhirFetcher,
+) -> ResolvedData:
+    data = ResolvedData()
+    to_fetch: dict[str, str] = {}
+    continuations: dict[str, dict[str, Any]] = {}
+    unobtainable: list[str] = []
+    prefetch = request.prefetch or {}
+    for key, template in service.prefetch.items():
+        resource_type = prefetch_resource_type(template)
+        if resource_type not in needed_types:
+            continue
+        if key in prefetch and prefetch[key] is None:
+            continue  # satisfied, and there is nothing
+        value = prefetch.get(key)
+        if value is not None and not _is_error_outcome(value):
+            _check_shape(key, value, resource_type)
+            if value.get("resourceType") == "Bundle":
+                if _has_next(value) and request.fhir_server:
+                    continuations[key] = value  # the fetch re-reads nothing: it starts from this page
+                else:
+                    data.add(_entries(value))
+                    if _has_next(value):
+                        data.notes.append(f"prefetch {key} has further pages that could not be read (no fhirServer)")
+            else:
+                data.add([value])
+            continue
+        query = render_template(template, request)
+        if query is None:
+            unobtainable.append(f"{key} (a prefetch token has no value in this request)")
+        else:
+            to_fetch[key] = query
+    if to_fetch and not request.fhir_server:
+        unobtainable.extend(f"{k} (absent from prefetch and no fhirServer given)" for k in to_fetch)
+    elif to_fetch or continuations:
+        assert request.fhir_server is not None
+        results = fetcher.fetch_many(request.fhir_server, request.access_token, to_fetch, continuations)
+        for key, result in results.items():
+            _take(key, result, continuations.get(key), data, unobtainable)
+    if unobtainable:
+        raise PreconditionFailed("Required data could not be obtained: " + "; ".join(unobtainable))
+    return data
+
+
+def _take(
+    key: str,
+    result: FetchResult | FetchError,
+    first_page: dict[str, Any] | None,
+    data: ResolvedData,
+    unobtainable: list[str],
+) -> None:
+    if isinstance(result, FetchError):
+        if first_page is not None:
+            # The prefetched first page still counts; the card states what is missing.
+            data.add(_entries(first_page))
+            data.notes.append(f"later pages of prefetch {key} could not be read: {result}")
+        else:
+            unobtainable.append(f"{key} ({result})")
+        return
+    data.add(result.resources)
+    data.fetched_keys.append(key)
+    data.notes.extend(f"{key}: {note}" for note in result.notes)
+
+
+def _check_shape(key: str, value: Any, resource_type: str) -> None:
+    if not isinstance(value, Mapping) or not isinstance(value.get("resourceType"), str):
+        raise BadRequest("prefetch value must be a FHIR resource, a Bundle or null", expression=f"prefetch.{key}")
+    if value["resourceType"] not in {"Bundle", resource_type}:
+        raise BadRequest(
+            f"expected a {resource_type} or a Bundle, got {value['resourceType']}", expression=f"prefetch.{key}"
+        )
+
+
+def _is_error_outcome(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get("resourceType") == "OperationOutcome"
+
+
+def _entries(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
+    resources = []
+    for entry in bundle.get("entry") or ():
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        if isinstance(resource, dict) and resource.get("resourceType") != "OperationOutcome":
+            resources.append(resource)
+    return resources
+
+
+def _has_next(bundle: Mapping[str, Any]) -> bool:
+    return any(isinstance(link, Mapping) and link.get("relation") == "next" for link in bundle.get("link") or ())

@@ -1,0 +1,1 @@
+"""Clinical rules: one module per rule; the registry lists the implemented ones."""

@@ -1,0 +1,67 @@
+"""What a rule is: a pure function over a PatientRecord, and what it may say."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from marshmallow import Schema
+
+if TYPE_CHECKING:
+    from cds_service.record import DraftOrder, PatientRecord
+    from cds_service.terminology import Terminology
+
+
+class DataKind(StrEnum):
+    """Parts of the record a rule reads; each maps to prefetch keys by resource type."""
+
+    PATIENT = "Patient"
+    OBSERVATIONS = "Observation"
+    MEDICATION_REQUESTS = "MedicationRequest"
+    CONDITIONS = "Condition"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule's conclusion: which configured outcome, with the values its card text uses."""
+
+    rule_id: str
+    outcome: str
+    variables: Mapping[str, str]
+    drafts: tuple[DraftOrder, ...] = ()
+    # what was missing or assumed; the engine adds it to the card's ${data_gaps}
+    gaps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleInput:
+    record: PatientRecord
+    drafts: tuple[DraftOrder, ...]
+    params: Mapping[str, Any]
+    terminology: Terminology
+    now: datetime
+    hook: str
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """The contract between a rule module and its YAML file."""
+
+    id: str
+    hooks: frozenset[str]
+    needs: frozenset[DataKind]
+    # outcome name -> template variables the rule provides for it
+    outcomes: Mapping[str, frozenset[str]]
+    parameters: type[Schema]
+    triggered: Callable[[tuple[DraftOrder, ...], str], bool]
+    evaluate: Callable[[RuleInput], Finding | None]
+    # variables every outcome gets from the engine
+    common_variables: frozenset[str] = field(
+        default_factory=lambda: frozenset({"evidence", "data_gaps"})
+    )
+
+    def variables_for(self, outcome: str) -> frozenset[str]:
+        return self.outcomes[outcome] | self.common_variables

@@ -1,0 +1,199 @@
+"""mmf-teratogenicity: a mycophenolate draft order for a patient who is or may become pregnant.
+
+Decisions where RULES.md is silent (also in docs/rules/mmf-teratogenicity.md):
+- Evidence of pregnancy fires the critical card whatever the recorded sex or age: administrative
+  sex and age are proxies, a pregnancy result is not.
+- Any later "not pregnant" evidence (status answer or negative hCG) cancels an earlier positive.
+- A quantitative hCG is negative only below ``hcg_negative_below`` (site-set, default 5 mIU/mL);
+  values between that and the positive threshold are indeterminate, i.e. not a negative test.
+- A mycophenolate course that is completed/stopped with no end date cannot prove continuity, so
+  the order is treated as a new start (the safer side: a pregnancy test is asked for).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from marshmallow import RAISE, Schema, fields, validate, validates_schema
+from marshmallow.exceptions import ValidationError
+
+from cds_service.record import DraftOrder, PatientRecord
+from cds_service.rules.base import DataKind, Finding, RuleInput, RuleSpec
+from cds_service.rules.common import age_at, describe_sex, fmt_date, within_days
+from cds_service.terminology import Terminology
+
+RULE_ID = "mmf-teratogenicity"
+DRUG_CLASS = "mycophenolate"
+
+
+class Parameters(Schema):
+    class Meta:
+        unknown = RAISE
+
+    age_min_years = fields.Integer(load_default=12, validate=validate.Range(0, 120))
+    age_max_years = fields.Integer(load_default=55, validate=validate.Range(1, 130))
+    unknown_sex_may_be_pregnant = fields.Boolean(load_default=True)
+    male_card = fields.Boolean(load_default=True)
+    male_age_min_years = fields.Integer(load_default=12, validate=validate.Range(0, 120))
+    pregnancy_lookback_days = fields.Integer(load_default=280, validate=validate.Range(1, 400))
+    negative_test_window_days = fields.Integer(load_default=7, validate=validate.Range(0, 60))
+    continuing_therapy_window_days = fields.Integer(load_default=90, validate=validate.Range(0, 365))
+    hcg_positive_at_or_above = fields.Decimal(load_default=Decimal(25), validate=validate.Range(0))
+    hcg_negative_below = fields.Decimal(load_default=Decimal(5), validate=validate.Range(0))
+    pregnancy_status_valueset = fields.String(load_default="pregnancy-status")
+    pregnant_answer_valueset = fields.String(load_default="pregnancy-status-pregnant")
+    not_pregnant_answer_valueset = fields.String(load_default="pregnancy-status-not-pregnant")
+    pregnancy_condition_valueset = fields.String(load_default="pregnancy")
+    not_of_reproductive_potential_valueset = fields.String(load_default="not-of-reproductive-potential")
+
+    @validates_schema
+    def _ranges(self, data: dict[str, object], **_: object) -> None:
+        if data["age_min_years"] >= data["age_max_years"]:  # type: ignore[operator]
+            raise ValidationError("must be below age_max_years", "age_min_years")
+        if data["hcg_negative_below"] > data["hcg_positive_at_or_above"]:  # type: ignore[operator]
+            raise ValidationError("must not exceed hcg_positive_at_or_above", "hcg_negative_below")
+
+
+@dataclass(frozen=True)
+class PregnancyEvent:
+    when: datetime
+    pregnant: bool
+    description: str
+
+
+def pregnancy_events(
+    record: PatientRecord, terminology: Terminology, params: dict[str, object]
+) -> list[PregnancyEvent]:
+    """Dated pregnancy evidence from pregnancy-status answers and hCG results, oldest first."""
+    events: list[PregnancyEvent] = []
+    status_vs = terminology.valueset(str(params["pregnancy_status_valueset"]))
+    pregnant_vs = terminology.valueset(str(params["pregnant_answer_valueset"]))
+    not_pregnant_vs = terminology.valueset(str(params["not_pregnant_answer_valueset"]))
+    for obs in record.coded:
+        if obs.when is None or not obs.code.in_valueset(status_vs):
+            continue
+        if obs.value.in_valueset(pregnant_vs):
+            events.append(PregnancyEvent(obs.when, True, f"pregnancy status 'pregnant' on {fmt_date(obs.when)}"))
+        elif obs.value.in_valueset(not_pregnant_vs):
+            events.append(PregnancyEvent(obs.when, False, f"pregnancy status 'not pregnant' on {fmt_date(obs.when)}"))
+    for result in record.qualitative_results("hcg"):
+        if result.when is not None:
+            word = "positive" if result.positive else "negative"
+            events.append(PregnancyEvent(result.when, result.positive, f"hCG {word} on {fmt_date(result.when)}"))
+    positive_at = Decimal(str(params["hcg_positive_at_or_above"]))
+    negative_below = Decimal(str(params["hcg_negative_below"]))
+    for lab in record.lab_series("hcg"):
+        if lab.when is None:
+            continue
+        text = f"hCG {lab.reported_value.normalize():f} {lab.reported_unit} on {fmt_date(lab.when)}"
+        if lab.value >= positive_at:
+            events.append(PregnancyEvent(lab.when, True, f"{text} (positive: at or above {positive_at} mIU/mL)"))
+        elif lab.value < negative_below:
+            events.append(PregnancyEvent(lab.when, False, f"{text} (negative: below {negative_below} mIU/mL)"))
+    events.sort(key=lambda e: e.when)
+    return events
+
+
+def evaluate(inp: RuleInput) -> Finding | None:
+    drafts = tuple(d for d in inp.drafts if DRUG_CLASS in d.classes)
+    if not drafts:
+        return None
+    params = dict(inp.params)
+    terminology = inp.terminology
+    record, now = inp.record, inp.now
+    age = age_at(record, now)
+    gaps: list[str] = []
+    base = {
+        "drug": ", ".join(sorted({d.label for d in drafts})),
+        "age": "unknown" if age is None else str(age),
+        "sex": describe_sex(record.gender),
+        "age_window": f"{params['age_min_years']} to {int(params['age_max_years']) - 1} years",
+    }
+
+    def finding(outcome: str, **extra: str) -> Finding:
+        return Finding(RULE_ID, outcome, base | extra, drafts, tuple(gaps))
+
+    events = pregnancy_events(record, terminology, params)
+    lookback = int(params["pregnancy_lookback_days"])
+    pregnant_lines = _current_pregnancy(events, now, lookback)
+    conditions = record.active_conditions_in(terminology, str(params["pregnancy_condition_valueset"]))
+    pregnant_lines += [f"active pregnancy condition: {c.concept.label()}" for c in conditions]
+    if pregnant_lines:
+        return finding("pregnant", pregnancy_evidence=_lines(pregnant_lines))
+
+    if record.gender == "male":
+        if params["male_card"] and (age is None or age >= int(params["male_age_min_years"])):
+            return finding("male-patient")
+        return None
+    if record.gender not in {"female", "male"}:
+        if not params["unknown_sex_may_be_pregnant"]:
+            return None
+        gaps.append(f"Sex {describe_sex(record.gender)}: treated as possibly of reproductive potential.")
+    if age is None:
+        gaps.append("No birth date on record: age unknown, treated as within the reproductive age window.")
+    elif not int(params["age_min_years"]) <= age < int(params["age_max_years"]):
+        return None
+    if record.active_conditions_in(terminology, str(params["not_of_reproductive_potential_valueset"])):
+        return None
+
+    window = int(params["negative_test_window_days"])
+    recent_negative = [e for e in events if not e.pregnant and within_days(e.when, now, window)]
+    if recent_negative:
+        return finding("recent-negative-test", negative_test=recent_negative[-1].description)
+    other_courses = _other_courses(record, drafts, now, int(params["continuing_therapy_window_days"]))
+    if other_courses:
+        return finding("continuing-therapy", current_course=other_courses)
+    last = events[-1].description if events else "no pregnancy test or status on record"
+    return finding("pregnancy-test-needed", last_test=last, window_days=str(window))
+
+
+def _current_pregnancy(events: list[PregnancyEvent], now: datetime, lookback_days: int) -> list[str]:
+    positives = [e for e in events if e.pregnant and within_days(e.when, now, lookback_days)]
+    if not positives:
+        return []
+    latest = positives[-1]
+    if any(not e.pregnant and e.when > latest.when for e in events):
+        return []
+    return [e.description for e in positives]
+
+
+def _other_courses(record: PatientRecord, drafts: tuple[DraftOrder, ...], now: datetime, days: int) -> str:
+    draft_ids = {d.id for d in drafts}
+    courses = [
+        c
+        for c in record.courses_in(DRUG_CLASS)
+        if c.id not in draft_ids and (c.is_active(now) or c.ended_within(now, days))
+    ]
+    return "; ".join(
+        f"{c.label} ({c.status}, started {fmt_date(c.start)}"
+        + (f", ended {fmt_date(c.end)})" if c.end and c.end <= now else ")")
+        for c in courses
+    )
+
+
+def _lines(items: list[str]) -> str:
+    return "\n".join(f"- {item}" for item in items)
+
+
+def triggered(drafts: tuple[DraftOrder, ...], hook: str) -> bool:
+    return hook in SPEC.hooks and any(DRUG_CLASS in d.classes for d in drafts)
+
+
+_BASE_VARS = frozenset({"drug", "age", "sex", "age_window"})
+SPEC = RuleSpec(
+    id=RULE_ID,
+    hooks=frozenset({"order-sign", "order-select"}),
+    needs=frozenset({DataKind.PATIENT, DataKind.OBSERVATIONS, DataKind.MEDICATION_REQUESTS, DataKind.CONDITIONS}),
+    outcomes={
+        "pregnant": _BASE_VARS | {"pregnancy_evidence"},
+        "pregnancy-test-needed": _BASE_VARS | {"last_test", "window_days"},
+        "recent-negative-test": _BASE_VARS | {"negative_test"},
+        "continuing-therapy": _BASE_VARS | {"current_course"},
+        "male-patient": _BASE_VARS,
+    },
+    parameters=Parameters,
+    triggered=triggered,
+    evaluate=evaluate,
+)

@@ -1,0 +1,88 @@
+"""Everything one application instance holds: configuration, engine, store, authenticator."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import Request
+
+from cds_service.configuration import Configuration
+from cds_service.engine import Engine, Evaluation
+from cds_service.security import AuthError, ClientAuthenticator
+from cds_service.settings import Settings
+from cds_service.store import LoggedCard, Store
+
+log = logging.getLogger(__name__)
+
+
+class Unauthorized(Exception):
+    """Answered as a bare 401: no detail is given to the caller."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def random_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    store: Store
+    authenticator: ClientAuthenticator | None
+    clock: Callable[[], datetime] = utc_now
+
+    @property
+    def config(self) -> Configuration:
+        return self.engine.config
+
+    def authenticate(self, request: Request, *, discovery: bool = False) -> None:
+        if self.authenticator is None:
+            return
+        if discovery and self.settings.anonymous_discovery:
+            return
+        audience = self.audience(request)
+        try:
+            claims = self.authenticator.verify(request.headers.get("Authorization"), audience)
+        except AuthError as exc:
+            log.warning("client authentication failed: %s", exc)
+            raise Unauthorized from exc
+        log.info("client authenticated: iss=%s jti=%s", claims.get("iss"), claims.get("jti"))
+
+    def audience(self, request: Request) -> str:
+        """The exact URL the client called, as the client sees it (behind a proxy: the public base)."""
+        base = self.settings.public_base_url.rstrip("/") or request.host_url.rstrip("/")
+        return base + request.path
+
+    def log_cards(self, evaluation: Evaluation) -> None:
+        logged = [
+            LoggedCard(
+                uuid=str(issued.card["uuid"]),
+                rule_id=issued.rule_id,
+                rule_outcome=issued.outcome,
+                indicator=str(issued.card["indicator"]),
+                suggestion_uuids=tuple(str(s["uuid"]) for s in issued.card.get("suggestions", ())),
+            )
+            for issued in evaluation.cards
+        ]
+        self.store.log_cards(
+            evaluation.service.id, evaluation.request.hook_instance, evaluation.request.patient_id, logged, self.clock()
+        )
+
+
+def patient_hash_key(settings: Settings) -> bytes:
+    if settings.patient_hash_key:
+        return settings.patient_hash_key.encode("utf-8")
+    log.warning(
+        "CDS_PATIENT_HASH_KEY is not set: a random key is used, so patient hashes in the card log "
+        "cannot be linked across restarts or replicas"
+    )
+    return secrets.token_bytes(32)

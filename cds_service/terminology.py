@@ -1,0 +1,168 @@
+"""Value sets (FHIR ValueSet JSON, ``expansion.contains``) and code / text matching."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+# Systems are compared after these aliases, because EHRs send both spellings.
+SYSTEM_ALIASES = {
+    "urn:oid:2.16.840.1.113883.6.88": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "urn:oid:2.16.840.1.113883.6.1": "http://loinc.org",
+    "urn:oid:2.16.840.1.113883.6.96": "http://snomed.info/sct",
+    "urn:oid:2.16.840.1.113883.6.73": "http://www.whocc.no/atc",
+    "http://snomed.info/sct/": "http://snomed.info/sct",
+}
+
+
+def normalise_system(system: str) -> str:
+    system = system.strip()
+    return SYSTEM_ALIASES.get(system, system)
+
+
+@dataclass(frozen=True)
+class Code:
+    system: str
+    code: str
+    display: str = ""
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    id: str
+    url: str
+    title: str
+    codes: frozenset[tuple[str, str]]
+    displays: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    def contains(self, system: str, code: str) -> bool:
+        return (normalise_system(system), code.strip()) in self.codes
+
+    def matches_any(self, codes: Iterable[Code]) -> bool:
+        return any(self.contains(c.system, c.code) for c in codes)
+
+
+@dataclass(frozen=True)
+class NameMatcher:
+    """Ingredient-name fallback: whole-word, case-insensitive match in coding display or text."""
+
+    names: tuple[str, ...]
+    pattern: re.Pattern[str] | None = None
+
+    @classmethod
+    def of(cls, names: Sequence[str]) -> NameMatcher:
+        cleaned = tuple(n.strip().lower() for n in names if n.strip())
+        if not cleaned:
+            return cls(())
+        alternatives = "|".join(re.escape(n) for n in sorted(cleaned, key=len, reverse=True))
+        return cls(cleaned, re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])", re.I))
+
+    def matches(self, texts: Iterable[str]) -> bool:
+        if self.pattern is None:
+            return False
+        return any(self.pattern.search(t) for t in texts if t)
+
+
+@dataclass(frozen=True)
+class CodedConcept:
+    """A CodeableConcept reduced to what matching needs."""
+
+    codes: tuple[Code, ...] = ()
+    text: str = ""
+
+    @classmethod
+    def from_fhir(cls, value: Any) -> CodedConcept:
+        if not isinstance(value, Mapping):
+            return cls()
+        codes: list[Code] = []
+        for coding in value.get("coding") or ():
+            if not isinstance(coding, Mapping):
+                continue
+            system, code = coding.get("system"), coding.get("code")
+            if isinstance(system, str) and isinstance(code, str):
+                display = coding.get("display")
+                codes.append(
+                    Code(normalise_system(system), code.strip(), display if isinstance(display, str) else "")
+                )
+        text = value.get("text")
+        return cls(tuple(codes), text if isinstance(text, str) else "")
+
+    def texts(self) -> list[str]:
+        return [self.text, *(c.display for c in self.codes)]
+
+    def label(self) -> str:
+        """The best human name for the concept, for card text."""
+        if self.text:
+            return self.text
+        for c in self.codes:
+            if c.display:
+                return c.display
+        return self.codes[0].code if self.codes else "unnamed concept"
+
+    def in_valueset(self, valueset: ValueSet) -> bool:
+        return valueset.matches_any(self.codes)
+
+
+@dataclass(frozen=True)
+class DrugClass:
+    """A drug class: a value set plus optional ingredient names for the text fallback."""
+
+    id: str
+    valueset: ValueSet
+    names: NameMatcher
+
+    def matches(self, concept: CodedConcept, *, name_fallback: bool) -> bool:
+        if concept.in_valueset(self.valueset):
+            return True
+        return name_fallback and self.names.matches(concept.texts())
+
+
+@dataclass(frozen=True)
+class Analyte:
+    """A lab analyte: its value set, canonical unit, accepted units and default ULN."""
+
+    id: str
+    valueset: ValueSet
+    unit: str
+    factors: Mapping[str, Decimal]
+    default_uln: Decimal | None
+    default_uln_by_sex: Mapping[str, Decimal]
+
+
+@dataclass(frozen=True)
+class Terminology:
+    """All value sets and drug classes of one configuration."""
+
+    valuesets: Mapping[str, ValueSet]
+    drug_classes: Mapping[str, DrugClass]
+    name_fallback: bool = True
+
+    def valueset(self, vs_id: str) -> ValueSet:
+        return self.valuesets[vs_id]
+
+    def classes_of(self, concept: CodedConcept) -> frozenset[str]:
+        return frozenset(
+            cid
+            for cid, drug_class in self.drug_classes.items()
+            if drug_class.matches(concept, name_fallback=self.name_fallback)
+        )
+
+
+def valueset_from_fhir(resource: Mapping[str, Any]) -> ValueSet:
+    """Build a ValueSet from validated FHIR JSON (validation happens in configuration)."""
+    codes: set[tuple[str, str]] = set()
+    displays: dict[tuple[str, str], str] = {}
+    for entry in resource["expansion"]["contains"]:
+        key = (normalise_system(entry["system"]), entry["code"].strip())
+        codes.add(key)
+        displays[key] = entry.get("display", "")
+    return ValueSet(
+        id=resource["id"],
+        url=resource.get("url", ""),
+        title=resource.get("title") or resource.get("name") or resource["id"],
+        codes=frozenset(codes),
+        displays=displays,
+    )
