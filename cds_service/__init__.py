@@ -42,10 +42,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     warm_models()
     clock: Callable[[], datetime] = settings.extra.get("clock", utc_now)
     new_uuid: Callable[[], str] = settings.extra.get("uuid_factory", random_uuid)
-    fetcher = FhirFetcher(FetchLimits(settings.fhir_timeout_s, settings.fhir_max_pages, settings.fhir_max_response_bytes))
+    fetcher = FhirFetcher(
+        FetchLimits(
+            settings.fhir_timeout_s, settings.fhir_max_pages, settings.fhir_max_response_bytes
+        )
+    )
     store = Store(settings.database_url, patient_hash_key(settings))
     store.create_schema()
-    runtime = Runtime(settings, Engine(configuration, fetcher, clock, new_uuid), store, _authenticator(settings), clock)
+    runtime = Runtime(
+        settings,
+        Engine(configuration, fetcher, clock, new_uuid),
+        store,
+        _authenticator(settings),
+        clock,
+    )
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
@@ -71,7 +81,9 @@ def _authenticator(settings: Settings) -> ClientAuthenticator | None:
         return None
     clients = load_trusted_clients(settings.trusted_issuers) if settings.trusted_issuers else ()
     if not clients:
-        log.warning("no trusted CDS clients configured (CDS_TRUSTED_ISSUERS): every call will get 401")
+        log.warning(
+            "no trusted CDS clients configured (CDS_TRUSTED_ISSUERS): every call will get 401"
+        )
     return ClientAuthenticator(clients, leeway_s=settings.jwt_leeway_s)
 
 
@@ -87,7 +99,7 @@ def _register_errors(app: Flask) -> None:
         return json_response(operation_outcome(error.description or error.name, code=issue), code)
 
     @app.errorhandler(Exception)
-    def unexpected(error: Exception) -> Response:
+    def unexpected(_: Exception) -> Response:
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return json_response(operation_outcome("internal error", code="exception"), 500)
 

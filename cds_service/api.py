@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from cds_service.errors import BadRequest, ServiceError, UnsupportedMediaType, operation_outcome
+from cds_service.errors import BadRequest, ServiceError, UnsupportedMediaType
 from cds_service.protocol import parse_feedback
 from cds_service.runtime import Runtime
 
@@ -23,13 +23,17 @@ def runtime() -> Runtime:
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
+    return Response(
+        json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json"
+    )
 
 
 def read_json_body() -> Any:
     mimetype = (request.mimetype or "").lower()
     if mimetype not in JSON_TYPES:
-        raise UnsupportedMediaType(f"Content-Type must be application/json, got {mimetype or 'none'!r}")
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, got {mimetype or 'none'!r}"
+        )
     raw = request.get_data(cache=False)
     try:
         return json.loads(raw)
@@ -62,7 +66,11 @@ def feedback(service_id: str) -> Response:
     items = parse_feedback(read_json_body())
     receipt = rt.store.record_feedback(service_id, items, rt.clock())
     return json_response(
-        {"stored": receipt.stored, "duplicates": receipt.duplicates, "unknownCards": receipt.unknown_cards}
+        {
+            "stored": receipt.stored,
+            "duplicates": receipt.duplicates,
+            "unknownCards": receipt.unknown_cards,
+        }
     )
 
 
@@ -75,7 +83,11 @@ def healthz() -> Response:
 def readyz() -> Response:
     rt = runtime()
     database = rt.store.ping()
-    body = {"status": "ready" if database else "not ready", "rules": len(rt.config.rules), "database": database}
+    body = {
+        "status": "ready" if database else "not ready",
+        "rules": len(rt.config.rules),
+        "database": database,
+    }
     return json_response(body, 200 if database else 503)
 
 

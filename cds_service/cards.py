@@ -31,7 +31,9 @@ def render_card(
     if not outcome["enabled"]:
         return None
     variables = dict(finding.variables)
-    variables["evidence"] = _bullets(f"{e['citation']} [{e['key']}]" for e in rule.evidence) or "- none listed"
+    variables["evidence"] = (
+        _bullets(f"{e['citation']} [{e['key']}]" for e in rule.evidence) or "- none listed"
+    )
     gaps = [*finding.gaps, *data_gaps]
     variables["data_gaps"] = _bullets(gaps) or "- none: all data the rule reads was available"
     summary = _fit_summary(Template(outcome["summary"]).substitute(variables), rule.id)
@@ -55,7 +57,8 @@ def render_card(
     links = [dict(rule.links[lid]) for lid in outcome["links"]]
     if links:
         card["links"] = links
-    return prune(card)
+    pruned: dict[str, Any] = prune(card)
+    return pruned
 
 
 def _source(rule: RuleConfig) -> dict[str, Any]:
@@ -74,7 +77,11 @@ def _suggestion(
     actions: list[dict[str, Any]]
     if config["action"] == "remove-draft":
         actions = [
-            {"type": "delete", "description": f"{config['description']}: {d.label}", "resourceId": d.reference}
+            {
+                "type": "delete",
+                "description": f"{config['description']}: {d.label}",
+                "resourceId": d.reference,
+            }
             for d in finding.drafts
         ]
         if not actions:

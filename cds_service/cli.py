@@ -26,7 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     evaluate = commands.add_parser("evaluate", help="run one hook request file and print the cards")
     evaluate.add_argument("request", type=Path)
-    evaluate.add_argument("--service", help="service id (default: the service for the request's hook)")
+    evaluate.add_argument(
+        "--service", help="service id (default: the service for the request's hook)"
+    )
     evaluate.add_argument("--now", help="evaluation instant, ISO 8601 (default: now)")
     evaluate.add_argument("--json", action="store_true", help="print the raw CDS Hooks response")
 

@@ -32,7 +32,12 @@ HOOK_CONTEXT_TOKENS = {
     "order-select": {"userId", "patientId", "encounterId"},
     "order-sign": {"userId", "patientId", "encounterId"},
 }
-USER_TOKENS = {"userPractitionerId", "userPractitionerRoleId", "userPatientId", "userRelatedPersonId"}
+USER_TOKENS = {
+    "userPractitionerId",
+    "userPractitionerRoleId",
+    "userPatientId",
+    "userRelatedPersonId",
+}
 PREFETCH_TYPES = {kind.value for kind in DataKind} | {"Medication"}
 INDICATORS = ("info", "warning", "critical")
 _TOKEN = re.compile(r"\{\{(.*?)\}\}")
@@ -75,14 +80,14 @@ class ServiceSchema(_Strict):
     def _check_prefetch(self, data: Mapping[str, Any], **_: Any) -> None:
         allowed = HOOK_CONTEXT_TOKENS.get(data.get("hook", ""), set())
         for key, template in data.get("prefetch", {}).items():
-            for token in _TOKEN.findall(template):
-                token = token.strip()
+            for raw_token in _TOKEN.findall(template):
+                token = raw_token.strip()
                 ok = token in USER_TOKENS or (
                     token.startswith("context.") and token.removeprefix("context.") in allowed
                 )
                 if not ok:
                     raise ValidationError(
-                        f"token {{{{{token}}}}} is not a CDS Hooks 2.0 prefetch token for this hook",
+                        f"token {{{{{token}}}}} is not a CDS Hooks 2.0 prefetch token here",
                         f"prefetch.{key}",
                     )
             if prefetch_resource_type(template) not in PREFETCH_TYPES:
@@ -121,7 +126,9 @@ class SuggestionSchema(_Strict):
         if data.get("action") == "create":
             resource = data.get("resource")
             if not resource or not isinstance(resource.get("resourceType"), str):
-                raise ValidationError("a create suggestion needs a resource with resourceType", "resource")
+                raise ValidationError(
+                    "a create suggestion needs a resource with resourceType", "resource"
+                )
         elif "resource" in data:
             raise ValidationError("only create suggestions carry a resource", "resource")
 
@@ -151,7 +158,9 @@ class RuleFileSchema(_Strict):
     source = fields.Nested(SourceSchema, required=True)
     parameters = fields.Dict(load_default=dict)
     outcomes = fields.Dict(keys=fields.String(), values=fields.Nested(OutcomeSchema), required=True)
-    suggestions = fields.Dict(keys=fields.String(), values=fields.Nested(SuggestionSchema), load_default=dict)
+    suggestions = fields.Dict(
+        keys=fields.String(), values=fields.Nested(SuggestionSchema), load_default=dict
+    )
     links = fields.Dict(keys=fields.String(), values=fields.Nested(LinkSchema), load_default=dict)
     override_reasons = fields.List(fields.Nested(CodingSchema), load_default=list)
     evidence = fields.List(fields.Nested(EvidenceSchema), load_default=list)
@@ -159,7 +168,9 @@ class RuleFileSchema(_Strict):
 
 class DrugClassSchema(_Strict):
     valueset = fields.String(required=True)
-    ingredient_names = fields.List(fields.String(validate=validate.Length(min=3)), load_default=list)
+    ingredient_names = fields.List(
+        fields.String(validate=validate.Length(min=3)), load_default=list
+    )
 
 
 class AnalyteSchema(_Strict):
@@ -174,7 +185,9 @@ class AnalyteSchema(_Strict):
     @validates_schema
     def _canonical_unit_listed(self, data: Mapping[str, Any], **_: Any) -> None:
         if data.get("unit") not in data.get("units", {}):
-            raise ValidationError("the canonical unit must be listed in units with factor 1", "unit")
+            raise ValidationError(
+                "the canonical unit must be listed in units with factor 1", "unit"
+            )
         for unit, factor in data.get("units", {}).items():
             if factor <= 0:
                 raise ValidationError(f"factor for {unit!r} must be > 0", "units")
@@ -182,7 +195,9 @@ class AnalyteSchema(_Strict):
 
 class TerminologySchema(_Strict):
     name_fallback = fields.Boolean(load_default=True)
-    drug_classes = fields.Dict(keys=fields.String(), values=fields.Nested(DrugClassSchema), required=True)
+    drug_classes = fields.Dict(
+        keys=fields.String(), values=fields.Nested(DrugClassSchema), required=True
+    )
     analytes = fields.Dict(keys=fields.String(), values=fields.Nested(AnalyteSchema), required=True)
 
 
@@ -342,7 +357,11 @@ def _load_terminology(
         return valuesets[vs_id]
 
     classes = {
-        cid: DrugClass(cid, valueset(f"drug_classes.{cid}.valueset", c["valueset"]), NameMatcher.of(c["ingredient_names"]))
+        cid: DrugClass(
+            cid,
+            valueset(f"drug_classes.{cid}.valueset", c["valueset"]),
+            NameMatcher.of(c["ingredient_names"]),
+        )
         for cid, c in data["drug_classes"].items()
     }
     analytes = {
@@ -368,7 +387,9 @@ def _load_rules(directory: Path, registry: Mapping[str, RuleSpec]) -> dict[str, 
             raise ConfigError(path, "id", f"must equal the file name {path.stem!r}")
         spec = registry.get(rule_id)
         if spec is None:
-            raise ConfigError(path, "id", f"no rule {rule_id!r} is implemented; known: {sorted(registry)}")
+            raise ConfigError(
+                path, "id", f"no rule {rule_id!r} is implemented; known: {sorted(registry)}"
+            )
         try:
             params = spec.parameters().load(data["parameters"])
         except ValidationError as exc:
@@ -396,35 +417,49 @@ def _check_outcomes(path: Path, data: Mapping[str, Any], spec: RuleSpec) -> None
     outcomes = data["outcomes"]
     for name in spec.outcomes:
         if name not in outcomes:
-            raise ConfigError(path, f"outcomes.{name}", "missing (set enabled: false to silence it)")
+            raise ConfigError(
+                path, f"outcomes.{name}", "missing (set enabled: false to silence it)"
+            )
     for name, outcome in outcomes.items():
         where = f"outcomes.{name}"
         if name not in spec.outcomes:
-            raise ConfigError(path, where, f"the rule has no such outcome; known: {sorted(spec.outcomes)}")
+            raise ConfigError(
+                path, where, f"the rule has no such outcome; known: {sorted(spec.outcomes)}"
+            )
         allowed = spec.variables_for(name)
         for part in ("summary", "detail"):
             _check_template(path, f"{where}.{part}", outcome[part], allowed)
         for sid in outcome["suggestions"]:
             if sid not in data["suggestions"]:
                 raise ConfigError(path, f"{where}.suggestions", f"unknown suggestion {sid!r}")
-            _check_template(path, f"suggestions.{sid}.label", data["suggestions"][sid]["label"], allowed)
+            _check_template(
+                path, f"suggestions.{sid}.label", data["suggestions"][sid]["label"], allowed
+            )
         recommended = [s for s in outcome["suggestions"] if data["suggestions"][s]["recommended"]]
         if outcome["selection_behavior"] == "at-most-one" and len(recommended) > 1:
-            raise ConfigError(path, where, "at-most-one allows only one recommended suggestion (cds-resp-1)")
+            raise ConfigError(
+                path, where, "at-most-one allows only one recommended suggestion (cds-resp-1)"
+            )
         for lid in outcome["links"]:
             if lid not in data["links"]:
                 raise ConfigError(path, f"{where}.links", f"unknown link {lid!r}")
         if outcome["indicator"] in {"warning", "critical"} and not data["override_reasons"]:
-            raise ConfigError(path, "override_reasons", f"required because {where} is {outcome['indicator']}")
+            raise ConfigError(
+                path, "override_reasons", f"required because {where} is {outcome['indicator']}"
+            )
 
 
 def _check_template(path: Path, where: str, text: str, allowed: frozenset[str]) -> None:
     template = Template(text)
     if not template.is_valid():
-        raise ConfigError(path, where, "invalid template: use ${name} for variables and $$ for a dollar sign")
+        raise ConfigError(
+            path, where, "invalid template: use ${name} for variables and $$ for a dollar sign"
+        )
     unknown = set(template.get_identifiers()) - allowed
     if unknown:
-        raise ConfigError(path, where, f"unknown variable(s) {sorted(unknown)}; available: {sorted(allowed)}")
+        raise ConfigError(
+            path, where, f"unknown variable(s) {sorted(unknown)}; available: {sorted(allowed)}"
+        )
 
 
 def _load_services(directory: Path, rules: Mapping[str, RuleConfig]) -> dict[str, ServiceConfig]:
@@ -438,11 +473,15 @@ def _load_services(directory: Path, rules: Mapping[str, RuleConfig]) -> dict[str
             if rule is None:
                 raise ConfigError(path, f"rules.{index}", f"no rule file for {rule_id!r}")
             if data["hook"] not in rule.spec.hooks:
-                raise ConfigError(path, f"rules.{index}", f"{rule_id} does not run on {data['hook']}")
+                raise ConfigError(
+                    path, f"rules.{index}", f"{rule_id} does not run on {data['hook']}"
+                )
             kinds = {prefetch_resource_type(t) for t in data["prefetch"].values()}
             missing = {k.value for k in rule.spec.needs} - kinds
             if missing:
-                raise ConfigError(path, "prefetch", f"{rule_id} needs {sorted(missing)}: add a prefetch template")
+                raise ConfigError(
+                    path, "prefetch", f"{rule_id} needs {sorted(missing)}: add a prefetch template"
+                )
         services[data["id"]] = ServiceConfig(
             id=data["id"],
             hook=data["hook"],

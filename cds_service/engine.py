@@ -14,7 +14,13 @@ from cds_service.errors import NotFound
 from cds_service.fhir_client import FhirFetcher
 from cds_service.prefetch import ResolvedData, resolve
 from cds_service.protocol import HookRequest, parse_hook_request
-from cds_service.record import DraftOrder, PatientRecord, RecordBuilder, RecordInputs, SkippedResource
+from cds_service.record import (
+    DraftOrder,
+    PatientRecord,
+    RecordBuilder,
+    RecordInputs,
+    SkippedResource,
+)
 from cds_service.rules.base import Finding, RuleInput
 
 log = logging.getLogger(__name__)
@@ -62,8 +68,12 @@ class Engine:
         request = parse_hook_request(body, service.hook)
         evaluation = Evaluation(request, service)
         skipped: list[SkippedResource] = []
-        inline_medications = [r for r in request.draft_resources if r.get("resourceType") == "Medication"]
-        drafts = tuple(self.builder.draft_orders(request.selected_resources, inline_medications, skipped))
+        inline_medications = [
+            r for r in request.draft_resources if r.get("resourceType") == "Medication"
+        ]
+        drafts = tuple(
+            self.builder.draft_orders(request.selected_resources, inline_medications, skipped)
+        )
         rules = [
             rule
             for rule in (self.config.rules[rid] for rid in service.rules)
@@ -83,7 +93,9 @@ class Engine:
             finding = self._evaluate(rule, record, drafts, request, now)
             if finding is None:
                 continue
-            card = render_card(finding, rule, patient_id=request.patient_id, data_gaps=gaps, new_uuid=self.new_uuid)
+            card = render_card(
+                finding, rule, patient_id=request.patient_id, data_gaps=gaps, new_uuid=self.new_uuid
+            )
             if card is not None:
                 evaluation.cards.append(IssuedCard(card, rule.id, finding.outcome))
         return evaluation
@@ -127,7 +139,9 @@ def _for_patient(resources: list[dict[str, Any]], patient_id: str) -> list[dict[
     for resource in resources:
         reference = (resource.get("subject") or {}).get("reference")
         if isinstance(reference, str) and reference.split("/")[-1] != patient_id:
-            log.warning("dropped a %s that belongs to another patient", resource.get("resourceType"))
+            log.warning(
+                "dropped a %s that belongs to another patient", resource.get("resourceType")
+            )
             continue
         kept.append(resource)
     return kept
@@ -141,5 +155,7 @@ def _record_gaps(record: PatientRecord, data: ResolvedData) -> list[str]:
         gaps.append(record.skipped_summary() + ".")
     if record.unknown_units:
         units = sorted({f"{analyte} in {unit!r}" for analyte, unit in record.unknown_units})
-        gaps.append("Results in units the service does not know were not used: " + ", ".join(units) + ".")
+        gaps.append(
+            "Results in units the service does not know were not used: " + ", ".join(units) + "."
+        )
     return gaps

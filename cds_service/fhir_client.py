@@ -44,7 +44,9 @@ class FetchLimits:
 class FhirFetcher:
     """Runs several FHIR queries at once against one server; one instance per application."""
 
-    def __init__(self, limits: FetchLimits, session: requests.Session | None = None, workers: int = 16) -> None:
+    def __init__(
+        self, limits: FetchLimits, session: requests.Session | None = None, workers: int = 16
+    ) -> None:
         self.limits = limits
         self.session = session or _pooled_session(workers)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fhir-fetch")
@@ -68,12 +70,20 @@ class FhirFetcher:
         deadline = time.monotonic() + self.limits.budget_s
         base = base_url.rstrip("/") + "/"
         futures: dict[str, Future[FetchResult]] = {
-            key: self._pool.submit(self._search, base, access_token, base + query.lstrip("/"), deadline, None)
+            key: self._pool.submit(
+                self._search, base, access_token, base + query.lstrip("/"), deadline, None
+            )
             for key, query in queries.items()
         }
         for key, bundle in (continuations or {}).items():
-            futures[key] = self._pool.submit(self._search, base, access_token, None, deadline, bundle)
-        wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_EXCEPTION)
+            futures[key] = self._pool.submit(
+                self._search, base, access_token, None, deadline, bundle
+            )
+        wait(
+            futures.values(),
+            timeout=max(0.0, deadline - time.monotonic()),
+            return_when=FIRST_EXCEPTION,
+        )
         wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
         results: dict[str, FetchResult | FetchError] = {}
         for key, future in futures.items():
@@ -102,12 +112,16 @@ class FhirFetcher:
         first_page: dict[str, Any] | None,
     ) -> FetchResult:
         result = FetchResult()
-        page = first_page if first_page is not None else self._get_json(url or base, token, deadline)
+        page = (
+            first_page if first_page is not None else self._get_json(url or base, token, deadline)
+        )
         seen: set[str] = set()
         pages = 1
         while True:
             if page.get("resourceType") == "OperationOutcome":
-                raise FetchError(f"the server answered with an OperationOutcome: {_issue_text(page)}")
+                raise FetchError(
+                    f"the server answered with an OperationOutcome: {_issue_text(page)}"
+                )
             if page.get("resourceType") != "Bundle":
                 result.resources.append(page)
                 return result
@@ -117,13 +131,17 @@ class FhirFetcher:
                 return result
             next_url = urljoin(base, next_url)
             if not _same_server(base, next_url):
-                result.notes.append("a next-page link pointed to another server and was not followed")
+                result.notes.append(
+                    "a next-page link pointed to another server and was not followed"
+                )
                 return result
             if next_url in seen:
                 result.notes.append("the server's next-page links loop; later pages were not read")
                 return result
             if pages >= self.limits.max_pages:
-                result.notes.append(f"more than {self.limits.max_pages} pages of results; the rest were not read")
+                result.notes.append(
+                    f"more than {self.limits.max_pages} pages of results; the rest were not read"
+                )
                 return result
             seen.add(next_url)
             pages += 1
@@ -138,7 +156,9 @@ class FhirFetcher:
             if remaining <= 0:
                 raise FetchError("time budget exhausted")
             try:
-                response = self.session.get(url, headers=headers, timeout=(min(remaining, 1.0), remaining), stream=True)
+                response = self.session.get(
+                    url, headers=headers, timeout=(min(remaining, 1.0), remaining), stream=True
+                )
             except requests.Timeout as exc:
                 raise FetchError("the FHIR server did not answer in time") from exc
             except requests.ConnectionError as exc:
@@ -146,10 +166,16 @@ class FhirFetcher:
                     continue
                 raise FetchError("could not connect to the FHIR server") from exc
             try:
-                if response.status_code in RETRY_STATUSES and attempt == 1 and deadline - time.monotonic() > 0.2:
+                if (
+                    response.status_code in RETRY_STATUSES
+                    and attempt == 1
+                    and deadline - time.monotonic() > 0.2
+                ):
                     continue
                 if response.status_code in {401, 403}:
-                    raise FetchError(f"the FHIR server refused access (HTTP {response.status_code})")
+                    raise FetchError(
+                        f"the FHIR server refused access (HTTP {response.status_code})"
+                    )
                 if response.status_code >= 400:
                     raise FetchError(f"the FHIR server answered HTTP {response.status_code}")
                 body = self._read_limited(response, deadline)
@@ -194,27 +220,41 @@ def _bundle_resources(bundle: Mapping[str, Any], result: FetchResult) -> list[di
             continue
         if resource.get("resourceType") == "OperationOutcome":
             if _is_error(resource):
-                result.notes.append(f"the server reported a problem with this search: {_issue_text(resource)}")
+                result.notes.append(
+                    f"the server reported a problem with this search: {_issue_text(resource)}"
+                )
             continue
         resources.append(resource)
     return resources
 
 
 def _is_error(outcome: Mapping[str, Any]) -> bool:
-    return any(i.get("severity") in {"error", "fatal"} for i in outcome.get("issue") or () if isinstance(i, Mapping))
+    return any(
+        i.get("severity") in {"error", "fatal"}
+        for i in outcome.get("issue") or ()
+        if isinstance(i, Mapping)
+    )
 
 
 def _issue_text(outcome: Mapping[str, Any]) -> str:
     for issue in outcome.get("issue") or ():
         if isinstance(issue, Mapping):
-            text = issue.get("diagnostics") or (issue.get("details") or {}).get("text") or issue.get("code")
+            text = (
+                issue.get("diagnostics")
+                or (issue.get("details") or {}).get("text")
+                or issue.get("code")
+            )
             return str(text)[:200]
     return "no details"
 
 
 def _next_link(bundle: Mapping[str, Any]) -> str | None:
     for link in bundle.get("link") or ():
-        if isinstance(link, Mapping) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+        if (
+            isinstance(link, Mapping)
+            and link.get("relation") == "next"
+            and isinstance(link.get("url"), str)
+        ):
             return str(link["url"])
     return None
 

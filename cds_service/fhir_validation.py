@@ -17,7 +17,14 @@ from pydantic import ValidationError
 log = logging.getLogger(__name__)
 
 # The resource types the service reads; their models are built at start-up (lazy build ~74 ms each).
-VALIDATED_TYPES = ("Patient", "Observation", "MedicationRequest", "Medication", "Condition", "Bundle")
+VALIDATED_TYPES = (
+    "Patient",
+    "Observation",
+    "MedicationRequest",
+    "Medication",
+    "Condition",
+    "Bundle",
+)
 
 
 @cache
@@ -27,12 +34,19 @@ def _model(resource_type: str) -> Any:
 
 def warm_models(types: Iterable[str] = VALIDATED_TYPES) -> None:
     for resource_type in types:
-        _model(resource_type).model_validate({"resourceType": resource_type, "id": "warm"} | _MINIMAL.get(resource_type, {}))
+        _model(resource_type).model_validate(
+            {"resourceType": resource_type, "id": "warm"} | _MINIMAL.get(resource_type, {})
+        )
 
 
 _MINIMAL: dict[str, dict[str, Any]] = {
     "Observation": {"status": "final", "code": {"text": "x"}},
-    "MedicationRequest": {"status": "active", "intent": "order", "subject": {"reference": "Patient/x"}, "medicationCodeableConcept": {"text": "x"}},
+    "MedicationRequest": {
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/x"},
+        "medicationCodeableConcept": {"text": "x"},
+    },
     "Condition": {"subject": {"reference": "Patient/x"}},
     "Bundle": {"type": "collection"},
 }

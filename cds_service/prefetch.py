@@ -62,9 +62,7 @@ def render_template(template: str, request: HookRequest) -> str | None:
 
 
 def token_values(request: HookRequest) -> dict[str, str]:
-    values = {
-        f"context.{k}": v for k, v in request.context.items() if isinstance(v, str) and v
-    }
+    values = {f"context.{k}": v for k, v in request.context.items() if isinstance(v, str) and v}
     values["context.patientId"] = request.patient_id
     user = request.context.get("userId")
     if isinstance(user, str) and "/" in user:
@@ -97,11 +95,15 @@ def resolve(
             _check_shape(key, value, resource_type)
             if value.get("resourceType") == "Bundle":
                 if _has_next(value) and request.fhir_server:
-                    continuations[key] = value  # the fetch re-reads nothing: it starts from this page
+                    continuations[key] = (
+                        value  # the fetch re-reads nothing: it starts from this page
+                    )
                 else:
                     data.add(_entries(value))
                     if _has_next(value):
-                        data.notes.append(f"prefetch {key} has further pages that could not be read (no fhirServer)")
+                        data.notes.append(
+                            f"prefetch {key} has more pages that could not be read (no fhirServer)"
+                        )
             else:
                 data.add([value])
             continue
@@ -113,8 +115,8 @@ def resolve(
     if to_fetch and not request.fhir_server:
         unobtainable.extend(f"{k} (absent from prefetch and no fhirServer given)" for k in to_fetch)
     elif to_fetch or continuations:
-        assert request.fhir_server is not None
-        results = fetcher.fetch_many(request.fhir_server, request.access_token, to_fetch, continuations)
+        server = request.fhir_server or ""  # set: continuations are planned only with a server
+        results = fetcher.fetch_many(server, request.access_token, to_fetch, continuations)
         for key, result in results.items():
             _take(key, result, continuations.get(key), data, unobtainable)
     if unobtainable:
@@ -144,10 +146,13 @@ def _take(
 
 def _check_shape(key: str, value: Any, resource_type: str) -> None:
     if not isinstance(value, Mapping) or not isinstance(value.get("resourceType"), str):
-        raise BadRequest("prefetch value must be a FHIR resource, a Bundle or null", expression=f"prefetch.{key}")
+        raise BadRequest(
+            "prefetch value must be a FHIR resource, a Bundle or null", expression=f"prefetch.{key}"
+        )
     if value["resourceType"] not in {"Bundle", resource_type}:
         raise BadRequest(
-            f"expected a {resource_type} or a Bundle, got {value['resourceType']}", expression=f"prefetch.{key}"
+            f"expected a {resource_type} or a Bundle, got {value['resourceType']}",
+            expression=f"prefetch.{key}",
         )
 
 
@@ -165,4 +170,7 @@ def _entries(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _has_next(bundle: Mapping[str, Any]) -> bool:
-    return any(isinstance(link, Mapping) and link.get("relation") == "next" for link in bundle.get("link") or ())
+    return any(
+        isinstance(link, Mapping) and link.get("relation") == "next"
+        for link in bundle.get("link") or ()
+    )

@@ -40,7 +40,9 @@ class HookRequestSchema(_Lenient):
     @validates_schema
     def _server_with_token(self, data: Mapping[str, Any], **_: Any) -> None:
         if "fhirAuthorization" in data and "fhirServer" not in data:
-            raise ValidationError("fhirServer is required when fhirAuthorization is present", "fhirServer")
+            raise ValidationError(
+                "fhirServer is required when fhirAuthorization is present", "fhirServer"
+            )
 
 
 class _Context(_Lenient):
@@ -63,7 +65,11 @@ class OrderSignContext(_Context):
 
 
 class OrderSelectContext(OrderSignContext):
-    selections = fields.List(fields.String(validate=validate.Length(min=1)), required=True, validate=validate.Length(min=1))
+    selections = fields.List(
+        fields.String(validate=validate.Length(min=1)),
+        required=True,
+        validate=validate.Length(min=1),
+    )
 
 
 CONTEXT_SCHEMAS: dict[str, type[Schema]] = {
@@ -120,18 +126,24 @@ def _bundle_resources(bundle: Mapping[str, Any] | None) -> tuple[Mapping[str, An
     for index, entry in enumerate(bundle.get("entry") or ()):
         resource = entry.get("resource")
         if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):
-            raise BadRequest("entry has no resource with a resourceType", expression=f"context.draftOrders.entry[{index}]")
+            raise BadRequest(
+                "entry has no resource with a resourceType",
+                expression=f"context.draftOrders.entry[{index}]",
+            )
         resources.append(resource)
     return tuple(resources)
 
 
-def _selected(drafts: tuple[Mapping[str, Any], ...], selections: list[str]) -> tuple[Mapping[str, Any], ...]:
+def _selected(
+    drafts: tuple[Mapping[str, Any], ...], selections: list[str]
+) -> tuple[Mapping[str, Any], ...]:
     by_reference = {f"{r['resourceType']}/{r.get('id')}": r for r in drafts}
     chosen = []
     for index, reference in enumerate(selections):
         if reference not in by_reference:
             raise BadRequest(
-                f"selection {reference!r} is not among context.draftOrders", expression=f"context.selections[{index}]"
+                f"selection {reference!r} is not among context.draftOrders",
+                expression=f"context.selections[{index}]",
             )
         chosen.append(by_reference[reference])
     return tuple(chosen)
@@ -167,11 +179,15 @@ class FeedbackItemSchema(_Lenient):
         if data.get("outcome") == "accepted" and not data.get("acceptedSuggestions"):
             raise ValidationError("required when outcome is accepted", "acceptedSuggestions")
         if parse_timestamp(data.get("outcomeTimestamp", "")) is None:
-            raise ValidationError("must be an RFC 3339 date-time, e.g. 2021-12-11T10:05:31Z", "outcomeTimestamp")
+            raise ValidationError(
+                "must be an RFC 3339 date-time, e.g. 2021-12-11T10:05:31Z", "outcomeTimestamp"
+            )
 
 
 class FeedbackSchema(_Lenient):
-    feedback = fields.List(fields.Nested(FeedbackItemSchema), required=True, validate=validate.Length(min=1))
+    feedback = fields.List(
+        fields.Nested(FeedbackItemSchema), required=True, validate=validate.Length(min=1)
+    )
 
 
 @dataclass(frozen=True)
@@ -192,7 +208,10 @@ def parse_feedback(body: Any) -> list[FeedbackItem]:
     for index, raw in enumerate(data["feedback"]):
         reason, comment = _override_reason(raw.get("overrideReason"), index)
         timestamp = parse_timestamp(raw["outcomeTimestamp"])
-        assert timestamp is not None  # checked by the schema
+        if timestamp is None:  # the schema has checked it; this keeps the type checker honest
+            raise BadRequest(
+                "unreadable timestamp", expression=f"feedback[{index}].outcomeTimestamp"
+            )
         items.append(
             FeedbackItem(
                 card=raw["card"],

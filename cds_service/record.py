@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -142,7 +142,9 @@ class PatientRecord:
     def courses_in(self, drug_class: str) -> list[MedicationCourse]:
         return [c for c in self.courses if drug_class in c.classes]
 
-    def active_conditions_in(self, terminology: Terminology, valueset_id: str) -> list[ConditionFact]:
+    def active_conditions_in(
+        self, terminology: Terminology, valueset_id: str
+    ) -> list[ConditionFact]:
         valueset = terminology.valueset(valueset_id)
         return [c for c in self.conditions if c.active and c.concept.in_valueset(valueset)]
 
@@ -207,8 +209,10 @@ class RecordBuilder:
                 fact = _condition(condition)
                 if fact is not None:
                     record.conditions.append(fact)
-        for series in (*record.labs.values(), *record.qualitative.values()):
-            series.sort(key=_sort_key)
+        for lab_series in record.labs.values():
+            lab_series.sort(key=_sort_key)
+        for qualitative_series in record.qualitative.values():
+            qualitative_series.sort(key=_sort_key)
         record.coded.sort(key=_sort_key)
         return record
 
@@ -249,9 +253,13 @@ class RecordBuilder:
         problem = validation_problem(resource)
         if problem is None:
             return True
-        item = SkippedResource(str(resource.get("resourceType", "?")), str(resource.get("id", "?")), problem)
+        item = SkippedResource(
+            str(resource.get("resourceType", "?")), str(resource.get("id", "?")), problem
+        )
         record.skipped.append(item)
-        log.warning("skipped malformed resource %s/%s: %s", item.resource_type, item.resource_id, problem)
+        log.warning(
+            "skipped malformed resource %s/%s: %s", item.resource_type, item.resource_id, problem
+        )
         return False
 
     def _index_medications(
@@ -276,7 +284,10 @@ class RecordBuilder:
         display = (request.get("medicationReference") or {}).get("display", "")
         if isinstance(reference, str) and reference.startswith("#"):
             for contained in request.get("contained") or ():
-                if contained.get("resourceType") == "Medication" and contained.get("id") == reference[1:]:
+                if (
+                    contained.get("resourceType") == "Medication"
+                    and contained.get("id") == reference[1:]
+                ):
                     return CodedConcept.from_fhir(contained.get("code"))
         if isinstance(reference, str):
             key = "/".join(reference.rstrip("/").split("/")[-2:])
@@ -323,7 +334,9 @@ class RecordBuilder:
                     record.qualitative.setdefault(analyte.id, []).append(qual)
         if "valueCodeableConcept" in obs:
             record.coded.append(
-                CodedObservation(obs_id, code, when, CodedConcept.from_fhir(obs["valueCodeableConcept"]))
+                CodedObservation(
+                    obs_id, code, when, CodedConcept.from_fhir(obs["valueCodeableConcept"])
+                )
             )
 
     def _lab_result(
@@ -337,7 +350,9 @@ class RecordBuilder:
         factor = analyte.factors.get(unit)
         if factor is None:
             record.unknown_units.append((analyte.id, unit))
-            log.warning("result for %s in unknown unit %r not compared with any threshold", analyte.id, unit)
+            log.warning(
+                "result for %s in unknown unit %r not compared with any threshold", analyte.id, unit
+            )
             return None
         uln, source = self._uln(obs, analyte, record.gender)
         return LabResult(
@@ -352,20 +367,24 @@ class RecordBuilder:
             uln_source=source,
         )
 
-    def _uln(self, obs: Mapping[str, Any], analyte: Analyte, gender: str | None) -> tuple[Decimal | None, str]:
+    def _uln(
+        self, obs: Mapping[str, Any], analyte: Analyte, gender: str | None
+    ) -> tuple[Decimal | None, str]:
         for reference_range in obs.get("referenceRange") or ():
             high = reference_range.get("high") or {}
             value = _decimal(high.get("value"))
             factor = analyte.factors.get(_unit_of(high)) if high else None
             if value is not None and factor is not None:
                 return value * factor, "reference range"
-        if gender in analyte.default_uln_by_sex:
+        if gender is not None and gender in analyte.default_uln_by_sex:
             return analyte.default_uln_by_sex[gender], "configured default"
         if analyte.default_uln is not None:
             return analyte.default_uln, "configured default"
         return None, "none"
 
-    def _qualitative(self, obs: Mapping[str, Any], obs_id: str, when: datetime | None) -> QualitativeResult | None:
+    def _qualitative(
+        self, obs: Mapping[str, Any], obs_id: str, when: datetime | None
+    ) -> QualitativeResult | None:
         positive_vs = self.terminology.valuesets.get("result-positive")
         negative_vs = self.terminology.valuesets.get("result-negative")
         if "valueCodeableConcept" in obs:
@@ -376,7 +395,8 @@ class RecordBuilder:
                 return QualitativeResult(obs_id, when, False, value.label())
             text = value.label()
         else:
-            text = obs.get("valueString") if isinstance(obs.get("valueString"), str) else ""
+            raw_text = obs.get("valueString")
+            text = raw_text if isinstance(raw_text, str) else ""
         if text and _POSITIVE_TEXT.match(text):
             return QualitativeResult(obs_id, when, True, text.strip())
         if text and _NEGATIVE_TEXT.match(text):
@@ -385,9 +405,14 @@ class RecordBuilder:
             return None  # a number is judged by the rule against its thresholds
         for interpretation in obs.get("interpretation") or ():
             for coding in interpretation.get("coding") or ():
-                if coding.get("system") == INTERPRETATION_SYSTEM and coding.get("code") in {"POS", "NEG"}:
+                if coding.get("system") == INTERPRETATION_SYSTEM and coding.get("code") in {
+                    "POS",
+                    "NEG",
+                }:
                     positive = coding["code"] == "POS"
-                    return QualitativeResult(obs_id, when, positive, "positive" if positive else "negative")
+                    return QualitativeResult(
+                        obs_id, when, positive, "positive" if positive else "negative"
+                    )
         return None
 
 
@@ -448,7 +473,10 @@ def _unit_of(quantity: Mapping[str, Any]) -> str:
     return str(unit).strip()
 
 
+_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
+
+
 def _sort_key(item: Any) -> tuple[int, datetime]:
     """Undated items sort first so 'latest' never means an undated result."""
-    when = item.when
-    return (0, datetime.min.replace(tzinfo=None)) if when is None else (1, when.replace(tzinfo=None))
+    when: datetime | None = item.when
+    return (0, _EPOCH) if when is None else (1, when)

@@ -58,7 +58,7 @@ class Runtime:
         log.info("client authenticated: iss=%s jti=%s", claims.get("iss"), claims.get("jti"))
 
     def audience(self, request: Request) -> str:
-        """The exact URL the client called, as the client sees it (behind a proxy: the public base)."""
+        """The exact URL the client called, as the client sees it (behind a proxy: public base)."""
         base = self.settings.public_base_url.rstrip("/") or request.host_url.rstrip("/")
         return base + request.path
 
@@ -74,7 +74,11 @@ class Runtime:
             for issued in evaluation.cards
         ]
         self.store.log_cards(
-            evaluation.service.id, evaluation.request.hook_instance, evaluation.request.patient_id, logged, self.clock()
+            evaluation.service.id,
+            evaluation.request.hook_instance,
+            evaluation.request.patient_id,
+            logged,
+            self.clock(),
         )
 
 

@@ -495,7 +495,9 @@ class ClientAuthenticator:
         self._algorithms = frozenset(algorithms)
         self._leeway_s = leeway_s
         self._max_lifetime_s = max_token_lifetime_s
-        self._replay_cache: ReplayCache = replay_cache or InMemoryReplayCache()
+        self._replay_cache: ReplayCache = (
+            replay_cache if replay_cache is not None else InMemoryReplayCache()
+        )
         self._jwks_timeout_s = jwks_timeout_s
         self._jwks_ttl_s = jwks_cache_ttl_s
         self._session = session if session is not None else requests.Session()

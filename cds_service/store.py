@@ -53,7 +53,9 @@ class CardLog(Base):
 
 class Feedback(Base):
     __tablename__ = "feedback"
-    __table_args__ = (UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_once"),)
+    __table_args__ = (
+        UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_once"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     card_uuid: Mapped[str] = mapped_column(ForeignKey("card_log.uuid"), index=True)
@@ -105,7 +107,7 @@ class Store:
         try:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - readiness must answer, whatever the driver raises
+        except Exception:  # readiness must answer, whatever the driver raises
             log.exception("database not reachable")
             return False
         return True
@@ -114,7 +116,12 @@ class Store:
         return hmac.new(self._key, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def log_cards(
-        self, service_id: str, hook_instance: str, patient_id: str, cards: Iterable[LoggedCard], now: datetime
+        self,
+        service_id: str,
+        hook_instance: str,
+        patient_id: str,
+        cards: Iterable[LoggedCard],
+        now: datetime,
     ) -> None:
         rows = [
             CardLog(
@@ -135,7 +142,9 @@ class Store:
         with self.sessions.begin() as session:
             session.add_all(rows)
 
-    def record_feedback(self, service_id: str, items: Sequence[FeedbackItem], now: datetime) -> FeedbackReceipt:
+    def record_feedback(
+        self, service_id: str, items: Sequence[FeedbackItem], now: datetime
+    ) -> FeedbackReceipt:
         stored = duplicates = unknown = 0
         for item in items:
             with self.sessions() as session:
@@ -167,16 +176,25 @@ class Store:
     def feedback_by_rule(self) -> list[RuleFeedbackRow]:
         with self.sessions() as session:
             issued = session.execute(
-                select(CardLog.rule_id, CardLog.indicator, func.count()).group_by(CardLog.rule_id, CardLog.indicator)
+                select(CardLog.rule_id, CardLog.indicator, func.count()).group_by(
+                    CardLog.rule_id, CardLog.indicator
+                )
             ).all()
             outcomes = session.execute(
-                select(CardLog.rule_id, CardLog.indicator, Feedback.outcome, func.count(func.distinct(Feedback.card_uuid)))
+                select(
+                    CardLog.rule_id,
+                    CardLog.indicator,
+                    Feedback.outcome,
+                    func.count(func.distinct(Feedback.card_uuid)),
+                )
                 .join(Feedback, Feedback.card_uuid == CardLog.uuid)
                 .group_by(CardLog.rule_id, CardLog.indicator, Feedback.outcome)
             ).all()
         counts = {(r, i, o): n for r, i, o, n in outcomes}
         return [
-            RuleFeedbackRow(r, i, n, counts.get((r, i, "accepted"), 0), counts.get((r, i, "overridden"), 0))
+            RuleFeedbackRow(
+                r, i, n, counts.get((r, i, "accepted"), 0), counts.get((r, i, "overridden"), 0)
+            )
             for r, i, n in sorted(issued)
         ]
 

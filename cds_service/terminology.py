@@ -85,7 +85,11 @@ class CodedConcept:
             if isinstance(system, str) and isinstance(code, str):
                 display = coding.get("display")
                 codes.append(
-                    Code(normalise_system(system), code.strip(), display if isinstance(display, str) else "")
+                    Code(
+                        normalise_system(system),
+                        code.strip(),
+                        display if isinstance(display, str) else "",
+                    )
                 )
         text = value.get("text")
         return cls(tuple(codes), text if isinstance(text, str) else "")

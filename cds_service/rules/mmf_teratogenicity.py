@@ -39,14 +39,18 @@ class Parameters(Schema):
     male_age_min_years = fields.Integer(load_default=12, validate=validate.Range(0, 120))
     pregnancy_lookback_days = fields.Integer(load_default=280, validate=validate.Range(1, 400))
     negative_test_window_days = fields.Integer(load_default=7, validate=validate.Range(0, 60))
-    continuing_therapy_window_days = fields.Integer(load_default=90, validate=validate.Range(0, 365))
+    continuing_therapy_window_days = fields.Integer(
+        load_default=90, validate=validate.Range(0, 365)
+    )
     hcg_positive_at_or_above = fields.Decimal(load_default=Decimal(25), validate=validate.Range(0))
     hcg_negative_below = fields.Decimal(load_default=Decimal(5), validate=validate.Range(0))
     pregnancy_status_valueset = fields.String(load_default="pregnancy-status")
     pregnant_answer_valueset = fields.String(load_default="pregnancy-status-pregnant")
     not_pregnant_answer_valueset = fields.String(load_default="pregnancy-status-not-pregnant")
     pregnancy_condition_valueset = fields.String(load_default="pregnancy")
-    not_of_reproductive_potential_valueset = fields.String(load_default="not-of-reproductive-potential")
+    not_of_reproductive_potential_valueset = fields.String(
+        load_default="not-of-reproductive-potential"
+    )
 
     @validates_schema
     def _ranges(self, data: dict[str, object], **_: object) -> None:
@@ -75,13 +79,25 @@ def pregnancy_events(
         if obs.when is None or not obs.code.in_valueset(status_vs):
             continue
         if obs.value.in_valueset(pregnant_vs):
-            events.append(PregnancyEvent(obs.when, True, f"pregnancy status 'pregnant' on {fmt_date(obs.when)}"))
+            events.append(
+                PregnancyEvent(
+                    obs.when, True, f"pregnancy status 'pregnant' on {fmt_date(obs.when)}"
+                )
+            )
         elif obs.value.in_valueset(not_pregnant_vs):
-            events.append(PregnancyEvent(obs.when, False, f"pregnancy status 'not pregnant' on {fmt_date(obs.when)}"))
+            events.append(
+                PregnancyEvent(
+                    obs.when, False, f"pregnancy status 'not pregnant' on {fmt_date(obs.when)}"
+                )
+            )
     for result in record.qualitative_results("hcg"):
         if result.when is not None:
             word = "positive" if result.positive else "negative"
-            events.append(PregnancyEvent(result.when, result.positive, f"hCG {word} on {fmt_date(result.when)}"))
+            events.append(
+                PregnancyEvent(
+                    result.when, result.positive, f"hCG {word} on {fmt_date(result.when)}"
+                )
+            )
     positive_at = Decimal(str(params["hcg_positive_at_or_above"]))
     negative_below = Decimal(str(params["hcg_negative_below"]))
     for lab in record.lab_series("hcg"):
@@ -89,9 +105,15 @@ def pregnancy_events(
             continue
         text = f"hCG {lab.reported_value.normalize():f} {lab.reported_unit} on {fmt_date(lab.when)}"
         if lab.value >= positive_at:
-            events.append(PregnancyEvent(lab.when, True, f"{text} (positive: at or above {positive_at} mIU/mL)"))
+            events.append(
+                PregnancyEvent(
+                    lab.when, True, f"{text} (positive: at or above {positive_at} mIU/mL)"
+                )
+            )
         elif lab.value < negative_below:
-            events.append(PregnancyEvent(lab.when, False, f"{text} (negative: below {negative_below} mIU/mL)"))
+            events.append(
+                PregnancyEvent(lab.when, False, f"{text} (negative: below {negative_below} mIU/mL)")
+            )
     events.sort(key=lambda e: e.when)
     return events
 
@@ -118,7 +140,9 @@ def evaluate(inp: RuleInput) -> Finding | None:
     events = pregnancy_events(record, terminology, params)
     lookback = int(params["pregnancy_lookback_days"])
     pregnant_lines = _current_pregnancy(events, now, lookback)
-    conditions = record.active_conditions_in(terminology, str(params["pregnancy_condition_valueset"]))
+    conditions = record.active_conditions_in(
+        terminology, str(params["pregnancy_condition_valueset"])
+    )
     pregnant_lines += [f"active pregnancy condition: {c.concept.label()}" for c in conditions]
     if pregnant_lines:
         return finding("pregnant", pregnancy_evidence=_lines(pregnant_lines))
@@ -130,26 +154,36 @@ def evaluate(inp: RuleInput) -> Finding | None:
     if record.gender not in {"female", "male"}:
         if not params["unknown_sex_may_be_pregnant"]:
             return None
-        gaps.append(f"Sex {describe_sex(record.gender)}: treated as possibly of reproductive potential.")
+        gaps.append(
+            f"Sex {describe_sex(record.gender)}: treated as possibly of reproductive potential."
+        )
     if age is None:
-        gaps.append("No birth date on record: age unknown, treated as within the reproductive age window.")
+        gaps.append(
+            "No birth date on record: age unknown, treated as within the reproductive age window."
+        )
     elif not int(params["age_min_years"]) <= age < int(params["age_max_years"]):
         return None
-    if record.active_conditions_in(terminology, str(params["not_of_reproductive_potential_valueset"])):
+    if record.active_conditions_in(
+        terminology, str(params["not_of_reproductive_potential_valueset"])
+    ):
         return None
 
     window = int(params["negative_test_window_days"])
     recent_negative = [e for e in events if not e.pregnant and within_days(e.when, now, window)]
     if recent_negative:
         return finding("recent-negative-test", negative_test=recent_negative[-1].description)
-    other_courses = _other_courses(record, drafts, now, int(params["continuing_therapy_window_days"]))
+    other_courses = _other_courses(
+        record, drafts, now, int(params["continuing_therapy_window_days"])
+    )
     if other_courses:
         return finding("continuing-therapy", current_course=other_courses)
     last = events[-1].description if events else "no pregnancy test or status on record"
     return finding("pregnancy-test-needed", last_test=last, window_days=str(window))
 
 
-def _current_pregnancy(events: list[PregnancyEvent], now: datetime, lookback_days: int) -> list[str]:
+def _current_pregnancy(
+    events: list[PregnancyEvent], now: datetime, lookback_days: int
+) -> list[str]:
     positives = [e for e in events if e.pregnant and within_days(e.when, now, lookback_days)]
     if not positives:
         return []
@@ -159,7 +193,9 @@ def _current_pregnancy(events: list[PregnancyEvent], now: datetime, lookback_day
     return [e.description for e in positives]
 
 
-def _other_courses(record: PatientRecord, drafts: tuple[DraftOrder, ...], now: datetime, days: int) -> str:
+def _other_courses(
+    record: PatientRecord, drafts: tuple[DraftOrder, ...], now: datetime, days: int
+) -> str:
     draft_ids = {d.id for d in drafts}
     courses = [
         c
@@ -185,7 +221,9 @@ _BASE_VARS = frozenset({"drug", "age", "sex", "age_window"})
 SPEC = RuleSpec(
     id=RULE_ID,
     hooks=frozenset({"order-sign", "order-select"}),
-    needs=frozenset({DataKind.PATIENT, DataKind.OBSERVATIONS, DataKind.MEDICATION_REQUESTS, DataKind.CONDITIONS}),
+    needs=frozenset(
+        {DataKind.PATIENT, DataKind.OBSERVATIONS, DataKind.MEDICATION_REQUESTS, DataKind.CONDITIONS}
+    ),
     outcomes={
         "pregnant": _BASE_VARS | {"pregnancy_evidence"},
         "pregnancy-test-needed": _BASE_VARS | {"last_test", "window_days"},

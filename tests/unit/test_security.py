@@ -801,6 +801,14 @@ def test_in_memory_replay_cache_is_bounded() -> None:
     assert cache.seen_before("j3", "iss", expires_at=103.0) is True
 
 
+def test_supplied_replay_cache_is_used_even_when_empty() -> None:
+    cache = InMemoryReplayCache()
+    auth = make_auth(replay_cache=cache)
+    assert auth.verify(bearer(mint(jti="shared-cache")), AUD)
+    assert len(cache) == 1
+    assert cache.seen_before("shared-cache", SANDBOX_ISS, time.time() + 600) is True
+
+
 def test_replay_cache_entry_kept_until_exp_plus_leeway() -> None:
     recorded: list[tuple[str, str, float]] = []
 

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from cds_service import create_app
+from tests.factories import NOW
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+MATERIAL = SHARED / "cds-hooks" / "material"
+
+
+def deterministic_uuids() -> Callable[[], str]:
+    counter = itertools.count(1)
+    return lambda: str(uuid.UUID(int=next(counter)))
+
+
+@pytest.fixture
+def app_factory(tmp_path: Path) -> Callable[..., Flask]:
+    def make(**overrides: Any) -> Flask:
+        settings: dict[str, Any] = {
+            "auth": False,
+            "database_url": f"sqlite:///{tmp_path / 'cards.sqlite'}",
+            "patient_hash_key": "test-key",
+            "clock": lambda: NOW,
+            "uuid_factory": deterministic_uuids(),
+        }
+        settings.update(overrides)
+        return create_app(settings)
+
+    return make
+
+
+@pytest.fixture
+def app(app_factory: Callable[..., Flask]) -> Flask:
+    return app_factory()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

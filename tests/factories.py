@@ -1,0 +1,210 @@
+"""Small builders for FHIR resources and hook requests used across the tests."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+PATIENT_ID = "pt-1"
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+_ids = itertools.count(1)
+
+
+def when(days_ago: float | None) -> str | None:
+    if days_ago is None:
+        return None
+    return (NOW - timedelta(days=days_ago)).isoformat().replace("+00:00", "Z")
+
+
+def patient(
+    gender: str | None = "female", birth_date: str | None = "1994-03-10", pid: str = PATIENT_ID
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {"resourceType": "Patient", "id": pid}
+    if gender is not None:
+        resource["gender"] = gender
+    if birth_date is not None:
+        resource["birthDate"] = birth_date
+    return resource
+
+
+def observation(
+    code: str,
+    *,
+    system: str = LOINC,
+    days_ago: float | None = 1,
+    value: float | None = None,
+    unit: str | None = None,
+    value_code: tuple[str, str] | None = None,
+    value_string: str | None = None,
+    uln: float | None = None,
+    status: str = "final",
+    oid: str | None = None,
+    pid: str = PATIENT_ID,
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": oid or f"obs-{next(_ids)}",
+        "status": status,
+        "code": {"coding": [{"system": system, "code": code}]},
+        "subject": {"reference": f"Patient/{pid}"},
+    }
+    if days_ago is not None:
+        resource["effectiveDateTime"] = when(days_ago)
+    if value is not None:
+        resource["valueQuantity"] = {
+            "value": value,
+            "unit": unit,
+            "system": "http://unitsofmeasure.org",
+            "code": unit,
+        }
+    if value_code is not None:
+        resource["valueCodeableConcept"] = {
+            "coding": [{"system": value_code[0], "code": value_code[1]}]
+        }
+    if value_string is not None:
+        resource["valueString"] = value_string
+    if uln is not None:
+        resource["referenceRange"] = [
+            {
+                "high": {
+                    "value": uln,
+                    "unit": unit,
+                    "system": "http://unitsofmeasure.org",
+                    "code": unit,
+                }
+            }
+        ]
+    return resource
+
+
+def alt(value: float, days_ago: float = 1, uln: float | None = None) -> dict[str, Any]:
+    return observation("1742-6", value=value, unit="U/L", days_ago=days_ago, uln=uln)
+
+
+def hcg_quantitative(value: float, days_ago: float = 1, unit: str = "m[IU]/mL") -> dict[str, Any]:
+    return observation("19080-1", value=value, unit=unit, days_ago=days_ago)
+
+
+def hcg_qualitative(positive: bool, days_ago: float = 1) -> dict[str, Any]:
+    answer = "10828004" if positive else "260385009"
+    return observation("2106-3", value_code=(SNOMED, answer), days_ago=days_ago)
+
+
+def pregnancy_status(pregnant: bool, days_ago: float = 1) -> dict[str, Any]:
+    answer = "LA15173-0" if pregnant else "LA26683-5"
+    return observation("82810-3", value_code=(LOINC, answer), days_ago=days_ago)
+
+
+def medication_request(
+    *,
+    rxnorm: str | None = "68149",
+    display: str = "mycophenolate mofetil",
+    text: str | None = None,
+    coding: list[dict[str, str]] | None = None,
+    status: str = "active",
+    start_days_ago: float | None = 200,
+    end_days_ago: float | None = None,
+    mid: str | None = None,
+    pid: str = PATIENT_ID,
+) -> dict[str, Any]:
+    concept: dict[str, Any] = {}
+    if coding is not None:
+        concept["coding"] = coding
+    elif rxnorm is not None:
+        concept["coding"] = [{"system": RXNORM, "code": rxnorm, "display": display}]
+    if text is not None:
+        concept["text"] = text
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": mid or f"mr-{next(_ids)}",
+        "status": status,
+        "intent": "order",
+        "subject": {"reference": f"Patient/{pid}"},
+        "medicationCodeableConcept": concept,
+    }
+    if start_days_ago is not None:
+        resource["authoredOn"] = when(start_days_ago)
+    if end_days_ago is not None:
+        period: dict[str, Any] = {"end": when(end_days_ago)}
+        if start_days_ago is not None:
+            period["start"] = when(start_days_ago)
+        resource["dosageInstruction"] = [{"timing": {"repeat": {"boundsPeriod": period}}}]
+    return resource
+
+
+def mmf_draft(mid: str = "draft-mmf", **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("start_days_ago", 0)
+    return medication_request(status="draft", mid=mid, **kwargs)
+
+
+def condition(
+    code: str,
+    *,
+    system: str = SNOMED,
+    clinical_status: str | None = "active",
+    cid: str | None = None,
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": cid or f"cond-{next(_ids)}",
+        "code": {"coding": [{"system": system, "code": code}]},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+    }
+    if clinical_status is not None:
+        resource["clinicalStatus"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": clinical_status,
+                }
+            ]
+        }
+    return resource
+
+
+def bundle(*resources: dict[str, Any], kind: str = "searchset") -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": kind, "entry": [{"resource": r} for r in resources]}
+
+
+def hook_request(
+    hook: str = "order-sign",
+    *,
+    drafts: tuple[dict[str, Any], ...] = (),
+    selections: list[str] | None = None,
+    prefetch: dict[str, Any] | None = None,
+    pid: str = PATIENT_ID,
+    **extra: Any,
+) -> dict[str, Any]:
+    context: dict[str, Any] = {"userId": "Practitioner/dr-1", "patientId": pid}
+    if hook in {"order-sign", "order-select"}:
+        context["draftOrders"] = bundle(*drafts, kind="collection")
+    if hook == "order-select":
+        context["selections"] = (
+            selections
+            if selections is not None
+            else [f"MedicationRequest/{d['id']}" for d in drafts]
+        )
+    body: dict[str, Any] = {"hook": hook, "hookInstance": f"hi-{next(_ids)}", "context": context}
+    if prefetch is not None:
+        body["prefetch"] = prefetch
+    body.update(extra)
+    return body
+
+
+def full_prefetch(
+    *,
+    patient_resource: dict[str, Any] | None = None,
+    observations: tuple[dict[str, Any], ...] = (),
+    medication_requests: tuple[dict[str, Any], ...] = (),
+    conditions: tuple[dict[str, Any], ...] = (),
+) -> dict[str, Any]:
+    return {
+        "patient": patient_resource if patient_resource is not None else patient(),
+        "observations": bundle(*observations),
+        "medicationRequests": bundle(*medication_requests),
+        "conditions": bundle(*conditions),
+    }
