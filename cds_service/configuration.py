@@ -323,7 +323,11 @@ def _validate(schema: Schema, data: Any, path: Path) -> dict[str, Any]:
 def _first_error(messages: Any, prefix: str = "") -> tuple[str, str]:
     if isinstance(messages, Mapping):
         for key, value in messages.items():
-            name = prefix if key == "_schema" else f"{prefix}.{key}" if prefix else str(key)
+            # "_schema" is a whole-object error; "value" is marshmallow's wrapper for Dict values
+            if key == "_schema" or (key == "value" and prefix):
+                name = prefix
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
             return _first_error(value, name)
     if isinstance(messages, list) and messages:
         if all(isinstance(m, str) for m in messages):

@@ -1,0 +1,92 @@
+"""Card log and feedback storage: hashing, idempotency, concurrent duplicates, report."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from cds_service.protocol import FeedbackItem
+from cds_service.store import LoggedCard, Store
+from tests.factories import NOW
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(f"sqlite:///{tmp_path / 'log.sqlite'}", b"key")
+    s.create_schema()
+    s.log_cards(
+        "aih-order-sign",
+        "hook-1",
+        "pt-1",
+        [LoggedCard("card-1", "mmf-teratogenicity", "pregnant", "critical", ("sug-1",))],
+        NOW,
+    )
+    return s
+
+
+def item(outcome: str = "overridden", second: int = 0, card: str = "card-1") -> FeedbackItem:
+    return FeedbackItem(
+        card=card,
+        outcome=outcome,
+        outcome_timestamp=datetime(2026, 6, 1, 12, 5, second, tzinfo=UTC),
+        accepted_suggestions=("sug-1",) if outcome == "accepted" else (),
+        reason_system="urn:aih-cds:override-reason",
+        reason_code="benefit-outweighs-risk",
+        reason_display=None,
+        user_comment="discussed",
+    )
+
+
+def test_patient_id_is_stored_only_as_keyed_hash(store: Store, tmp_path: Path) -> None:
+    raw = (tmp_path / "log.sqlite").read_bytes()
+    assert b"pt-1" not in raw
+    assert store.patient_hash("pt-1") != Store("sqlite://", b"other").patient_hash("pt-1")
+    assert len(store.patient_hash("pt-1")) == 64
+
+
+def test_feedback_is_idempotent(store: Store) -> None:
+    first = store.record_feedback("aih-order-sign", [item(), item("accepted", 1)], NOW)
+    again = store.record_feedback("aih-order-sign", [item(), item("accepted", 1)], NOW)
+    assert (first.stored, first.duplicates) == (2, 0)
+    assert (again.stored, again.duplicates) == (0, 2)
+    assert len(store.feedback_for_card("card-1")) == 2
+
+
+def test_unknown_card_or_other_service_is_not_stored(store: Store) -> None:
+    receipt = store.record_feedback("aih-order-sign", [item(card="nope")], NOW)
+    other = store.record_feedback("aih-order-select", [item()], NOW)
+    assert (receipt.unknown_cards, other.unknown_cards) == (1, 1)
+    assert store.feedback_for_card("card-1") == []
+
+
+def test_concurrent_duplicates_store_once(store: Store) -> None:
+    receipts = []
+    barrier = threading.Barrier(8)
+
+    def send() -> None:
+        barrier.wait()
+        receipts.append(store.record_feedback("aih-order-sign", [item()], NOW))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.stored for r in receipts) == 1
+    assert sum(r.duplicates for r in receipts) == 7
+    assert len(store.feedback_for_card("card-1")) == 1
+
+
+def test_report_by_rule(store: Store) -> None:
+    store.record_feedback("aih-order-sign", [item()], NOW)
+    (row,) = store.feedback_by_rule()
+    assert (row.rule_id, row.indicator, row.issued, row.accepted, row.overridden) == (
+        "mmf-teratogenicity",
+        "critical",
+        1,
+        0,
+        1,
+    )
