@@ -3,9 +3,11 @@
 Decisions where RULES.md is silent (also in docs/rules/mmf-teratogenicity.md):
 - Evidence of pregnancy fires the critical card whatever the recorded sex or age: administrative
   sex and age are proxies, a pregnancy result is not.
-- Any later "not pregnant" evidence (status answer or negative hCG) cancels an earlier positive.
+- A "pregnant" status is cancelled by a later "not pregnant" status or negative hCG; a positive
+  hCG only by a later negative hCG. Only hCG results count as "a negative pregnancy test".
 - A quantitative hCG is negative only below ``hcg_negative_below`` (site-set, default 5 mIU/mL);
-  values between that and the positive threshold are indeterminate, i.e. not a negative test.
+  values between that and the positive threshold are indeterminate: not a negative test, and
+  shown on the card with advice to repeat a quantitative hCG.
 - A mycophenolate course that is completed/stopped with no end date cannot prove continuity, so
   the order is treated as a new start (the safer side: a pregnancy test is asked for).
 """
@@ -62,8 +64,16 @@ class Parameters(Schema):
 
 @dataclass(frozen=True)
 class PregnancyEvent:
+    """One dated piece of pregnancy evidence.
+
+    ``pregnant`` is True (pregnant / positive), False (not pregnant / negative) or None
+    (indeterminate quantitative hCG). ``is_test`` separates hCG results from status answers:
+    only a negative *test* counts as "a negative pregnancy test" for the info card.
+    """
+
     when: datetime
-    pregnant: bool
+    pregnant: bool | None
+    is_test: bool
     description: str
 
 
@@ -71,33 +81,12 @@ def pregnancy_events(
     record: PatientRecord, terminology: Terminology, params: dict[str, object]
 ) -> list[PregnancyEvent]:
     """Dated pregnancy evidence from pregnancy-status answers and hCG results, oldest first."""
-    events: list[PregnancyEvent] = []
-    status_vs = terminology.valueset(str(params["pregnancy_status_valueset"]))
-    pregnant_vs = terminology.valueset(str(params["pregnant_answer_valueset"]))
-    not_pregnant_vs = terminology.valueset(str(params["not_pregnant_answer_valueset"]))
-    for obs in record.coded:
-        if obs.when is None or not obs.code.in_valueset(status_vs):
-            continue
-        if obs.value.in_valueset(pregnant_vs):
-            events.append(
-                PregnancyEvent(
-                    obs.when, True, f"pregnancy status 'pregnant' on {fmt_date(obs.when)}"
-                )
-            )
-        elif obs.value.in_valueset(not_pregnant_vs):
-            events.append(
-                PregnancyEvent(
-                    obs.when, False, f"pregnancy status 'not pregnant' on {fmt_date(obs.when)}"
-                )
-            )
+    events = _status_events(record, terminology, params)
     for result in record.qualitative_results("hcg"):
         if result.when is not None:
             word = "positive" if result.positive else "negative"
-            events.append(
-                PregnancyEvent(
-                    result.when, result.positive, f"hCG {word} on {fmt_date(result.when)}"
-                )
-            )
+            text = f"hCG {word} on {fmt_date(result.when)}"
+            events.append(PregnancyEvent(result.when, result.positive, True, text))
     positive_at = Decimal(str(params["hcg_positive_at_or_above"]))
     negative_below = Decimal(str(params["hcg_negative_below"]))
     for lab in record.lab_series("hcg"):
@@ -105,16 +94,41 @@ def pregnancy_events(
             continue
         text = f"hCG {lab.reported_value.normalize():f} {lab.reported_unit} on {fmt_date(lab.when)}"
         if lab.value >= positive_at:
-            events.append(
-                PregnancyEvent(
-                    lab.when, True, f"{text} (positive: at or above {positive_at} mIU/mL)"
-                )
-            )
+            verdict: bool | None = True
+            text += f" (positive: at or above {positive_at} mIU/mL)"
         elif lab.value < negative_below:
-            events.append(
-                PregnancyEvent(lab.when, False, f"{text} (negative: below {negative_below} mIU/mL)")
+            verdict = False
+            text += f" (negative: below {negative_below} mIU/mL)"
+        else:
+            verdict = None
+            text += (
+                f" (indeterminate: between {negative_below} and {positive_at} mIU/mL; this may be"
+                " a very early pregnancy: repeat a quantitative hCG)"
             )
+        events.append(PregnancyEvent(lab.when, verdict, True, text))
     events.sort(key=lambda e: e.when)
+    return events
+
+
+def _status_events(
+    record: PatientRecord, terminology: Terminology, params: dict[str, object]
+) -> list[PregnancyEvent]:
+    status_vs = terminology.valueset(str(params["pregnancy_status_valueset"]))
+    pregnant_vs = terminology.valueset(str(params["pregnant_answer_valueset"]))
+    not_pregnant_vs = terminology.valueset(str(params["not_pregnant_answer_valueset"]))
+    events = []
+    for obs in record.coded:
+        if obs.when is None or not obs.code.in_valueset(status_vs):
+            continue
+        if obs.value.in_valueset(pregnant_vs):
+            answer: bool | None = True
+        elif obs.value.in_valueset(not_pregnant_vs):
+            answer = False
+        else:
+            continue
+        word = "pregnant" if answer else "not pregnant"
+        text = f"pregnancy status '{word}' on {fmt_date(obs.when)}"
+        events.append(PregnancyEvent(obs.when, answer, False, text))
     return events
 
 
@@ -169,7 +183,9 @@ def evaluate(inp: RuleInput) -> Finding | None:
         return None
 
     window = int(params["negative_test_window_days"])
-    recent_negative = [e for e in events if not e.pregnant and within_days(e.when, now, window)]
+    recent_negative = [
+        e for e in events if e.is_test and e.pregnant is False and within_days(e.when, now, window)
+    ]
     if recent_negative:
         return finding("recent-negative-test", negative_test=recent_negative[-1].description)
     other_courses = _other_courses(
@@ -184,13 +200,25 @@ def evaluate(inp: RuleInput) -> Finding | None:
 def _current_pregnancy(
     events: list[PregnancyEvent], now: datetime, lookback_days: int
 ) -> list[str]:
-    positives = [e for e in events if e.pregnant and within_days(e.when, now, lookback_days)]
-    if not positives:
-        return []
-    latest = positives[-1]
-    if any(not e.pregnant and e.when > latest.when for e in events):
-        return []
-    return [e.description for e in positives]
+    """Positive evidence within the lookback that nothing later cancels.
+
+    RULES.md: a "pregnant" status counts unless a later "not pregnant" follows (a later
+    negative hCG is also taken as not pregnant); a positive hCG counts unless a later negative
+    hCG follows (a status answer alone does not cancel a positive test).
+    """
+    current = []
+    for event in events:
+        if event.pregnant is not True or not within_days(event.when, now, lookback_days):
+            continue
+        cancelled = any(
+            later.pregnant is False
+            and later.when > event.when
+            and (later.is_test or not event.is_test)
+            for later in events
+        )
+        if not cancelled:
+            current.append(event.description)
+    return current
 
 
 def _other_courses(

@@ -236,3 +236,25 @@ def test_contained_medication_reference_is_resolved(config: Configuration) -> No
     ]
     draft["medicationReference"] = {"reference": "#med1"}
     assert decide(config, drafts=(draft,))[0] == "pregnancy-test-needed"
+
+
+def test_not_pregnant_status_is_not_a_negative_test(config: Configuration) -> None:
+    outcome, _ = decide(config, observations=(f.pregnancy_status(pregnant=False, days_ago=2),))
+    assert outcome == "pregnancy-test-needed"
+
+
+def test_status_answer_does_not_cancel_a_positive_test(config: Configuration) -> None:
+    obs = (f.hcg_qualitative(True, 40), f.pregnancy_status(pregnant=False, days_ago=20))
+    assert decide(config, observations=obs)[0] == "pregnant"
+
+
+def test_negative_test_cancels_a_pregnant_status(config: Configuration) -> None:
+    obs = (f.pregnancy_status(pregnant=True, days_ago=40), f.hcg_qualitative(False, 20))
+    assert decide(config, observations=obs)[0] == "pregnancy-test-needed"
+
+
+def test_indeterminate_hcg_is_shown_with_advice(config: Configuration) -> None:
+    outcome, finding = decide(config, observations=(f.hcg_quantitative(12, days_ago=2),))
+    assert outcome == "pregnancy-test-needed"
+    assert "indeterminate" in finding.variables["last_test"]
+    assert "repeat a quantitative hCG" in finding.variables["last_test"]
