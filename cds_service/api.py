@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from cds_service.errors import BadRequest, ServiceError, UnsupportedMediaType
+from cds_service.errors import BadRequest, PayloadTooLarge, ServiceError, UnsupportedMediaType
 from cds_service.protocol import parse_feedback
 from cds_service.runtime import Runtime
 
@@ -35,6 +35,10 @@ def read_json_body() -> Any:
             f"Content-Type must be application/json, got {mimetype or 'none'!r}"
         )
     raw = request.get_data(cache=False)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is not None and len(raw) >= limit:
+        # A chunked body has no Content-Length: werkzeug stops reading at the limit instead.
+        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

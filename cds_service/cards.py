@@ -83,6 +83,7 @@ def _suggestion(
                 "resourceId": d.reference,
             }
             for d in finding.drafts
+            if d.id  # a draft without an id cannot be named in a delete action
         ]
         if not actions:
             return None

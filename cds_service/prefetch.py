@@ -157,7 +157,23 @@ def _check_shape(key: str, value: Any, resource_type: str) -> None:
 
 
 def _is_error_outcome(value: Any) -> bool:
-    return isinstance(value, Mapping) and value.get("resourceType") == "OperationOutcome"
+    """The client hit an error: a bare OperationOutcome, or a Bundle carrying one of error
+    severity (spec: services SHOULD check prefetched data for OperationOutcomes)."""
+    if not isinstance(value, Mapping):
+        return False
+    if value.get("resourceType") == "OperationOutcome":
+        return True
+    if value.get("resourceType") != "Bundle":
+        return False
+    for entry in value.get("entry") or ():
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        if isinstance(resource, Mapping) and resource.get("resourceType") == "OperationOutcome":
+            issues = resource.get("issue") or ()
+            if any(
+                isinstance(i, Mapping) and i.get("severity") in {"error", "fatal"} for i in issues
+            ):
+                return True
+    return False
 
 
 def _entries(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
