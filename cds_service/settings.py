@@ -72,9 +72,6 @@ class Settings:
             raise SettingsError("CDS_FHIR_MAX_PAGES must be >= 1")
         if self.max_request_bytes < 1024:
             raise SettingsError("CDS_MAX_REQUEST_BYTES must be >= 1024")
-        if self.auth and not self.trusted_issuers:
-            # Allowed: every call is then refused with 401, which is the safe default.
-            pass
 
 
 def _coerce(name: str, ftype: Any, raw: str) -> Any:
