@@ -18,6 +18,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from cds_service.bundles import entry_resources, error_outcomes, issue_text, next_link
+
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -120,13 +122,13 @@ class FhirFetcher:
         while True:
             if page.get("resourceType") == "OperationOutcome":
                 raise FetchError(
-                    f"the server answered with an OperationOutcome: {_issue_text(page)}"
+                    f"the server answered with an OperationOutcome: {issue_text(page)}"
                 )
             if page.get("resourceType") != "Bundle":
                 result.resources.append(page)
                 return result
             result.resources.extend(_bundle_resources(page, result))
-            next_url = _next_link(page)
+            next_url = next_link(page)
             if next_url is None:
                 return result
             next_url = urljoin(base, next_url)
@@ -213,50 +215,11 @@ def _pooled_session(workers: int) -> requests.Session:
 
 
 def _bundle_resources(bundle: Mapping[str, Any], result: FetchResult) -> list[dict[str, Any]]:
-    resources = []
-    for entry in bundle.get("entry") or ():
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if not isinstance(resource, dict):
-            continue
-        if resource.get("resourceType") == "OperationOutcome":
-            if _is_error(resource):
-                result.notes.append(
-                    f"the server reported a problem with this search: {_issue_text(resource)}"
-                )
-            continue
-        resources.append(resource)
-    return resources
-
-
-def _is_error(outcome: Mapping[str, Any]) -> bool:
-    return any(
-        i.get("severity") in {"error", "fatal"}
-        for i in outcome.get("issue") or ()
-        if isinstance(i, Mapping)
-    )
-
-
-def _issue_text(outcome: Mapping[str, Any]) -> str:
-    for issue in outcome.get("issue") or ():
-        if isinstance(issue, Mapping):
-            text = (
-                issue.get("diagnostics")
-                or (issue.get("details") or {}).get("text")
-                or issue.get("code")
-            )
-            return str(text)[:200]
-    return "no details"
-
-
-def _next_link(bundle: Mapping[str, Any]) -> str | None:
-    for link in bundle.get("link") or ():
-        if (
-            isinstance(link, Mapping)
-            and link.get("relation") == "next"
-            and isinstance(link.get("url"), str)
-        ):
-            return str(link["url"])
-    return None
+    for outcome in error_outcomes(bundle):
+        result.notes.append(
+            f"the server reported a problem with this search: {issue_text(outcome)}"
+        )
+    return entry_resources(bundle)
 
 
 def _same_server(base: str, url: str) -> bool:

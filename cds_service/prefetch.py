@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from cds_service.bundles import entry_resources, error_outcomes, next_link
 from cds_service.configuration import ServiceConfig, prefetch_resource_type
 from cds_service.errors import BadRequest, PreconditionFailed
 from cds_service.fhir_client import FetchError, FetchResult, FhirFetcher
@@ -94,13 +95,13 @@ def resolve(
         if value is not None and not _is_error_outcome(value):
             _check_shape(key, value, resource_type)
             if value.get("resourceType") == "Bundle":
-                if _has_next(value) and request.fhir_server:
+                if next_link(value) is not None and request.fhir_server:
                     continuations[key] = (
                         value  # the fetch re-reads nothing: it starts from this page
                     )
                 else:
-                    data.add(_entries(value))
-                    if _has_next(value):
+                    data.add(entry_resources(value))
+                    if next_link(value) is not None:
                         data.notes.append(
                             f"prefetch {key} has more pages that could not be read (no fhirServer)"
                         )
@@ -134,7 +135,7 @@ def _take(
     if isinstance(result, FetchError):
         if first_page is not None:
             # The prefetched first page still counts; the card states what is missing.
-            data.add(_entries(first_page))
+            data.add(entry_resources(first_page))
             data.notes.append(f"later pages of prefetch {key} could not be read: {result}")
         else:
             unobtainable.append(f"{key} ({result})")
@@ -163,30 +164,4 @@ def _is_error_outcome(value: Any) -> bool:
         return False
     if value.get("resourceType") == "OperationOutcome":
         return True
-    if value.get("resourceType") != "Bundle":
-        return False
-    for entry in value.get("entry") or ():
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if isinstance(resource, Mapping) and resource.get("resourceType") == "OperationOutcome":
-            issues = resource.get("issue") or ()
-            if any(
-                isinstance(i, Mapping) and i.get("severity") in {"error", "fatal"} for i in issues
-            ):
-                return True
-    return False
-
-
-def _entries(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
-    resources = []
-    for entry in bundle.get("entry") or ():
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if isinstance(resource, dict) and resource.get("resourceType") != "OperationOutcome":
-            resources.append(resource)
-    return resources
-
-
-def _has_next(bundle: Mapping[str, Any]) -> bool:
-    return any(
-        isinstance(link, Mapping) and link.get("relation") == "next"
-        for link in bundle.get("link") or ()
-    )
+    return value.get("resourceType") == "Bundle" and bool(error_outcomes(value))
