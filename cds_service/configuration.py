@@ -26,6 +26,7 @@ from cds_service.terminology import (
     ValueSet,
     valueset_from_fhir,
 )
+from cds_service.validation_errors import first_error
 
 HOOK_CONTEXT_TOKENS = {
     "patient-view": {"userId", "patientId", "encounterId"},
@@ -315,25 +316,9 @@ def _validate(schema: Schema, data: Any, path: Path) -> dict[str, Any]:
     try:
         loaded: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
-        field_name, message = _first_error(exc.messages)
+        field_name, message = first_error(exc.messages, brackets=False, fallback="-")
         raise ConfigError(path, field_name, message) from exc
     return loaded
-
-
-def _first_error(messages: Any, prefix: str = "") -> tuple[str, str]:
-    if isinstance(messages, Mapping):
-        for key, value in messages.items():
-            # "_schema" is a whole-object error; "value" is marshmallow's wrapper for Dict values
-            if key == "_schema" or (key == "value" and prefix):
-                name = prefix
-            else:
-                name = f"{prefix}.{key}" if prefix else str(key)
-            return _first_error(value, name)
-    if isinstance(messages, list) and messages:
-        if all(isinstance(m, str) for m in messages):
-            return prefix or "-", "; ".join(messages)
-        return _first_error(messages[0], prefix)
-    return prefix or "-", str(messages)
 
 
 def _load_valuesets(directory: Path) -> dict[str, ValueSet]:
@@ -397,7 +382,9 @@ def _load_rules(directory: Path, registry: Mapping[str, RuleSpec]) -> dict[str, 
         try:
             params = spec.parameters().load(data["parameters"])
         except ValidationError as exc:
-            field_name, message = _first_error(exc.messages, "parameters")
+            field_name, message = first_error(
+                exc.messages, brackets=False, fallback="-", path="parameters"
+            )
             raise ConfigError(path, field_name, message) from exc
         _check_outcomes(path, data, spec)
         rules[rule_id] = RuleConfig(

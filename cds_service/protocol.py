@@ -10,6 +10,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from cds_service.errors import BadRequest
+from cds_service.validation_errors import first_error
 
 
 class _Lenient(Schema):
@@ -259,20 +260,6 @@ def _load(schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
     try:
         loaded: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
-        path, message = _first(exc.messages)
+        path, message = first_error(exc.messages, brackets=True, fallback="(body)")
         raise BadRequest(f"{prefix}{path}: {message}", expression=f"{prefix}{path}") from exc
     return loaded
-
-
-def _first(messages: Any, path: str = "") -> tuple[str, str]:
-    if isinstance(messages, Mapping):
-        key, value = next(iter(messages.items()))
-        if key == "_schema":
-            return _first(value, path)
-        step = f"[{key}]" if isinstance(key, int) else (f".{key}" if path else str(key))
-        return _first(value, path + step)
-    if isinstance(messages, list):
-        if all(isinstance(m, str) for m in messages):
-            return path or "(body)", "; ".join(messages)
-        return _first(messages[0], path)
-    return path or "(body)", str(messages)
