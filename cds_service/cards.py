@@ -30,7 +30,7 @@ def render_card(
     outcome = rule.outcomes[finding.outcome]
     if not outcome["enabled"]:
         return None
-    variables = dict(finding.variables)
+    variables = {**rule.snippets, **finding.variables}
     variables["evidence"] = (
         _bullets(f"{e['citation']} [{e['key']}]" for e in rule.evidence) or "- none listed"
     )
@@ -47,6 +47,7 @@ def render_card(
     suggestions = [
         _suggestion(rule.suggestions[sid], variables, finding, patient_id, new_uuid)
         for sid in outcome["suggestions"]
+        if finding.applicable_suggestions is None or sid in finding.applicable_suggestions
     ]
     suggestions = [s for s in suggestions if s is not None]
     if suggestions:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -165,6 +165,8 @@ class RuleFileSchema(_Strict):
     links = fields.Dict(keys=fields.String(), values=fields.Nested(LinkSchema), load_default=dict)
     override_reasons = fields.List(fields.Nested(CodingSchema), load_default=list)
     evidence = fields.List(fields.Nested(EvidenceSchema), load_default=list)
+    # rules whose card is dropped when this rule issues one (one card per clinical question)
+    supersedes = fields.List(fields.String(), load_default=list)
 
 
 class DrugClassSchema(_Strict):
@@ -251,6 +253,8 @@ class RuleConfig:
     evidence: tuple[Mapping[str, str], ...]
     spec: RuleSpec
     file: str
+    supersedes: tuple[str, ...] = ()
+    snippets: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -297,9 +301,27 @@ def load_configuration(cards_dir: Path, registry: Mapping[str, RuleSpec]) -> Con
         raise ConfigError(cards_dir, "-", "configuration directory does not exist")
     valuesets = _load_valuesets(cards_dir / "valuesets")
     terminology, analytes = _load_terminology(cards_dir / "terminology.yaml", valuesets)
-    rules = _load_rules(cards_dir / "rules", registry)
+    snippets = _load_snippets(cards_dir / "snippets")
+    rules = _load_rules(cards_dir / "rules", registry, snippets)
     services = _load_services(cards_dir / "services", rules)
     return Configuration(services, rules, terminology, analytes, cards_dir)
+
+
+_SNIPPET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _load_snippets(directory: Path) -> dict[str, str]:
+    """Shared card text (``snippets/<name>.md``), usable as ``${name}`` in every rule's
+    templates, so text several rules show (e.g. second-line options) is written once."""
+    snippets: dict[str, str] = {}
+    for path in sorted(directory.glob("*.md")) if directory.is_dir() else ():
+        if not _SNIPPET_NAME.match(path.stem):
+            raise ConfigError(path, "-", "snippet file names are lower_case_with_underscores.md")
+        text = path.read_text(encoding="utf-8").strip()
+        if not text:
+            raise ConfigError(path, "-", "snippet is empty")
+        snippets[path.stem] = text
+    return snippets
 
 
 def _read_yaml(path: Path) -> Any:
@@ -367,7 +389,9 @@ def _load_terminology(
     return Terminology(valuesets, classes, data["name_fallback"]), analytes
 
 
-def _load_rules(directory: Path, registry: Mapping[str, RuleSpec]) -> dict[str, RuleConfig]:
+def _load_rules(
+    directory: Path, registry: Mapping[str, RuleSpec], snippets: Mapping[str, str]
+) -> dict[str, RuleConfig]:
     rules: dict[str, RuleConfig] = {}
     for path in sorted(directory.glob("*.yaml")):
         data = _validate(RuleFileSchema(), _read_yaml(path), path)
@@ -386,7 +410,10 @@ def _load_rules(directory: Path, registry: Mapping[str, RuleSpec]) -> dict[str, 
                 exc.messages, brackets=False, fallback="-", path="parameters"
             )
             raise ConfigError(path, field_name, message) from exc
-        _check_outcomes(path, data, spec)
+        clashes = sorted(set(snippets) & {v for vs in spec.outcomes.values() for v in vs})
+        if clashes or set(snippets) & spec.common_variables:
+            raise ConfigError(path, "-", f"snippet name(s) clash with rule variables: {clashes}")
+        _check_outcomes(path, data, spec, frozenset(snippets))
         rules[rule_id] = RuleConfig(
             id=rule_id,
             enabled=data["enabled"],
@@ -400,11 +427,36 @@ def _load_rules(directory: Path, registry: Mapping[str, RuleSpec]) -> dict[str, 
             evidence=tuple(data["evidence"]),
             spec=spec,
             file=str(path),
+            supersedes=tuple(data["supersedes"]),
+            snippets=snippets,
         )
+    _check_supersedes(rules)
     return rules
 
 
-def _check_outcomes(path: Path, data: Mapping[str, Any], spec: RuleSpec) -> None:
+def _check_supersedes(rules: Mapping[str, RuleConfig]) -> None:
+    """Every superseded rule exists, and precedence has no cycle (it must be an order)."""
+    for rule in rules.values():
+        for index, other in enumerate(rule.supersedes):
+            if other not in rules or other == rule.id:
+                raise ConfigError(
+                    rule.file, f"supersedes.{index}", f"no other rule file for {other!r}"
+                )
+    for rule in rules.values():
+        seen: set[str] = set()
+        pending = list(rule.supersedes)
+        while pending:
+            current = pending.pop()
+            if current == rule.id:
+                raise ConfigError(rule.file, "supersedes", "precedence forms a cycle")
+            if current not in seen:
+                seen.add(current)
+                pending.extend(rules[current].supersedes)
+
+
+def _check_outcomes(
+    path: Path, data: Mapping[str, Any], spec: RuleSpec, snippet_names: frozenset[str]
+) -> None:
     outcomes = data["outcomes"]
     for name in spec.outcomes:
         if name not in outcomes:
@@ -417,7 +469,7 @@ def _check_outcomes(path: Path, data: Mapping[str, Any], spec: RuleSpec) -> None
             raise ConfigError(
                 path, where, f"the rule has no such outcome; known: {sorted(spec.outcomes)}"
             )
-        allowed = spec.variables_for(name)
+        allowed = spec.variables_for(name) | snippet_names
         for part in ("summary", "detail"):
             _check_template(path, f"{where}.{part}", outcome[part], allowed)
         for sid in outcome["suggestions"]:

@@ -77,7 +77,7 @@ class Engine:
         rules = [
             rule
             for rule in (self.config.rules[rid] for rid in service.rules)
-            if rule.enabled and rule.spec.triggered(drafts, request.hook)
+            if rule.enabled and rule.spec.triggered(drafts, request.hook, rule.params)
         ]
         if not rules:
             return evaluation
@@ -98,6 +98,7 @@ class Engine:
             )
             if card is not None:
                 evaluation.cards.append(IssuedCard(card, rule.id, finding.outcome))
+        evaluation.cards = _apply_precedence(evaluation.cards, self.config.rules)
         return evaluation
 
     def _evaluate(
@@ -118,6 +119,14 @@ class Engine:
                 hook=request.hook,
             )
         )
+
+
+def _apply_precedence(cards: list[IssuedCard], rules: Mapping[str, RuleConfig]) -> list[IssuedCard]:
+    """Drop the cards of rules superseded by a rule that issued a card (e.g. only one
+    treatment-response card: refractory > insufficient response > non-response)."""
+    issued = {card.rule_id for card in cards}
+    superseded = {lower for rid in issued for lower in rules[rid].supersedes}
+    return [card for card in cards if card.rule_id not in superseded]
 
 
 def _inputs(request: HookRequest, data: ResolvedData) -> RecordInputs:

@@ -68,6 +68,16 @@ class CodedObservation:
 
 
 @dataclass(frozen=True)
+class ObservedCode:
+    """That an Observation with this code was resulted, whatever its value (e.g. "a 6-TGN was
+    measured on ..."), for rules that ask whether a test was done rather than what it showed."""
+
+    id: str
+    code: CodedConcept
+    when: datetime | None
+
+
+@dataclass(frozen=True)
 class MedicationCourse:
     id: str
     concept: CodedConcept
@@ -127,6 +137,7 @@ class PatientRecord:
     labs: dict[str, list[LabResult]] = field(default_factory=dict)
     qualitative: dict[str, list[QualitativeResult]] = field(default_factory=dict)
     coded: list[CodedObservation] = field(default_factory=list)
+    observed: list[ObservedCode] = field(default_factory=list)
     courses: list[MedicationCourse] = field(default_factory=list)
     conditions: list[ConditionFact] = field(default_factory=list)
     skipped: list[SkippedResource] = field(default_factory=list)
@@ -138,6 +149,13 @@ class PatientRecord:
 
     def qualitative_results(self, analyte: str) -> list[QualitativeResult]:
         return self.qualitative.get(analyte, [])
+
+    def observed_in(
+        self, terminology: Terminology, valueset_ids: Iterable[str]
+    ) -> list[ObservedCode]:
+        """Resulted Observations coded in any of the value sets, oldest first."""
+        valuesets = [terminology.valueset(vs) for vs in valueset_ids]
+        return [o for o in self.observed if any(o.code.in_valueset(vs) for vs in valuesets)]
 
     def courses_in(self, drug_class: str) -> list[MedicationCourse]:
         return [c for c in self.courses if drug_class in c.classes]
@@ -214,6 +232,7 @@ class RecordBuilder:
         for qualitative_series in record.qualitative.values():
             qualitative_series.sort(key=_sort_key)
         record.coded.sort(key=_sort_key)
+        record.observed.sort(key=_sort_key)
         return record
 
     def draft_orders(
@@ -321,6 +340,7 @@ class RecordBuilder:
         code = CodedConcept.from_fhir(obs.get("code"))
         when = _observation_time(obs)
         obs_id = str(obs.get("id", ""))
+        record.observed.append(ObservedCode(obs_id, code, when))
         for analyte in self.analytes.values():
             if not code.in_valueset(analyte.valueset):
                 continue

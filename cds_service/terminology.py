@@ -61,9 +61,17 @@ class NameMatcher:
         return cls(cleaned, re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])", re.I))
 
     def matches(self, texts: Iterable[str]) -> bool:
+        return self.find(texts) is not None
+
+    def find(self, texts: Iterable[str]) -> str | None:
+        """The first ingredient name found, lower-cased (for short names in card text)."""
         if self.pattern is None:
-            return False
-        return any(self.pattern.search(t) for t in texts if t)
+            return None
+        for text in texts:
+            match = self.pattern.search(text) if text else None
+            if match:
+                return match.group(0).lower()
+        return None
 
 
 @dataclass(frozen=True)
@@ -153,6 +161,25 @@ class Terminology:
             for cid, drug_class in self.drug_classes.items()
             if drug_class.matches(concept, name_fallback=self.name_fallback)
         )
+
+    def short_name(self, concept: CodedConcept, drug_class: str) -> str:
+        """A short drug name for summaries: "azathioprine" rather than "Imuran 50 MG Oral
+        Tablet"; the ingredient name found in the text, else the value set's display of a
+        matching ingredient-level code, else the concept's own label."""
+        cls = self.drug_classes.get(drug_class)
+        if cls is not None:
+            name = cls.names.find(concept.texts())
+            if name:
+                return name
+            displays = [
+                cls.valueset.displays.get((c.system, c.code), "")
+                for c in concept.codes
+                if cls.valueset.contains(c.system, c.code)
+            ]
+            shortest = min((d for d in displays if d), key=len, default="")
+            if shortest:
+                return shortest
+        return concept.label()
 
 
 def valueset_from_fhir(resource: Mapping[str, Any]) -> ValueSet:

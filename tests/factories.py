@@ -208,3 +208,79 @@ def full_prefetch(
         "medicationRequests": bundle(*medication_requests),
         "conditions": bundle(*conditions),
     }
+
+
+# ------------------------------------------------------------------ AIH treatment and anti-TNF
+
+PREDNISOLONE = ("8638", "prednisolone")
+AZATHIOPRINE = ("1256", "azathioprine")
+INFLIXIMAB = ("191831", "infliximab")
+TACROLIMUS = ("42316", "tacrolimus")
+
+
+def aih_condition(**kwargs: Any) -> dict[str, Any]:
+    return condition("408335007", **kwargs)
+
+
+def course(
+    drug: tuple[str, str], start_days_ago: float | None, **kwargs: Any
+) -> dict[str, Any]:
+    """A MedicationRequest for an ingredient-coded drug (active unless status is given)."""
+    rxnorm, display = drug
+    return medication_request(
+        rxnorm=rxnorm, display=display, start_days_ago=start_days_ago, **kwargs
+    )
+
+
+def draft(drug: tuple[str, str], mid: str | None = None) -> dict[str, Any]:
+    return course(drug, 0, status="draft", mid=mid or f"draft-{drug[1]}")
+
+
+def ast(value: float, days_ago: float = 1, uln: float | None = None) -> dict[str, Any]:
+    return observation("1920-8", value=value, unit="U/L", days_ago=days_ago, uln=uln)
+
+
+def igg(
+    value: float, days_ago: float = 1, unit: str = "g/L", uln: float | None = None
+) -> dict[str, Any]:
+    return observation("2465-3", value=value, unit=unit, days_ago=days_ago, uln=uln)
+
+
+def bilirubin(
+    value: float, days_ago: float = 1, unit: str = "mg/dL", uln: float | None = None
+) -> dict[str, Any]:
+    return observation("1975-2", value=value, unit=unit, days_ago=days_ago, uln=uln)
+
+
+def on_aih_treatment(
+    *alts: tuple[float, float],
+    start_days_ago: float = 250,
+    extra_observations: tuple[dict[str, Any], ...] = (),
+    courses: tuple[dict[str, Any], ...] | None = None,
+) -> dict[str, Any]:
+    """Prefetch for a patient with AIH on prednisolone + azathioprine since ``start_days_ago``;
+    ``alts`` are (value U/L, days ago) pairs, ULN from the configured default (40 U/L)."""
+    return full_prefetch(
+        observations=(*(alt(v, days_ago=d) for v, d in alts), *extra_observations),
+        medication_requests=courses
+        if courses is not None
+        else (
+            course(PREDNISOLONE, start_days_ago),
+            course(AZATHIOPRINE, start_days_ago - 14),
+        ),
+        conditions=(aih_condition(),),
+    )
+
+
+def on_anti_tnf(
+    *alts: tuple[float, float],
+    start_days_ago: float = 100,
+    extra_observations: tuple[dict[str, Any], ...] = (),
+    conditions: tuple[dict[str, Any], ...] = (),
+) -> dict[str, Any]:
+    """Prefetch for a patient on infliximab since ``start_days_ago`` (no AIH unless given)."""
+    return full_prefetch(
+        observations=(*(alt(v, days_ago=d) for v, d in alts), *extra_observations),
+        medication_requests=(course(INFLIXIMAB, start_days_ago),),
+        conditions=conditions,
+    )

@@ -34,6 +34,9 @@ class Finding:
     drafts: tuple[DraftOrder, ...] = ()
     # what was missing or assumed; the engine adds it to the card's ${data_gaps}
     gaps: tuple[str, ...] = ()
+    # the outcome's configured suggestions that apply to this patient (None: all of them); the
+    # rule decides applicability, the configuration decides wording and whether it is offered
+    applicable_suggestions: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ class RuleSpec:
     # outcome name -> template variables the rule provides for it
     outcomes: Mapping[str, frozenset[str]]
     parameters: type[Schema]
-    triggered: Callable[[tuple[DraftOrder, ...], str], bool]
+    # (drafts, hook, params) -> whether the rule runs; decided before any data is fetched
+    triggered: Callable[[tuple[DraftOrder, ...], str, Mapping[str, Any]], bool]
     evaluate: Callable[[RuleInput], Finding | None]
     # variables every outcome gets from the engine
     common_variables: frozenset[str] = field(

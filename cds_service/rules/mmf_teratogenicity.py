@@ -14,9 +14,11 @@ Decisions where RULES.md is silent (also in docs/rules/mmf-teratogenicity.md):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
@@ -241,7 +243,7 @@ def _lines(items: list[str]) -> str:
     return "\n".join(f"- {item}" for item in items)
 
 
-def triggered(drafts: tuple[DraftOrder, ...], hook: str) -> bool:
+def triggered(drafts: tuple[DraftOrder, ...], hook: str, _params: Mapping[str, Any]) -> bool:
     return hook in SPEC.hooks and any(DRUG_CLASS in d.classes for d in drafts)
 
 

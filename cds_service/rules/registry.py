@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cds_service.rules import mmf_teratogenicity
+from cds_service.rules import anti_tnf_liver_injury, mmf_teratogenicity, treatment_response
 from cds_service.rules.base import RuleSpec
 
-REGISTRY: Mapping[str, RuleSpec] = {spec.id: spec for spec in (mmf_teratogenicity.SPEC,)}
+REGISTRY: Mapping[str, RuleSpec] = {
+    spec.id: spec
+    for spec in (
+        mmf_teratogenicity.SPEC,
+        treatment_response.NONRESPONSE_SPEC,
+        treatment_response.INSUFFICIENT_SPEC,
+        treatment_response.REFRACTORY_SPEC,
+        anti_tnf_liver_injury.SPEC,
+    )
+}

@@ -29,7 +29,15 @@ from tests.conformance.support import (
     uuids_of,
 )
 
-SERVICE_FOR_HOOK = {"order-sign": "aih-order-sign", "order-select": "aih-order-select"}
+SERVICE_FOR_HOOK = {
+    "order-sign": "aih-order-sign",
+    "order-select": "aih-order-select",
+    "patient-view": "aih-patient-view",
+}
+# which drafts trigger a rule on the order hooks (patient-view sends none); a scenario runs on
+# every hook its rule is configured for
+AZA_RENEWAL = (f.draft(f.AZATHIOPRINE),)
+INFLIXIMAB_ORDER = (f.draft(f.INFLIXIMAB),)
 
 # (rule id, outcome) -> (draft orders, prefetch) that lead the rule to that outcome.
 Scenario = Callable[[], tuple[tuple[dict[str, Any], ...], dict[str, Any]]]
@@ -54,11 +62,46 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
         (f.mmf_draft(),),
         f.full_prefetch(patient_resource=f.patient(gender="male")),
     ),
+    # refractory also meets insufficient response: the engine must keep only this card
+    ("aih-refractory", "steroid-refractory"): lambda: (
+        AZA_RENEWAL,
+        f.on_aih_treatment((400, 305), (150, 60), (120, 10), start_days_ago=300),
+    ),
+    ("aih-insufficient-response", "not-in-complete-response"): lambda: (
+        AZA_RENEWAL,
+        f.on_aih_treatment((300, 255), (60, 20), extra_observations=(f.igg(14, days_ago=20),)),
+    ),
+    ("aih-insufficient-response", "monitoring-gap"): lambda: (
+        AZA_RENEWAL,
+        f.on_aih_treatment((300, 255), (30, 20)),
+    ),
+    ("aih-nonresponse", "no-early-response"): lambda: (
+        AZA_RENEWAL,
+        f.on_aih_treatment((400, 37), (300, 7), start_days_ago=35),
+    ),
+    ("anti-tnf-liver-injury", "severe-injury"): lambda: (
+        INFLIXIMAB_ORDER,
+        f.on_anti_tnf((25, 110), (250, 5)),
+    ),
+    ("anti-tnf-liver-injury", "marked-elevation"): lambda: (
+        INFLIXIMAB_ORDER,
+        f.on_anti_tnf((25, 110), (130, 5)),
+    ),
+    ("anti-tnf-liver-injury", "persistent-elevation"): lambda: (
+        INFLIXIMAB_ORDER,
+        f.on_anti_tnf((25, 110), (55, 40), (60, 5)),
+    ),
 }
+
+
+def _hooks_of(rule: str) -> list[str]:
+    return ["order-sign", "order-select"] if rule == "mmf-teratogenicity" else list(SERVICE_FOR_HOOK)
+
+
 CASES = [
     pytest.param(rule, outcome, hook, id=f"{rule}:{outcome}:{hook}")
     for rule, outcome in SCENARIOS
-    for hook in SERVICE_FOR_HOOK
+    for hook in _hooks_of(rule)
 ]
 
 
@@ -89,7 +132,7 @@ def test_scenarios_cover_every_rule_outcome(app: Flask) -> None:
             for outcome in rule.spec.outcomes:
                 if rule.outcomes[outcome]["enabled"]:
                     expected.add((rule_id, outcome, service.hook))
-    covered = {(rule, outcome, hook) for rule, outcome in SCENARIOS for hook in SERVICE_FOR_HOOK}
+    covered = {(rule, outcome, hook) for rule, outcome in SCENARIOS for hook in _hooks_of(rule)}
     assert expected - covered == set(), "add a scenario for these (rule, outcome, hook)"
     assert {hook for _, _, hook in expected} <= set(SERVICE_FOR_HOOK)
 
@@ -115,14 +158,15 @@ def test_card_invariants(
 def test_uuids_unique_across_calls(app: Flask, client: FlaskClient) -> None:
     seen: list[str] = []
     for rule, outcome in SCENARIOS:
-        for hook in SERVICE_FOR_HOOK:
+        for hook in _hooks_of(rule):
             seen.extend(uuids_of(call(client, rule, outcome, hook)))
     assert len(seen) >= 2 * len(SCENARIOS)
     assert len(seen) == len(set(seen))
 
 
 def test_card_without_advice_is_empty_array(client: FlaskClient) -> None:
-    for hook, service in SERVICE_FOR_HOOK.items():
+    for hook in ("order-sign", "order-select"):
+        service = SERVICE_FOR_HOOK[hook]
         amoxicillin = f.medication_request(rxnorm="723", display="amoxicillin", status="draft")
         body = f.hook_request(hook, drafts=(amoxicillin,), prefetch=f.full_prefetch())
         response = client.post(f"/cds-services/{service}", json=body)

@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 
 from cds_service.store import CardLog
+from cds_service.rules.registry import REGISTRY
 from tests import factories as f
 from tests.conftest import MATERIAL
 
@@ -129,7 +130,7 @@ def test_health_and_readiness(client: Any) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json() == {"status": "ready", "rules": 1, "database": True}
+    assert ready.get_json() == {"status": "ready", "rules": len(REGISTRY), "database": True}
 
 
 def test_issued_cards_are_logged_with_hashed_patient(app: Flask) -> None:
@@ -150,9 +151,9 @@ def test_issued_cards_are_logged_with_hashed_patient(app: Flask) -> None:
 
 
 def test_no_trigger_means_no_data_needed(client: Any) -> None:
-    """A non-mycophenolate order needs no patient data: no 412 even without prefetch."""
-    pred = f.medication_request(rxnorm="8638", display="prednisolone", status="draft")
-    response = client.post("/cds-services/aih-order-sign", json=f.hook_request(drafts=(pred,)))
+    """An order no rule is about needs no patient data: no 412 even without prefetch."""
+    other = f.medication_request(rxnorm="723", display="amoxicillin", status="draft")
+    response = client.post("/cds-services/aih-order-sign", json=f.hook_request(drafts=(other,)))
     assert response.status_code == 200
     assert response.get_json() == {"cards": []}
 

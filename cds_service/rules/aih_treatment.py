@@ -1,0 +1,270 @@
+"""The AIH treatment course the three treatment-response rules share: T0, baseline ALT, the ALT
+series since T0, the response class, and the facts every treatment-response card shows.
+
+Choices where RULES.md is silent (also in docs/rules/aih-treatment-response.md):
+- Courses without any start date cannot place T0; they are ignored and named as a data gap.
+- Results without a date are not used (they cannot be placed in time); their count is a gap.
+- Non-response and insufficient response are judged only while a first-line course is active:
+  an ALT rise after treatment was stopped is a relapse off treatment, a different question.
+- Response class (Hegade 2011 series definitions, made computable): CR when the last
+  ``cr_sustained_results`` ALT results since T0 are all at or below their ULN; PR when the latest
+  ALT is more than ``pr_decrease_fraction`` below baseline; relapse when an earlier result since
+  T0 reached CR (at or below ULN) or PR and the latest has lost it; NR otherwise (with a baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from cds_service.record import DraftOrder, LabResult, MedicationCourse, PatientRecord
+from cds_service.rules.base import DataKind
+from cds_service.rules.common import fmt_date
+from cds_service.rules.series import (
+    CLOCK_SKEW,
+    between,
+    dated,
+    describe,
+    duration_text,
+    latest,
+    times_uln,
+    undated_count,
+)
+from cds_service.terminology import Terminology
+
+NEEDS = frozenset(
+    {DataKind.PATIENT, DataKind.OBSERVATIONS, DataKind.MEDICATION_REQUESTS, DataKind.CONDITIONS}
+)
+HOOKS = frozenset({"patient-view", "order-sign", "order-select"})
+
+
+class TreatmentParameters(Schema):
+    """Parameters every treatment-response rule file accepts (defaults from RULES.md)."""
+
+    class Meta:
+        unknown = RAISE
+
+    aih_condition_valueset = fields.String(load_default="autoimmune-hepatitis")
+    first_line_class = fields.String(load_default="aih-first-line")
+    baseline_window_days = fields.Integer(load_default=90, validate=validate.Range(1, 365))
+    # orders that make the assessment relevant on order-sign / order-select
+    order_trigger_classes = fields.List(
+        fields.String(), load_default=lambda: ["aih-first-line", "aih-second-line"]
+    )
+    pr_decrease_fraction = fields.Decimal(
+        load_default=Decimal("0.5"), validate=validate.Range(0, 1)
+    )
+    cr_sustained_results = fields.Integer(load_default=2, validate=validate.Range(1, 10))
+    metabolite_drug_class = fields.String(load_default="azathioprine-mercaptopurine")
+    metabolite_valuesets = fields.List(
+        fields.String(), load_default=lambda: ["tgn-6", "thiopurine-metabolite-panel"]
+    )
+    metabolite_lookback_days = fields.Integer(load_default=180, validate=validate.Range(1, 730))
+    alt_results_shown = fields.Integer(load_default=8, validate=validate.Range(1, 50))
+
+
+@dataclass
+class TreatmentCourse:
+    """One patient's AIH treatment as the rules see it at ``now``."""
+
+    now: datetime
+    t0: datetime
+    first_line: list[MedicationCourse]
+    active_first_line: list[MedicationCourse]
+    therapy: str  # short names of the active first-line drugs, "prednisolone + azathioprine"
+    baseline: LabResult | None
+    alt_since_t0: list[LabResult]
+    gaps: list[str] = field(default_factory=list)
+
+    @property
+    def on_treatment(self) -> bool:
+        return bool(self.active_first_line)
+
+    def days_since_t0(self) -> float:
+        return (self.now - self.t0) / timedelta(days=1)
+
+
+def trigger(drafts: tuple[DraftOrder, ...], hook: str, params: Mapping[str, Any]) -> bool:
+    """Patient-view always assesses; orders only when they are AIH immunosuppressants."""
+    if hook == "patient-view":
+        return True
+    classes = set(params["order_trigger_classes"])
+    return hook in HOOKS and any(classes & d.classes for d in drafts)
+
+
+def treatment_course(
+    record: PatientRecord, terminology: Terminology, params: Mapping[str, Any], now: datetime
+) -> TreatmentCourse | None:
+    """None when the rules do not apply: no AIH diagnosis, or no dated first-line course."""
+    if not record.active_conditions_in(terminology, str(params["aih_condition_valueset"])):
+        return None
+    first_line_class = str(params["first_line_class"])
+    courses = record.courses_in(first_line_class)
+    gaps = []
+    undated = [c for c in courses if c.start is None]
+    if undated:
+        gaps.append(
+            f"{len(undated)} first-line medication order(s) without a start date were not used"
+            " to date the treatment start."
+        )
+    started = sorted(
+        (c for c in courses if c.start is not None and c.start <= now + CLOCK_SKEW),
+        key=lambda c: c.start or now,
+    )
+    if not started:
+        return None
+    t0 = started[0].start or now
+    active = [c for c in started if c.is_active(now)]
+    alt = record.lab_series("alt")
+    if undated_count(alt):
+        gaps.append(f"{undated_count(alt)} ALT result(s) without a date were not used.")
+    alt_dated = dated(alt, now)
+    window = timedelta(days=int(params["baseline_window_days"]))
+    baseline = latest(between(alt_dated, t0 - window, t0))
+    if baseline is None:
+        gaps.append(
+            f"No ALT in the {params['baseline_window_days']} days before treatment start"
+            f" ({fmt_date(t0)}): no baseline."
+        )
+    names = [terminology.short_name(c.concept, first_line_class) for c in active]
+    return TreatmentCourse(
+        now=now,
+        t0=t0,
+        first_line=started,
+        active_first_line=active,
+        therapy=" + ".join(dict.fromkeys(names)) or "no first-line drug active now",
+        baseline=baseline,
+        alt_since_t0=[r for r in alt_dated if r.when is not None and r.when > t0],
+        gaps=gaps,
+    )
+
+
+# ---------------------------------------------------------------- response class
+
+
+def _normal(result: LabResult) -> bool:
+    ratio = times_uln(result)
+    return ratio is not None and ratio <= 1
+
+
+def _decrease(result: LabResult, baseline: LabResult | None) -> Decimal | None:
+    if baseline is None or baseline.value <= 0:
+        return None
+    return 1 - result.value / baseline.value
+
+
+def response_class(course: TreatmentCourse, params: Mapping[str, Any]) -> str:
+    """The response class per the Hegade series definitions, with the numbers behind it."""
+    series = course.alt_since_t0
+    if not series:
+        return "not classifiable: no ALT result since treatment start"
+    last = series[-1]
+    pr_fraction = Decimal(str(params["pr_decrease_fraction"]))
+    sustained = int(params["cr_sustained_results"])
+    decrease = _decrease(last, course.baseline)
+    change = "" if decrease is None else f"; ALT change from baseline {signed_percent(-decrease)}"
+    pr_text = f"fell by more than {percent(pr_fraction)}"
+    tail = series[-sustained:]
+    if len(tail) == sustained and all(_normal(r) for r in tail):
+        return f"complete response (CR): the last {sustained} ALT result(s) are normal{change}"
+    earlier = series[:-1]
+    reached_cr = any(_normal(r) for r in earlier)
+    reached_pr = any(_fell_more_than(r, course.baseline, pr_fraction) for r in earlier)
+    lost_pr = decrease is not None and decrease <= pr_fraction
+    if not _normal(last) and (reached_cr or (reached_pr and lost_pr)):
+        level = "normalised" if reached_cr else pr_text
+        return f"relapse: ALT {level} after treatment start, then worsened{change}"
+    if decrease is not None and decrease > pr_fraction:
+        return f"partial response (PR): ALT {pr_text}{change}"
+    if _normal(last):
+        return f"ALT normal at the latest result, not yet sustained ({sustained} needed){change}"
+    if decrease is not None:
+        return f"no response (NR): ALT fell by {percent(pr_fraction)} or less{change}"
+    return "not classifiable: no baseline ALT and the latest ALT is above its ULN"
+
+
+def _fell_more_than(result: LabResult, baseline: LabResult | None, fraction: Decimal) -> bool:
+    decrease = _decrease(result, baseline)
+    return decrease is not None and decrease > fraction
+
+
+def percent(fraction: Decimal) -> str:
+    return f"{(fraction * 100).quantize(Decimal(1))} %"
+
+
+def signed_percent(fraction: Decimal) -> str:
+    text = percent(fraction)
+    return text if text.startswith("-") else f"+{text}"
+
+
+# ---------------------------------------------------------------- shared card facts
+
+
+def course_variables(
+    course: TreatmentCourse,
+    record: PatientRecord,
+    terminology: Terminology,
+    params: Mapping[str, Any],
+) -> dict[str, str]:
+    """Template variables every treatment-response outcome offers."""
+    shown = course.alt_since_t0[-int(params["alt_results_shown"]) :]
+    igg = latest(between(dated(record.lab_series("igg"), course.now), course.t0, None))
+    started = "; ".join(
+        f"{c.label} (from {fmt_date(c.start)}, {c.status})" for c in course.first_line
+    )
+    return {
+        "therapy": course.therapy,
+        "treatment_start": fmt_date(course.t0),
+        "time_on_therapy": duration_text(course.t0, course.now),
+        "first_line_courses": started,
+        "baseline_alt": describe(course.baseline, "ALT")
+        if course.baseline
+        else f"none in the {params['baseline_window_days']} days before treatment start",
+        "alt_results": "\n".join(f"- {describe(r, 'ALT')}" for r in shown)
+        or "- no ALT result since treatment start",
+        "latest_igg": describe(igg, "IgG") if igg else "not measured since treatment start",
+        "response_class": response_class(course, params),
+        "metabolite_status": metabolite_status(course, record, terminology, params)[1],
+    }
+
+
+COURSE_VARIABLES = frozenset(
+    {
+        "therapy",
+        "treatment_start",
+        "time_on_therapy",
+        "first_line_courses",
+        "baseline_alt",
+        "alt_results",
+        "latest_igg",
+        "response_class",
+        "metabolite_status",
+    }
+)
+
+
+def metabolite_status(
+    course: TreatmentCourse,
+    record: PatientRecord,
+    terminology: Terminology,
+    params: Mapping[str, Any],
+) -> tuple[bool, str]:
+    """(whether to suggest the metabolite panel, the fact for the card)."""
+    drug_class = str(params["metabolite_drug_class"])
+    on_thiopurine = [c for c in course.active_first_line if drug_class in c.classes]
+    if not on_thiopurine:
+        return False, "not on azathioprine or mercaptopurine"
+    lookback = int(params["metabolite_lookback_days"])
+    measured = [
+        o
+        for o in record.observed_in(terminology, params["metabolite_valuesets"])
+        if o.when is not None and course.now - timedelta(days=lookback) <= o.when
+    ]
+    if measured:
+        return False, f"6-TGN measured on {fmt_date(measured[-1].when)}"
+    return True, f"no 6-TGN result in the last {lookback} days: consider the metabolite panel"

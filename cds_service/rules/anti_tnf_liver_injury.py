@@ -1,0 +1,251 @@
+"""anti-tnf-liver-injury: ALT rising on an anti-TNF agent (possible drug-induced liver injury).
+
+Choices where RULES.md is silent (also in docs/rules/anti-tnf-liver-injury.md):
+- "After S" means strictly after the course start; the baseline window [S - 180 d, S] includes S.
+- The ALT >= 3 x ULN with bilirubin > 2 x ULN criterion uses the same 90-day recency as the
+  ALT >= 5 x ULN criterion: an old, resolved episode does not raise a critical card forever.
+- Only the most severe situation gives a card (critical > marked elevation > persistent).
+- On patient-view the rule needs an anti-TNF course active now; on order hooks the draft counts.
+- A known AIH diagnosis is stated on the card (the rise may be AIH activity, or anti-TNF
+  autoimmune-like hepatitis), and a raised baseline limits the rule to the 3x/5x/bilirubin
+  criteria, as RULES.md says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from cds_service.record import DraftOrder, LabResult, MedicationCourse, PatientRecord
+from cds_service.rules.base import DataKind, Finding, RuleInput, RuleSpec
+from cds_service.rules.common import fmt_date
+from cds_service.rules.series import (
+    TIMES,
+    above_times_uln,
+    at_least_times_uln,
+    between,
+    dated,
+    default_uln_note,
+    describe,
+    duration_text,
+    latest,
+    ratio_text,
+    times_uln,
+    undated_count,
+)
+from cds_service.terminology import Terminology
+
+RULE_ID = "anti-tnf-liver-injury"
+
+
+class Parameters(Schema):
+    class Meta:
+        unknown = RAISE
+
+    drug_class = fields.String(load_default="anti-tnf")
+    course_recency_days = fields.Integer(load_default=180, validate=validate.Range(0, 3650))
+    baseline_window_days = fields.Integer(load_default=180, validate=validate.Range(1, 3650))
+    critical_alt_multiple = fields.Decimal(load_default=Decimal(5), validate=validate.Range(1))
+    recent_window_days = fields.Integer(load_default=90, validate=validate.Range(1, 3650))
+    combined_alt_multiple = fields.Decimal(load_default=Decimal(3), validate=validate.Range(1))
+    combined_bilirubin_multiple = fields.Decimal(
+        load_default=Decimal(2), validate=validate.Range(1)
+    )
+    combined_max_days_apart = fields.Integer(load_default=7, validate=validate.Range(0, 90))
+    warning_alt_multiple = fields.Decimal(load_default=Decimal(3), validate=validate.Range(1))
+    persistent_min_days_apart = fields.Integer(load_default=28, validate=validate.Range(1, 365))
+    aih_condition_valueset = fields.String(load_default="autoimmune-hepatitis")
+    # hooks on which the card offers to remove the anti-TNF draft (RULES.md: order-sign)
+    removal_hooks = fields.List(fields.String(), load_default=lambda: ["order-sign"])
+    alt_results_shown = fields.Integer(load_default=8, validate=validate.Range(1, 50))
+
+
+def triggered(drafts: tuple[DraftOrder, ...], hook: str, params: Mapping[str, Any]) -> bool:
+    if hook == "patient-view":
+        return True
+    return hook in SPEC.hooks and any(params["drug_class"] in d.classes for d in drafts)
+
+
+def _current_courses(
+    record: PatientRecord, drug_class: str, now: datetime, recency_days: int
+) -> list[MedicationCourse]:
+    return [
+        c
+        for c in record.courses_in(drug_class)
+        if c.is_active(now) or c.ended_within(now, recency_days)
+    ]
+
+
+def evaluate(inp: RuleInput) -> Finding | None:
+    params, record, now = inp.params, inp.record, inp.now
+    drug_class = str(params["drug_class"])
+    drafts = tuple(d for d in inp.drafts if drug_class in d.classes)
+    courses = _current_courses(record, drug_class, now, int(params["course_recency_days"]))
+    if inp.hook == "patient-view" and not any(c.is_active(now) for c in courses):
+        return None
+    gaps: list[str] = []
+    starts = [c.start for c in courses if c.start is not None]
+    if len(starts) < len(courses):
+        gaps.append("Anti-TNF order(s) without a start date were not used to date the start.")
+    if not starts:
+        starts = [d.start or now for d in drafts]
+    if not starts:
+        return None
+    start = min(starts)
+    alt_all = record.lab_series("alt")
+    if undated_count(alt_all):
+        gaps.append(f"{undated_count(alt_all)} ALT result(s) without a date were not used.")
+    alt = dated(alt_all, now)
+    after = [r for r in alt if r.when is not None and r.when > start]
+    if not after:
+        return None
+    baseline = latest(
+        between(alt, start - timedelta(days=int(params["baseline_window_days"])), start)
+    )
+    situation = _classify(after, baseline, record, params, now)
+    if situation is None:
+        return None
+    outcome, trigger_result, extra = situation
+    if any(r.uln is None for r in after):
+        gaps.append("Some ALT results had no upper limit of normal and were not compared.")
+    gaps += default_uln_note([*([baseline] if baseline else []), *after], "ALT")
+    names = [inp.terminology.short_name(c.concept, drug_class) for c in courses] or [
+        inp.terminology.short_name(d.concept, drug_class) for d in drafts
+    ]
+    shown = after[-int(params["alt_results_shown"]) :]
+    variables = {
+        "drug": " + ".join(dict.fromkeys(names)),
+        "course_start": fmt_date(start),
+        "latency": duration_text(start, trigger_result.when or now),
+        "trigger_alt": describe(trigger_result, "ALT"),
+        "trigger_ratio": ratio_text(trigger_result),
+        "baseline_alt": _baseline_text(baseline, params),
+        "alt_results": "\n".join(f"- {describe(r, 'ALT')}" for r in shown),
+        "liver_history": _liver_history(record, inp.terminology, params),
+    } | extra
+    removable = drafts if inp.hook in params["removal_hooks"] else ()
+    return Finding(RULE_ID, outcome, variables, removable, tuple(gaps))
+
+
+def _classify(
+    after: list[LabResult],
+    baseline: LabResult | None,
+    record: PatientRecord,
+    params: Mapping[str, Any],
+    now: datetime,
+) -> tuple[str, LabResult, dict[str, str]] | None:
+    """The most severe situation: (outcome, the ALT result behind it, extra variables)."""
+    recent = [
+        r for r in after if r.when and r.when >= now - timedelta(days=params["recent_window_days"])
+    ]
+    severe = [r for r in recent if at_least_times_uln(r, params["critical_alt_multiple"])]
+    if severe:
+        peak = max(severe, key=lambda r: times_uln(r) or 0)
+        criterion = f"ALT at or above {params['critical_alt_multiple']}{TIMES}ULN"
+        return "severe-injury", peak, {"criterion": criterion, "bilirubin": "not required"}
+    pair = _alt_with_bilirubin(recent, record, params)
+    if pair is not None:
+        alt, bilirubin = pair
+        criterion = (
+            f"ALT at or above {params['combined_alt_multiple']}{TIMES}ULN with total bilirubin"
+            f" above {params['combined_bilirubin_multiple']}{TIMES}ULN within"
+            f" {params['combined_max_days_apart']} days"
+        )
+        extra = {"criterion": criterion, "bilirubin": describe(bilirubin, "total bilirubin")}
+        return "severe-injury", alt, extra
+    last = after[-1]
+    if at_least_times_uln(last, params["warning_alt_multiple"]):
+        return "marked-elevation", last, {}
+    baseline_raised = baseline is not None and above_times_uln(baseline, Decimal(1))
+    if baseline_raised or len(after) < 2:
+        return None
+    first, second = after[-2], after[-1]
+    apart = (second.when - first.when).days if second.when and first.when else 0
+    if (
+        above_times_uln(first, Decimal(1))
+        and above_times_uln(second, Decimal(1))
+        and apart >= params["persistent_min_days_apart"]
+    ):
+        return (
+            "persistent-elevation",
+            second,
+            {
+                "earlier_alt": describe(first, "ALT"),
+                "days_apart": str(apart),
+            },
+        )
+    return None
+
+
+def _alt_with_bilirubin(
+    recent: list[LabResult], record: PatientRecord, params: Mapping[str, Any]
+) -> tuple[LabResult, LabResult] | None:
+    bilirubin = [
+        b
+        for b in record.lab_series("bilirubin-total")
+        if b.when is not None and above_times_uln(b, params["combined_bilirubin_multiple"])
+    ]
+    window = timedelta(days=params["combined_max_days_apart"])
+    for alt in reversed(recent):
+        if alt.when is None or not at_least_times_uln(alt, params["combined_alt_multiple"]):
+            continue
+        for bili in reversed(bilirubin):
+            if bili.when is not None and abs(bili.when - alt.when) <= window:
+                return alt, bili
+    return None
+
+
+def _baseline_text(baseline: LabResult | None, params: Mapping[str, Any]) -> str:
+    if baseline is None:
+        return f"none in the {params['baseline_window_days']} days before the start"
+    if above_times_uln(baseline, Decimal(1)):
+        return (
+            describe(baseline, "ALT") + ": already above ULN, so only the"
+            " 3x/5x ULN and bilirubin criteria apply"
+        )
+    return describe(baseline, "ALT")
+
+
+def _liver_history(
+    record: PatientRecord, terminology: Terminology, params: Mapping[str, Any]
+) -> str:
+    aih = record.active_conditions_in(terminology, str(params["aih_condition_valueset"]))
+    if not aih:
+        return "No autoimmune hepatitis on the problem list."
+    return (
+        f"Autoimmune hepatitis is on the problem list ({aih[0].concept.label()}): the rise may"
+        " be AIH activity as well as drug injury."
+    )
+
+
+_COMMON = frozenset(
+    {
+        "drug",
+        "course_start",
+        "latency",
+        "trigger_alt",
+        "trigger_ratio",
+        "baseline_alt",
+        "alt_results",
+        "liver_history",
+    }
+)
+SPEC = RuleSpec(
+    id=RULE_ID,
+    hooks=frozenset({"patient-view", "order-sign", "order-select"}),
+    needs=frozenset(
+        {DataKind.PATIENT, DataKind.OBSERVATIONS, DataKind.MEDICATION_REQUESTS, DataKind.CONDITIONS}
+    ),
+    outcomes={
+        "severe-injury": _COMMON | {"criterion", "bilirubin"},
+        "marked-elevation": _COMMON,
+        "persistent-elevation": _COMMON | {"earlier_alt", "days_apart"},
+    },
+    parameters=Parameters,
+    triggered=triggered,
+    evaluate=evaluate,
+)
