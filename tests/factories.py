@@ -222,9 +222,7 @@ def aih_condition(**kwargs: Any) -> dict[str, Any]:
     return condition("408335007", **kwargs)
 
 
-def course(
-    drug: tuple[str, str], start_days_ago: float | None, **kwargs: Any
-) -> dict[str, Any]:
+def course(drug: tuple[str, str], start_days_ago: float | None, **kwargs: Any) -> dict[str, Any]:
     """A MedicationRequest for an ingredient-coded drug (active unless status is given)."""
     rxnorm, display = drug
     return medication_request(

@@ -95,7 +95,9 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
 
 
 def _hooks_of(rule: str) -> list[str]:
-    return ["order-sign", "order-select"] if rule == "mmf-teratogenicity" else list(SERVICE_FOR_HOOK)
+    if rule == "mmf-teratogenicity":
+        return ["order-sign", "order-select"]
+    return list(SERVICE_FOR_HOOK)
 
 
 CASES = [

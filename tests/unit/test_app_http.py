@@ -12,8 +12,8 @@ import jwt
 import pytest
 from flask import Flask
 
-from cds_service.store import CardLog
 from cds_service.rules.registry import REGISTRY
+from cds_service.store import CardLog
 from tests import factories as f
 from tests.conftest import MATERIAL
 
