@@ -282,3 +282,29 @@ def on_anti_tnf(
         medication_requests=(course(INFLIXIMAB, start_days_ago),),
         conditions=conditions,
     )
+
+
+# ------------------------------------------------------------------ more drugs, dates, metabolites
+
+MERCAPTOPURINE = ("103", "mercaptopurine")
+MYCOPHENOLATE = ("68149", "mycophenolate mofetil")
+ADALIMUMAB = ("327361", "adalimumab")
+ATORVASTATIN = ("83367", "atorvastatin")
+
+
+def effective(resource: dict[str, Any], date_text: str | None) -> dict[str, Any]:
+    """A copy of an Observation with another ``effectiveDateTime`` (None: undated, any FHIR
+    date or partial date such as "2026-03" otherwise)."""
+    changed = dict(resource)
+    changed.pop("effectiveDateTime", None)
+    if date_text is not None:
+        changed["effectiveDateTime"] = date_text
+    return changed
+
+
+def tgn6(days_ago: float = 30, value: float = 300) -> dict[str, Any]:
+    return observation("32660-3", value=value, unit="pmol/8x10^8 RBC", days_ago=days_ago)
+
+
+def metabolite_panel(days_ago: float = 30) -> dict[str, Any]:
+    return observation("82869-9", value_string="see report", days_ago=days_ago)

@@ -122,11 +122,14 @@ def default_uln_note(results: Sequence[LabResult], name: str) -> list[str]:
 
 
 def duration_text(start: datetime, end: datetime) -> str:
-    """Clinicians' granularity: days under two weeks, weeks under 16 weeks, then months."""
+    """Clinicians' granularity: days under two weeks, weeks under 16 weeks, months under two
+    years, then years."""
     days = (end - start).days
     if days < 14:
         return f"{days} day" + ("" if days == 1 else "s")
     if days < 16 * 7:
         return f"{days // 7} weeks"
     months = int(days / 30.44)
-    return f"{months} months"
+    if months < 24:
+        return f"{months} months"
+    return f"{int(days / 365.25)} years"
