@@ -1,4 +1,4 @@
-"""``aih-cds``: serve, evaluate a request file, validate the rule configuration."""
+"""``aih-cds``: serve, evaluate a request file, validate the rule configuration, load fixtures."""
 
 from __future__ import annotations
 
@@ -37,12 +37,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate = rules_commands.add_parser("validate", help="load and check cards/ without starting")
     validate.add_argument("--cards-dir", type=Path)
 
+    fixtures = commands.add_parser("fixtures", help="scenario charts for FHIR servers")
+    fixtures_commands = fixtures.add_subparsers(dest="fixtures_command", required=True)
+    load = fixtures_commands.add_parser(
+        "load", help="PUT the scenarios' transaction Bundles (stable ids) into a FHIR server"
+    )
+    load.add_argument("--fhir-server", required=True, help="FHIR base URL")
+    load.add_argument("--bearer", help="access token sent as 'Authorization: Bearer ...'")
+    load.add_argument(
+        "directories", nargs="*", type=Path, help="scenario folders (default: fixtures/fhir)"
+    )
+
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             return _serve(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "fixtures":
+            return _load_fixtures(args)
         return _validate(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
@@ -61,6 +74,23 @@ def _validate(args: argparse.Namespace) -> int:
         f"({enabled} enabled), {len(config.terminology.valuesets)} value sets"
     )
     return 0
+
+
+def _load_fixtures(args: argparse.Namespace) -> int:
+    from cds_service.fixture_loader import bundle_dirs, load_fixtures
+    from cds_service.settings import PACKAGE_ROOT
+
+    try:
+        directories = bundle_dirs(args.directories or [PACKAGE_ROOT.parent / "fixtures" / "fhir"])
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    failures = 0
+    for result in load_fixtures(args.fhir_server, directories, args.bearer):
+        failures += not result.ok
+        print(f"{'loaded' if result.ok else 'FAILED'} {result.scenario}: {result.message}")
+    print(f"{len(directories) - failures} of {len(directories)} scenarios loaded")
+    return 1 if failures else 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
