@@ -18,9 +18,10 @@ venv: $(STAMP)
 fhir-servers:
 	scripts/install-fhir-servers.sh
 
-## run: set up and serve on http://127.0.0.1:8080 with the bundled cards/ (development mode: no client JWTs)
-run: $(STAMP)
-	CDS_AUTH=$${CDS_AUTH:-off} $(BIN)/aih-cds serve --host 127.0.0.1 --port $${PORT:-8080}
+## run: set up and serve on http://127.0.0.1:8080 with the bundled cards/ (development mode: no client JWTs),
+## beside a demo FHIR server on http://127.0.0.1:8090/fhir loaded with the demo patients
+run: $(STAMP) fhir-servers
+	scripts/run-demo.sh
 
 ## test: set up, then lint, type-check and run every test with coverage
 test: $(STAMP) fhir-servers

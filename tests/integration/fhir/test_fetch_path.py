@@ -21,7 +21,8 @@ import pytest
 import requests
 from flask import Flask
 
-from tests.integration.conftest import GOLDEN, LoadedServer
+from cds_service.demo import without_prefetch
+from tests.integration.fhir.conftest import GOLDEN, LoadedServer
 
 SCENARIOS = sorted(p.parent.name for p in GOLDEN.glob("*/scenario.json"))
 # Generous: these tests are about the answer, not speed (faults test the budget).
@@ -30,21 +31,6 @@ SETTINGS = {"fhir_timeout_s": 15.0, "fhir_max_pages": 200}
 
 def read(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def without_prefetch(request: dict[str, Any], base_url: str, token: str) -> dict[str, Any]:
-    body = {k: v for k, v in request.items() if k != "prefetch"}
-    body["fhirServer"] = base_url
-    body["fhirAuthorization"] = {
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "scope": "patient/Patient.read patient/Observation.read patient/MedicationRequest.read "
-        "patient/Condition.read patient/Medication.read",
-        "subject": "aih-cds",
-        "patient": request["context"]["patientId"],
-    }
-    return body
 
 
 def post(app: Flask, service: str, body: dict[str, Any]) -> tuple[int, Any]:

@@ -17,16 +17,17 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.integration.conftest import GOLDEN
-from tests.integration.fault_server import (
+from cds_service.demo import without_prefetch
+from tests.integration.fhir.conftest import GOLDEN
+from tests.integration.fhir.fault_server import (
     SLOW_ANSWER_S,
     ChartServer,
     FaultHandler,
     chart_server,
     outcome,
 )
-from tests.integration.servers import free_port
-from tests.integration.test_fetch_path import read, without_prefetch
+from tests.integration.fhir.servers import free_port
+from tests.integration.fhir.test_fetch_path import read
 
 # info card "recent-negative-test": any data mix-up (another patient's positive test, a lost
 # Observation) changes the answer, so a clean run proves the data came through intact.

@@ -10,7 +10,7 @@ import pytest
 
 from cds_service.fixture_loader import LoadResult, bundle_dirs, load_fixtures
 from tests.conftest import REPO
-from tests.integration.servers import START, RunningServer, stop
+from tests.integration.fhir.servers import START, RunningServer, stop
 
 GOLDEN = REPO / "fixtures" / "fhir"
 TOKEN = "integration-token-7f3a"
