@@ -66,7 +66,7 @@ function send(res, status, body) {
   res.end(text);
 }
 
-function outcome(status, code, text) {
+function outcome(code, text) {
   return {
     resourceType: 'OperationOutcome',
     issue: [{ severity: 'error', code, diagnostics: text }],
@@ -118,11 +118,11 @@ async function handle(req, res) {
   if (REQUEST_LOG) {
     fs.appendFileSync(REQUEST_LOG, `${req.method} ${req.url} ${req.headers.authorization ? 'auth' : 'no-auth'}\n`);
   }
-  if (!url.pathname.startsWith(BASE)) return send(res, 404, outcome(404, 'not-found', 'not under /fhir'));
+  if (!url.pathname.startsWith(BASE)) return send(res, 404, outcome('not-found', 'not under /fhir'));
   let path = url.pathname.slice(BASE.length) || '/';
   if (path === '/metadata') return send(res, 200, capabilities);
   if (TOKEN && req.headers.authorization !== `Bearer ${TOKEN}`) {
-    return send(res, 401, outcome(401, 'login', 'missing or wrong bearer token'));
+    return send(res, 401, outcome('login', 'missing or wrong bearer token'));
   }
   const raw = await readBody(req);
   let body;
@@ -135,7 +135,7 @@ async function handle(req, res) {
     try {
       body = JSON.parse(raw);
     } catch {
-      return send(res, 400, outcome(400, 'structure', 'body is not JSON'));
+      return send(res, 400, outcome('structure', 'body is not JSON'));
     }
   }
   const isSearch = (req.method === 'GET' || url.pathname.endsWith('/_search')) && /^\/[A-Z][A-Za-z]+\/?$/.test(path);
@@ -161,7 +161,10 @@ async function handle(req, res) {
 }
 
 const server = http.createServer((req, res) => {
-  handle(req, res).catch((err) => send(res, 500, normalizeOperationOutcome(err)));
+  handle(req, res).catch((err) => {
+    const problem = normalizeOperationOutcome(err);
+    send(res, getStatus(problem), problem);
+  });
 });
 server.listen(PORT, HOST, () => {
   process.stdout.write(`medplum adapter listening on http://${HOST}:${server.address().port}${BASE}\n`);
