@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../servers"
 
 medplum_stamp=medplum/node_modules/.installed
-if [ ! -f "$medplum_stamp" ] || [ medplum/package-lock.json -nt "$medplum_stamp" ]; then
+if [ ! -f "$medplum_stamp" ] || [ medplum/package-lock.json -nt "$medplum_stamp" ] \
+    || [ medplum/package.json -nt "$medplum_stamp" ]; then
     command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
     (cd medplum && npm ci --no-audit --no-fund --loglevel=error)
     medplum/node_modules/.bin/node --version >/dev/null  # the node@22 binary really arrived

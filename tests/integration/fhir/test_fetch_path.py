@@ -103,8 +103,18 @@ def test_paging_is_followed(
 ) -> None:
     """One result per page: every next link must be followed to reach the same cards."""
     loaded_or_skip(fhir_server, name)
+    server = fhir_server.server
+    if server.request_log is not None:
+        server.request_log.write_text("", encoding="utf-8")
     prefetched, fetched = both_ways(app_factory, fhir_server, name, cards_dir=small_pages_cards)
     assert fetched == prefetched
+    if server.request_log is not None:  # every stored result after the first came on its own page
+        later_pages = sum("_offset=" in line for line in server.requests_seen())
+        chart = read(GOLDEN / name / "bundle.json")["entry"]
+        searched = [
+            e for e in chart if e["resource"]["resourceType"] not in {"Patient", "Medication"}
+        ]
+        assert later_pages >= len(searched) - 3  # 3 searches: each first page holds one result
 
 
 @pytest.mark.integration
