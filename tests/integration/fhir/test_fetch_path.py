@@ -182,3 +182,25 @@ def _patient_with_most(resource_type: str) -> str:
         return sum(e["resource"]["resourceType"] == resource_type for e in bundle["entry"])
 
     return max(SCENARIOS, key=count)
+
+
+@pytest.mark.integration
+def test_the_server_listens_on_loopback_only(fhir_server: LoadedServer) -> None:
+    """SEKMET's default is 0.0.0.0: the listening socket must be 127.0.0.1 only (Linux /proc)."""
+    port = urlsplit(fhir_server.server.base_url).port
+    listening = [
+        line.split()[1]
+        for line in Path("/proc/net/tcp").read_text(encoding="utf-8").splitlines()[1:]
+        if line.split()[3] == "0A"  # LISTEN
+    ]
+    ours = [address for address in listening if int(address.split(":")[1], 16) == port]
+    assert ours == ["0100007F:" + f"{port:04X}"]
+    assert not any(int(line.split(":")[1], 16) == port for line in _tcp6_listeners())
+
+
+def _tcp6_listeners() -> list[str]:
+    path = Path("/proc/net/tcp6")
+    if not path.exists():
+        return []
+    rows = path.read_text(encoding="utf-8").splitlines()[1:]
+    return [row.split()[1] for row in rows if row.split()[3] == "0A"]
