@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit venv clean
+.PHONY: run test lint typecheck unit venv clean fhir-servers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +14,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## run: set up and serve on http://127.0.0.1:8080 with the bundled cards/ (development mode: no client JWTs)
-run: $(STAMP)
-	CDS_AUTH=$${CDS_AUTH:-off} $(BIN)/aih-cds serve --host 127.0.0.1 --port $${PORT:-8080}
+## fhir-servers: install the local FHIR test servers (Medplum via npm ci, SEKMET in its own venv)
+fhir-servers:
+	scripts/install-fhir-servers.sh
+
+## run: set up and serve on http://127.0.0.1:8080 with the bundled cards/ (development mode: no client JWTs),
+## beside a demo FHIR server on http://127.0.0.1:8090/fhir loaded with the demo patients
+run: $(STAMP) fhir-servers
+	scripts/run-demo.sh
 
 ## test: set up, then lint, type-check and run every test with coverage
-test: $(STAMP)
+test: $(STAMP) fhir-servers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy cds_service

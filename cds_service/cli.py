@@ -1,4 +1,4 @@
-"""``aih-cds``: serve, evaluate a request file, validate the rule configuration."""
+"""``aih-cds``: serve, evaluate a request file, validate the rule configuration, load fixtures."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from cds_service.configuration import ConfigError
-from cds_service.settings import Settings
+from cds_service.settings import PACKAGE_ROOT, Settings
+
+FIXTURES_DIR = PACKAGE_ROOT.parent / "fixtures" / "fhir"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,12 +39,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate = rules_commands.add_parser("validate", help="load and check cards/ without starting")
     validate.add_argument("--cards-dir", type=Path)
 
+    fixtures = commands.add_parser("fixtures", help="scenario charts for FHIR servers")
+    fixtures_commands = fixtures.add_subparsers(dest="fixtures_command", required=True)
+    load = fixtures_commands.add_parser(
+        "load", help="PUT the scenarios' transaction Bundles (stable ids) into a FHIR server"
+    )
+    load.add_argument("--fhir-server", required=True, help="FHIR base URL")
+    load.add_argument("--bearer", help="access token sent as 'Authorization: Bearer ...'")
+    load.add_argument(
+        "directories", nargs="*", type=Path, help="scenario folders (default: fixtures/fhir)"
+    )
+
+    demo = commands.add_parser(
+        "demo", help="send each demo patient's hook request with and without prefetch"
+    )
+    demo.add_argument("--fhir-server", help="FHIR base URL holding the demo patients")
+    demo.add_argument("--bearer", default="demo-token", help="token for that FHIR server")
+    demo.add_argument(
+        "--service-url", help="a running service (default: in-process, clock pinned per scenario)"
+    )
+    demo.add_argument(
+        "directories", nargs="*", type=Path, help="scenario folders (default: fixtures/fhir)"
+    )
+
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             return _serve(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "fixtures":
+            return _load_fixtures(args)
+        if args.command == "demo":
+            return _demo(args)
         return _validate(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
@@ -61,6 +90,34 @@ def _validate(args: argparse.Namespace) -> int:
         f"({enabled} enabled), {len(config.terminology.valuesets)} value sets"
     )
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from cds_service.demo import http_caller, in_process_caller, run_demo, scenario_dirs
+
+    directories = scenario_dirs(args.directories or [FIXTURES_DIR])
+    call = http_caller(args.service_url) if args.service_url else in_process_caller()
+    differing = run_demo(directories, call, args.fhir_server, args.bearer)
+    if args.fhir_server:
+        same = len(directories) - differing
+        print(f"{same} of {len(directories)} scenarios: same cards with and without prefetch")
+    return 1 if differing else 0
+
+
+def _load_fixtures(args: argparse.Namespace) -> int:
+    from cds_service.fixture_loader import bundle_dirs, load_fixtures
+
+    try:
+        directories = bundle_dirs(args.directories or [FIXTURES_DIR])
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    failures = 0
+    for result in load_fixtures(args.fhir_server, directories, args.bearer):
+        failures += not result.ok
+        print(f"{'loaded' if result.ok else 'FAILED'} {result.scenario}: {result.message}")
+    print(f"{len(directories) - failures} of {len(directories)} scenarios loaded")
+    return 1 if failures else 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
