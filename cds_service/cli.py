@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cds_service import cli_rules
+from cds_service import cli_rules, cli_whatif
 from cds_service.configuration import ConfigError
 from cds_service.settings import Settings
 
@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate = rules_commands.add_parser("validate", help="load and check cards/ without starting")
     validate.add_argument("--cards-dir", type=Path)
     cli_rules.register(rules_commands)
+    cli_whatif.register(commands)
 
     args = parser.parse_args(argv)
     try:
