@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from cds_service.analytics_api import analytics_bp
 from cds_service.api import bp, json_response
 from cds_service.configuration import Configuration, load_configuration
 from cds_service.engine import Engine
@@ -61,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["aih_cds"] = runtime
     app.register_blueprint(bp)
+    app.register_blueprint(analytics_bp)
     _register_errors(app)
     _register_cors(app, settings)
     log.info(

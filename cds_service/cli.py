@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cds_service import cli_rules, cli_whatif
+from cds_service import cli_feedback, cli_rules, cli_whatif
 from cds_service.configuration import ConfigError
 from cds_service.settings import Settings
 
@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate.add_argument("--cards-dir", type=Path)
     cli_rules.register(rules_commands)
     cli_whatif.register(commands)
+    cli_feedback.register(commands)
 
     args = parser.parse_args(argv)
     try:
