@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit venv clean
+.PHONY: run test lint typecheck unit venv clean browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,12 @@ venv: $(STAMP)
 run: $(STAMP)
 	CDS_AUTH=$${CDS_AUTH:-off} $(BIN)/aih-cds serve --host 127.0.0.1 --port $${PORT:-8080}
 
+## browser-deps: Debian chromium + chromium-driver and npm playwright-core for tests/browser
+browser-deps:
+	bash scripts/install-browser-deps.sh
+
 ## test: set up, then lint, type-check and run every test with coverage
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy cds_service
