@@ -99,6 +99,7 @@ try {
   await warning.locator("textarea").fill("Patient uses two forms of contraception; test booked");
   await warning.locator("button.override-button").click();
   await warning.locator(".feedback-status:has-text('Feedback recorded')").waitFor(WAIT);
+  await page.screenshot({ path: `${artifacts}/demo-warning-overridden.png`, fullPage: true });
 
   // 6. The lab-trend view at its stable URL.
   await page.goto(`${base}${result.chart.trendLink}`);
