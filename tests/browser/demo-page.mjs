@@ -9,6 +9,18 @@ const CHART_PATIENT = process.env.CHART_PATIENT || "mmf-new-start-no-test";
 const PREGNANT_PATIENT = process.env.PREGNANT_PATIENT || "mmf-pregnant-status";
 const WAIT = { timeout: 20000 };
 
+// Pick the patient (its patient-view call answers first), draft one order, sign, await the card.
+async function signAndWaitForCard(page, patientId, orderable, indicator) {
+  await page.selectOption("#patient-select", patientId);
+  await page.waitForSelector("#cards-status:has-text('patient-view')", WAIT);
+  await page.selectOption("#order-select", orderable);
+  await page.click("#add-order");
+  await page.click("#sign-orders");
+  const card = page.locator(`article.cds-card[data-indicator=${indicator}]`);
+  await card.waitFor(WAIT);
+  return card;
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
@@ -55,13 +67,7 @@ try {
   await page.locator("#lab-figure").screenshot({ path: `${artifacts}/demo-chart.png` });
 
   // 3. An MMF order for a pregnant patient: the critical card.
-  await page.selectOption("#patient-select", PREGNANT_PATIENT);
-  await page.waitForSelector("#cards-status:has-text('patient-view')", WAIT);
-  await page.selectOption("#order-select", "mmf");
-  await page.click("#add-order");
-  await page.click("#sign-orders");
-  const critical = page.locator("article.cds-card[data-indicator=critical]");
-  await critical.waitFor(WAIT);
+  const critical = await signAndWaitForCard(page, PREGNANT_PATIENT, "mmf", "critical");
   result.critical = {
     uuid: await critical.getAttribute("data-card-uuid"),
     summary: await critical.locator("h3").innerText(),
@@ -81,13 +87,7 @@ try {
   result.critical.draftsLeft = await page.locator("#draft-list li[data-order]").count();
 
   // 5. A warning card overridden with a reason and a comment.
-  await page.selectOption("#patient-select", CHART_PATIENT);
-  await page.waitForSelector("#cards-status:has-text('patient-view')", WAIT);
-  await page.selectOption("#order-select", "mmf");
-  await page.click("#add-order");
-  await page.click("#sign-orders");
-  const warning = page.locator("article.cds-card[data-indicator=warning]");
-  await warning.waitFor(WAIT);
+  const warning = await signAndWaitForCard(page, CHART_PATIENT, "mmf", "warning");
   await warning.locator("button.override-button").click(); // no reason chosen yet: refused
   result.overrideWithoutReason = await warning.locator(".feedback-status").innerText();
   const select = warning.locator("select");
