@@ -110,7 +110,7 @@ class _Converter:
         description = field.metadata.get("description")
         if description:
             result["description"] = description
-        return result
+        return _nullable(result) if field.allow_none else result
 
     def _type(self, field: fields.Field[Any]) -> dict[str, Any]:
         if isinstance(field, fields.Nested):
@@ -141,6 +141,16 @@ class _Converter:
         self.defs[name] = {}  # reserved before recursing: a schema may nest itself
         self.defs[name] = self.schema(nested)
         return name
+
+
+def _nullable(result: dict[str, Any]) -> dict[str, Any]:
+    """``allow_none`` (also implied by ``load_default=None``): null is a valid value too."""
+    if isinstance(result.get("type"), str):
+        result["type"] = [result["type"], "null"]
+        if "enum" in result:
+            result["enum"] = [*result["enum"], None]
+        return result
+    return {"anyOf": [result, {"type": "null"}]}
 
 
 def _scalar(field: fields.Field[Any]) -> dict[str, Any]:

@@ -77,6 +77,15 @@ try {
     overrideReasons: await critical.locator("select option").count() - 1,
   };
   await page.screenshot({ path: `${artifacts}/demo-critical-card.png`, fullPage: true });
+  // Every control (including those on the rendered card) has an accessible name.
+  result.unlabelledControls = await page.evaluate(() =>
+    [...document.querySelectorAll("select, textarea, input, button")]
+      .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.textContent.trim())
+      .map((e) => e.id || e.outerHTML.slice(0, 80)),
+  );
+  result.chartAccessibleName = await page.locator("#lab-chart-svg, #lab-chart-empty").first().evaluate(
+    (e) => e.getAttribute("aria-labelledby") || e.textContent,
+  );
 
   // 4. Accepting its suggestion removes the draft and sends feedback.
   const accept = critical.locator("button[data-suggestion-uuid]").first();

@@ -132,6 +132,8 @@ def test_mmf_order_for_a_pregnant_patient_shows_the_critical_card(
     assert critical["boldInDetail"] >= 1  # markdown rendered, not shown as asterisks
     assert critical["listItemsInDetail"] >= 1
     assert critical["overrideReasons"] >= 1
+    assert browser_run["unlabelledControls"] == []
+    assert browser_run["chartAccessibleName"]
 
 
 def test_accepting_a_suggestion_is_recorded_and_counted(
