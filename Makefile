@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit venv clean fhir-servers
+.PHONY: run test lint typecheck unit venv clean fhir-servers browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,12 @@ fhir-servers:
 run: $(STAMP) fhir-servers
 	scripts/run-demo.sh
 
+## browser-deps: Debian chromium + chromium-driver and npm playwright-core for tests/browser
+browser-deps:
+	bash scripts/install-browser-deps.sh
+
 ## test: set up, then lint, type-check and run every test with coverage
-test: $(STAMP) fhir-servers
+test: $(STAMP) fhir-servers browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy cds_service

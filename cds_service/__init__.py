@@ -10,8 +10,11 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from cds_service.analytics_api import analytics_bp
 from cds_service.api import bp, json_response
+from cds_service.charts import DEFAULT_SCENARIOS_DIR
 from cds_service.configuration import Configuration, load_configuration
+from cds_service.demo import register_demo
 from cds_service.engine import Engine
 from cds_service.errors import operation_outcome
 from cds_service.fhir_client import FetchLimits, FhirFetcher
@@ -61,6 +64,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["aih_cds"] = runtime
     app.register_blueprint(bp)
+    app.register_blueprint(analytics_bp)
+    if settings.demo_enabled:
+        register_demo(app, settings.extra.get("demo_patients_dir", DEFAULT_SCENARIOS_DIR))
     _register_errors(app)
     _register_cors(app, settings)
     log.info(

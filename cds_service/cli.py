@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cds_service import cli_feedback, cli_rules, cli_whatif
 from cds_service.configuration import ConfigError
 from cds_service.settings import PACKAGE_ROOT, Settings
 
@@ -38,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)
     validate = rules_commands.add_parser("validate", help="load and check cards/ without starting")
     validate.add_argument("--cards-dir", type=Path)
+    cli_rules.register(rules_commands)
+    cli_whatif.register(commands)
+    cli_feedback.register(commands)
 
     fixtures = commands.add_parser("fixtures", help="scenario charts for FHIR servers")
     fixtures_commands = fixtures.add_subparsers(dest="fixtures_command", required=True)
@@ -64,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "handler"):  # commands registered by their own modules
+            return int(args.handler(args))
         if args.command == "serve":
             return _serve(args)
         if args.command == "evaluate":

@@ -70,6 +70,9 @@ class Runtime:
                 rule_outcome=issued.outcome,
                 indicator=str(issued.card["indicator"]),
                 suggestion_uuids=tuple(str(s["uuid"]) for s in issued.card.get("suggestions", ())),
+                suggestion_labels=tuple(
+                    str(s["label"]) for s in issued.card.get("suggestions", ())
+                ),
             )
             for issued in evaluation.cards
         ]

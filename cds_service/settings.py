@@ -37,6 +37,7 @@ class Settings:
     patient_hash_key: str = ""
     cors_origins: tuple[str, ...] = ("*",)
     log_level: str = "INFO"
+    demo: str = "auto"  # /demo page: on, off, or auto (on exactly when auth is off)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -72,6 +73,12 @@ class Settings:
             raise SettingsError("CDS_FHIR_MAX_PAGES must be >= 1")
         if self.max_request_bytes < 1024:
             raise SettingsError("CDS_MAX_REQUEST_BYTES must be >= 1024")
+        if self.demo not in {"auto", "on", "off"}:
+            raise SettingsError(f"CDS_DEMO must be on, off or auto, got {self.demo!r}")
+
+    @property
+    def demo_enabled(self) -> bool:
+        return self.demo == "on" or (self.demo == "auto" and not self.auth)
 
 
 def _coerce(name: str, ftype: Any, raw: str) -> Any:

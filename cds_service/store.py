@@ -51,6 +51,16 @@ class CardLog(Base):
     issued_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
 
 
+class SuggestionLog(Base):
+    """The label of every suggestion issued, so feedback can count acceptance per suggestion."""
+
+    __tablename__ = "suggestion_log"
+
+    uuid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    card_uuid: Mapped[str] = mapped_column(ForeignKey("card_log.uuid"), index=True)
+    label: Mapped[str] = mapped_column(String(512))
+
+
 class Feedback(Base):
     __tablename__ = "feedback"
     __table_args__ = (
@@ -76,6 +86,7 @@ class LoggedCard:
     rule_outcome: str
     indicator: str
     suggestion_uuids: tuple[str, ...]
+    suggestion_labels: tuple[str, ...] = ()  # same order as suggestion_uuids
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,7 @@ class Store:
         cards: Iterable[LoggedCard],
         now: datetime,
     ) -> None:
+        cards = list(cards)  # read twice below
         rows = [
             CardLog(
                 uuid=card.uuid,
@@ -139,8 +151,17 @@ class Store:
         ]
         if not rows:
             return
+        suggestions = [
+            SuggestionLog(uuid=suggestion_uuid, card_uuid=card.uuid, label=label[:512])
+            for card in cards
+            for suggestion_uuid, label in zip(
+                card.suggestion_uuids, card.suggestion_labels, strict=False
+            )
+        ]
         with self.sessions.begin() as session:
             session.add_all(rows)
+            session.flush()  # card rows first: suggestion rows reference them
+            session.add_all(suggestions)
 
     def record_feedback(
         self, service_id: str, items: Sequence[FeedbackItem], now: datetime

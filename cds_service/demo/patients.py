@@ -1,0 +1,129 @@
+"""Demo patients: the golden scenario charts, shaped for the demo EHR page."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cds_service.charts import Chart, Scenario, load_scenario, scenario_dirs
+from cds_service.fhirdates import age_in_years, parse_fhir_date
+from cds_service.record import PatientRecord, RecordBuilder, RecordInputs
+
+CHART_ANALYTES = ("alt", "ast", "igg")
+
+
+@dataclass(frozen=True)
+class DemoPatient:
+    scenario: Scenario
+
+    @property
+    def id(self) -> str:
+        return self.scenario.chart.patient_id
+
+    @property
+    def chart(self) -> Chart:
+        return self.scenario.chart
+
+    def resource(self) -> Mapping[str, Any]:
+        return next(r for r in self.chart.resources if r.get("resourceType") == "Patient")
+
+    def summary(self, now: datetime) -> dict[str, Any]:
+        patient = self.resource()
+        born = parse_fhir_date(patient.get("birthDate"))
+        return {
+            "id": self.id,
+            "name": display_name(patient),
+            "gender": patient.get("gender", "unknown"),
+            "birthDate": patient.get("birthDate"),
+            "age": age_in_years(born, now.date()) if born else None,
+            "scenario": self.scenario.name,
+            "description": self.scenario.description,
+        }
+
+
+def load_demo_patients(root: Path) -> dict[str, DemoPatient]:
+    patients = (DemoPatient(load_scenario(d)) for d in scenario_dirs(root))
+    return {p.id: p for p in patients}
+
+
+def patient_view_model(
+    patient: DemoPatient, builder: RecordBuilder, now: datetime
+) -> dict[str, Any]:
+    """Lab history in canonical units with the ULN each result was judged against, treatment
+    courses and conditions: read through the service's own record builder and terminology."""
+    record = builder.build(record_inputs(patient.chart))
+    return {
+        **patient.summary(now),
+        "labs": {analyte: _series(record, analyte, builder) for analyte in CHART_ANALYTES},
+        "courses": [
+            {
+                "id": course.id,
+                "label": course.label,
+                "status": course.status,
+                "classes": sorted(course.classes),
+                "start": _iso(course.start),
+                "end": _iso(course.end),
+            }
+            for course in record.courses
+        ],
+        "conditions": [
+            {
+                "label": condition.concept.label(),
+                "active": condition.active,
+                "onset": _iso(condition.onset),
+            }
+            for condition in record.conditions
+        ],
+        "skipped": record.skipped_summary() if record.skipped else None,
+    }
+
+
+def record_inputs(chart: Chart) -> RecordInputs:
+    def of(kind: str) -> list[dict[str, Any]]:
+        return [r for r in chart.resources if r.get("resourceType") == kind]
+
+    patients = of("Patient")
+    return RecordInputs(
+        patient_id=chart.patient_id,
+        patient=patients[0] if patients else None,
+        observations=of("Observation"),
+        medication_requests=of("MedicationRequest"),
+        medications=of("Medication"),
+        conditions=of("Condition"),
+    )
+
+
+def _series(record: PatientRecord, analyte: str, builder: RecordBuilder) -> dict[str, Any]:
+    config = builder.analytes.get(analyte)
+    return {
+        "unit": config.unit if config else "",
+        "default_uln": float(config.default_uln) if config and config.default_uln else None,
+        "points": [
+            {
+                "id": result.id,
+                "when": _iso(result.when),
+                "value": float(result.value),
+                "uln": float(result.uln) if result.uln is not None else None,
+                "uln_source": result.uln_source,
+                "reported": f"{result.reported_value} {result.reported_unit}",
+            }
+            for result in record.lab_series(analyte)
+            if result.when is not None
+        ],
+    }
+
+
+def display_name(patient: Mapping[str, Any]) -> str:
+    for name in patient.get("name") or ():
+        given = " ".join(name.get("given") or ())
+        text = name.get("text") or f"{given} {name.get('family', '')}".strip()
+        if text:
+            return str(text)
+    return str(patient.get("id", "unnamed"))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

@@ -1,0 +1,129 @@
+"""The demo page's server side: enabled only in development mode or by CDS_DEMO, charts read
+through the service's record builder, hook requests built from the demo charts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from cds_service.charts import DEFAULT_SCENARIOS_DIR, scenario_dirs
+from cds_service.demo import lab_trend_path
+from cds_service.settings import SettingsError
+
+
+@pytest.fixture
+def demo(app_factory: Callable[..., Flask]) -> FlaskClient:
+    return app_factory().test_client()  # auth off: demo on (auto)
+
+
+@pytest.mark.parametrize(
+    ("settings", "enabled"),
+    [
+        ({"auth": False}, True),
+        ({"auth": True}, False),
+        ({"auth": True, "demo": "on"}, True),
+        ({"auth": False, "demo": "off"}, False),
+    ],
+)
+def test_demo_is_served_only_when_enabled(
+    app_factory: Callable[..., Flask], settings: dict[str, Any], enabled: bool
+) -> None:
+    client = app_factory(**settings).test_client()
+    assert (client.get("/demo").status_code == 200) is enabled
+    assert (client.get("/demo/api/patients").status_code == 200) is enabled
+
+
+def test_bad_demo_setting_stops_startup(app_factory: Callable[..., Flask]) -> None:
+    with pytest.raises(SettingsError, match="CDS_DEMO"):
+        app_factory(demo="maybe")
+
+
+def test_pages_carry_a_strict_content_security_policy(demo: FlaskClient) -> None:
+    for path in ("/demo", "/demo/static/demo.js", lab_trend_path("mmf-male")):
+        response = demo.get(path)
+        assert response.status_code == 200, path
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy
+        assert "script-src 'self'" in policy
+        assert "unsafe-inline" not in policy
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    page = demo.get("/demo").get_data(as_text=True)
+    assert "<script>" not in page  # no inline script: the CSP would refuse it
+    assert "style=" not in page
+
+
+def test_every_golden_scenario_is_a_demo_patient(demo: FlaskClient) -> None:
+    body = demo.get("/demo/api/patients").get_json()
+    assert body["auth"] is False
+    scenarios = {d.name for d in scenario_dirs(DEFAULT_SCENARIOS_DIR)}
+    assert {p["scenario"] for p in body["patients"]} == scenarios
+    pregnant = next(p for p in body["patients"] if p["id"] == "mmf-pregnant-status")
+    assert (pregnant["name"], pregnant["gender"], pregnant["age"]) == ("Ana Golden", "female", 30)
+
+
+def test_patient_chart_has_labs_in_canonical_units_with_uln(demo: FlaskClient) -> None:
+    chart = demo.get("/demo/api/patients/mmf-new-start-no-test").get_json()
+    [alt] = chart["labs"]["alt"]["points"]
+    assert (alt["value"], alt["uln"], alt["uln_source"]) == (88.0, 40.0, "configured default")
+    assert chart["labs"]["igg"] == {"unit": "g/L", "default_uln": 16.0, "points": []}
+    assert chart["labTrendUrl"] == "/demo/patients/mmf-new-start-no-test/labs"
+    assert chart["conditions"][0]["label"].startswith("Autoimmune hepatitis")
+
+    courses = demo.get("/demo/api/patients/mmf-continuing-therapy").get_json()["courses"]
+    assert courses
+    assert "mycophenolate" in courses[0]["classes"]
+
+
+def test_unknown_patient_is_404(demo: FlaskClient) -> None:
+    for path in ("/demo/api/patients/nobody", lab_trend_path("nobody"), "/demo/static/none.js"):
+        response = demo.get(path)
+        assert response.status_code == 404
+        assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_hook_request_built_from_the_chart_gives_the_cards(demo: FlaskClient) -> None:
+    built = demo.post(
+        "/demo/api/patients/mmf-pregnant-status/hook-requests",
+        json={"hook": "order-sign", "orders": ["mmf", "allopurinol"]},
+    ).get_json()
+    request = built["request"]
+    drafts = [e["resource"] for e in request["context"]["draftOrders"]["entry"]]
+    assert [d["status"] for d in drafts] == ["draft", "draft"]
+    assert {d["subject"]["reference"] for d in drafts} == {"Patient/mmf-pregnant-status"}
+    assert request["prefetch"]["patient"]["id"] == "mmf-pregnant-status"
+
+    answer = demo.post(f"/cds-services/{built['serviceId']}", json=request).get_json()
+    [card] = answer["cards"]
+    assert card["indicator"] == "critical"
+    [delete] = card["suggestions"][0]["actions"]
+    assert delete["resourceId"] == f"MedicationRequest/{drafts[0]['id']}"
+
+    view = demo.post(
+        "/demo/api/patients/mmf-pregnant-status/hook-requests", json={"hook": "patient-view"}
+    ).get_json()
+    assert "draftOrders" not in view["request"]["context"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expression"),
+    [
+        ({"hook": "encounter-start"}, "hook"),
+        ({"hook": "order-sign", "orders": []}, "orders"),
+        ({"hook": "order-sign", "orders": ["thalidomide"]}, "orders"),
+        ({"hook": "order-sign", "orders": "mmf"}, "orders"),
+        ([], "(body)"),
+    ],
+)
+def test_bad_hook_request_asks_are_400(demo: FlaskClient, body: Any, expression: str) -> None:
+    response = demo.post("/demo/api/patients/mmf-male/hook-requests", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["issue"][0]["expression"] == [expression]
+
+
+def test_orderables(demo: FlaskClient) -> None:
+    keys = [o["key"] for o in demo.get("/demo/api/orderables").get_json()["orderables"]]
+    assert {"mmf", "azathioprine", "infliximab", "budesonide", "allopurinol"} <= set(keys)
