@@ -57,7 +57,7 @@ def call_service(service_id: str) -> Response:
     rt = runtime()
     rt.engine.service(service_id)  # unknown service: 404 before anything else is read
     rt.authenticate(request)
-    evaluation = rt.engine.call(service_id, read_json_body())
+    evaluation = rt.engine.call(service_id, read_json_body(), rt.link_targets(request))
     rt.log_cards(evaluation)
     return json_response(evaluation.response())
 

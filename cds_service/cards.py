@@ -25,6 +25,7 @@ def render_card(
     patient_id: str,
     data_gaps: Sequence[str],
     new_uuid: Callable[[], str],
+    link_targets: Mapping[str, str] | None = None,
 ) -> dict[str, Any] | None:
     """The card for a finding, or None when its outcome is switched off in configuration."""
     outcome = rule.outcomes[finding.outcome]
@@ -55,11 +56,27 @@ def render_card(
         card["selectionBehavior"] = outcome["selection_behavior"]
     if outcome["indicator"] in OVERRIDE_INDICATORS:
         card["overrideReasons"] = [dict(reason) for reason in rule.override_reasons]
-    links = [dict(rule.links[lid]) for lid in outcome["links"]]
+    links = [
+        link
+        for lid in outcome["links"]
+        if (link := _link(rule.links[lid], link_targets or {})) is not None
+    ]
     if links:
         card["links"] = links
     pruned: dict[str, Any] = prune(card)
     return pruned
+
+
+def _link(config: Mapping[str, Any], targets: Mapping[str, str]) -> dict[str, Any] | None:
+    """A configured link; a ``target`` link only when that page exists for this patient."""
+    link = dict(config)
+    target = link.pop("target", None)
+    if target is None:
+        return link
+    if target not in targets:
+        return None
+    link["url"] = targets[target]
+    return link
 
 
 def _source(rule: RuleConfig) -> dict[str, Any]:

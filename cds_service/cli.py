@@ -99,7 +99,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from cds_service.demo import http_caller, in_process_caller, run_demo, scenario_dirs
+    from cds_service.demo_run import http_caller, in_process_caller, run_demo, scenario_dirs
 
     directories = scenario_dirs(args.directories or [FIXTURES_DIR])
     call = http_caller(args.service_url) if args.service_url else in_process_caller()

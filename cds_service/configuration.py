@@ -103,9 +103,15 @@ class SourceSchema(_Strict):
     icon = fields.Url()
 
 
+LINK_TARGETS = ("lab-trend",)  # pages of this service a card may link to, per patient
+
+
 class LinkSchema(_Strict):
     label = fields.String(required=True, validate=validate.Length(min=1))
-    url = fields.Url(required=True)
+    url = fields.Url()
+    # a page of this service for the card's patient (e.g. the demo lab-trend view); the link is
+    # shown only when that page exists for the patient, so no card links to a missing page
+    target = fields.String(validate=validate.OneOf(LINK_TARGETS))
     type = fields.String(load_default="absolute", validate=validate.OneOf(["absolute", "smart"]))
     appContext = fields.String()  # noqa: N815 - spec field name
 
@@ -113,6 +119,8 @@ class LinkSchema(_Strict):
     def _app_context_only_smart(self, data: Mapping[str, Any], **_: Any) -> None:
         if "appContext" in data and data.get("type") != "smart":
             raise ValidationError("appContext is only allowed on smart links", "appContext")
+        if ("url" in data) == ("target" in data):
+            raise ValidationError("give exactly one of url and target", "url")
 
 
 class SuggestionSchema(_Strict):

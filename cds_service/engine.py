@@ -63,7 +63,14 @@ class Engine:
             raise NotFound(f"no CDS service {service_id!r}; see GET /cds-services", expression="id")
         return service
 
-    def call(self, service_id: str, body: Any) -> Evaluation:
+    def call(
+        self,
+        service_id: str,
+        body: Any,
+        link_targets: Callable[[str], Mapping[str, str]] | None = None,
+    ) -> Evaluation:
+        """Evaluate one hook request. ``link_targets`` gives, for a patient id, the URLs of this
+        service's pages cards may link to (e.g. the demo lab-trend view); none by default."""
         service = self.service(service_id)
         request = parse_hook_request(body, service.hook)
         evaluation = Evaluation(request, service)
@@ -89,12 +96,18 @@ class Engine:
         record.skipped[:0] = skipped
         gaps = _record_gaps(record, data)
         now = self.clock()
+        targets = link_targets(request.patient_id) if link_targets else {}
         for rule in rules:
             finding = self._evaluate(rule, record, drafts, request, now)
             if finding is None:
                 continue
             card = render_card(
-                finding, rule, patient_id=request.patient_id, data_gaps=gaps, new_uuid=self.new_uuid
+                finding,
+                rule,
+                patient_id=request.patient_id,
+                data_gaps=gaps,
+                new_uuid=self.new_uuid,
+                link_targets=targets,
             )
             if card is not None:
                 evaluation.cards.append(IssuedCard(card, rule.id, finding.outcome))

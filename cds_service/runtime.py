@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -39,6 +39,8 @@ class Runtime:
     store: Store
     authenticator: ClientAuthenticator | None
     clock: Callable[[], datetime] = utc_now
+    # pages of this service per patient that cards may link to (name -> path); the demo sets it
+    patient_pages: Callable[[str], Mapping[str, str]] | None = None
 
     @property
     def config(self) -> Configuration:
@@ -59,8 +61,18 @@ class Runtime:
 
     def audience(self, request: Request) -> str:
         """The exact URL the client called, as the client sees it (behind a proxy: public base)."""
-        base = self.settings.public_base_url.rstrip("/") or request.host_url.rstrip("/")
-        return base + request.path
+        return self.public_base(request) + request.path
+
+    def public_base(self, request: Request) -> str:
+        return self.settings.public_base_url.rstrip("/") or request.host_url.rstrip("/")
+
+    def link_targets(self, request: Request) -> Callable[[str], Mapping[str, str]] | None:
+        """Absolute URLs of the patient's pages (cards link only to pages that exist)."""
+        pages = self.patient_pages
+        if pages is None:
+            return None
+        base = self.public_base(request)
+        return lambda patient_id: {name: base + path for name, path in pages(patient_id).items()}
 
     def log_cards(self, evaluation: Evaluation) -> None:
         logged = [

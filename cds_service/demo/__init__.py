@@ -44,7 +44,11 @@ def lab_trend_path(patient_id: str) -> str:
 
 
 def register_demo(app: Flask, scenarios_dir: Path) -> None:
-    app.extensions["aih_demo"] = load_demo_patients(scenarios_dir)
+    patients = load_demo_patients(scenarios_dir)
+    app.extensions["aih_demo"] = patients
+    app.extensions["aih_cds"].patient_pages = lambda patient_id: (
+        {"lab-trend": lab_trend_path(patient_id)} if patient_id in patients else {}
+    )
     app.register_blueprint(demo_bp)
 
 

@@ -56,7 +56,8 @@ def call_service(
 ) -> tuple[Flask, dict[str, Any]]:
     scenario = read(directory / "scenario.json")
     now = parse_now(scenario["now"])
-    app = app_factory(clock=lambda: now)
+    # demo off: golden files are what a production EHR gets (no links to demo pages)
+    app = app_factory(clock=lambda: now, demo="off")
     response = app.test_client().post(
         f"/cds-services/{scenario['service']}", json=read(directory / "request.json")
     )

@@ -21,7 +21,7 @@ import pytest
 import requests
 from flask import Flask
 
-from cds_service.demo import without_prefetch
+from cds_service.demo_run import without_prefetch
 from tests.integration.fhir.conftest import GOLDEN, LoadedServer
 
 SCENARIOS = sorted(p.parent.name for p in GOLDEN.glob("*/scenario.json"))

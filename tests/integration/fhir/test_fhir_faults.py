@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from cds_service.demo import without_prefetch
+from cds_service.demo_run import without_prefetch
 from tests.integration.fhir.conftest import GOLDEN
 from tests.integration.fhir.fault_server import (
     SLOW_ANSWER_S,
