@@ -41,6 +41,8 @@ USER_TOKENS = {
 }
 PREFETCH_TYPES = {kind.value for kind in DataKind} | {"Medication"}
 INDICATORS = ("info", "warning", "critical")
+# silent: cards are rendered, logged and counted but not returned (a new rule's trial run).
+RULE_MODES = ("active", "silent")
 _TOKEN = re.compile(r"\{\{(.*?)\}\}")
 
 
@@ -154,6 +156,7 @@ class EvidenceSchema(_Strict):
 class RuleFileSchema(_Strict):
     id = fields.String(required=True)
     enabled = fields.Boolean(load_default=True)
+    mode = fields.String(load_default="active", validate=validate.OneOf(RULE_MODES))
     title = fields.String(required=True)
     description = fields.String(load_default="")
     source = fields.Nested(SourceSchema, required=True)
@@ -251,6 +254,7 @@ class RuleConfig:
     evidence: tuple[Mapping[str, str], ...]
     spec: RuleSpec
     file: str
+    mode: str = "active"
 
 
 @dataclass(frozen=True)
@@ -400,6 +404,7 @@ def _load_rules(directory: Path, registry: Mapping[str, RuleSpec]) -> dict[str, 
             evidence=tuple(data["evidence"]),
             spec=spec,
             file=str(path),
+            mode=data["mode"],
         )
     return rules
 

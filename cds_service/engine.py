@@ -31,6 +31,11 @@ class IssuedCard:
     card: Mapping[str, Any]
     rule_id: str
     outcome: str
+    mode: str = "active"  # "silent": logged and counted, never returned to the EHR
+
+    @property
+    def silent(self) -> bool:
+        return self.mode == "silent"
 
 
 @dataclass
@@ -40,7 +45,7 @@ class Evaluation:
     cards: list[IssuedCard] = field(default_factory=list)
 
     def response(self) -> dict[str, Any]:
-        return {"cards": [dict(issued.card) for issued in self.cards]}
+        return {"cards": [dict(issued.card) for issued in self.cards if not issued.silent]}
 
 
 class Engine:
@@ -97,7 +102,7 @@ class Engine:
                 finding, rule, patient_id=request.patient_id, data_gaps=gaps, new_uuid=self.new_uuid
             )
             if card is not None:
-                evaluation.cards.append(IssuedCard(card, rule.id, finding.outcome))
+                evaluation.cards.append(IssuedCard(card, rule.id, finding.outcome, rule.mode))
         return evaluation
 
     def _evaluate(

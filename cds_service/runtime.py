@@ -70,6 +70,7 @@ class Runtime:
                 rule_outcome=issued.outcome,
                 indicator=str(issued.card["indicator"]),
                 suggestion_uuids=tuple(str(s["uuid"]) for s in issued.card.get("suggestions", ())),
+                mode=issued.mode,
             )
             for issued in evaluation.cards
         ]
