@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -87,3 +88,22 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def prepare_multiprocess_dir(default: Path) -> Path:
+    """Called once in the gunicorn master before workers start: keep ``PROMETHEUS_MULTIPROC_DIR``
+    if set, else use ``default``, and empty it, so counts of a previous run never leak into
+    this one."""
+    directory = Path(os.environ.setdefault(MULTIPROC_ENV, str(default)))
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    return directory
+
+
+def worker_exited(pid: int) -> None:
+    """Drop a dead worker's live-gauge files (counters and histograms keep their totals)."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess  # noqa: PLC0415 - see module docstring
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
