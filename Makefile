@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit venv clean
+.PHONY: run test lint typecheck unit venv clean postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,17 @@ run: $(STAMP)
 	CDS_AUTH=$${CDS_AUTH:-off} $(BIN)/aih-cds serve --host 127.0.0.1 --port $${PORT:-8080}
 
 ## test: set up, then lint, type-check and run every test with coverage
-test: $(STAMP)
+test: $(STAMP) postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy cds_service
 	$(BIN)/aih-cds rules validate
 	$(BIN)/coverage run -m pytest
 	$(BIN)/coverage report
+
+## postgres: install PostgreSQL from Debian for the integration tests (skipped when present)
+postgres:
+	sh scripts/install-postgres.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

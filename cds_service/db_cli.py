@@ -25,18 +25,20 @@ def add_db_commands(commands: Any) -> None:
 
 def run_db_command(args: argparse.Namespace) -> int:
     settings = Settings.load()
-    if args.db_command == "upgrade":
-        engine = database_engine(settings.database_url, PoolSettings())
-        before = current_revision(engine)
-        upgrade(engine)
-        print(f"database at {current_revision(engine)} (was {before or 'empty'})")
-        return 0
-    if args.db_command == "current":
-        engine = database_engine(settings.database_url, PoolSettings())
+    if args.db_command == "purge":
+        return _purge(args, settings)
+    engine = database_engine(settings.database_url, PoolSettings())
+    try:
+        if args.db_command == "upgrade":
+            before = current_revision(engine)
+            upgrade(engine)
+            print(f"database at {current_revision(engine)} (was {before or 'empty'})")
+            return 0
         current, head = current_revision(engine), head_revision()
         print(f"current: {current or 'none'}\nhead:    {head}")
         return 0 if current == head else 1
-    return _purge(args, settings)
+    finally:
+        engine.dispose()
 
 
 def _purge(args: argparse.Namespace, settings: Settings) -> int:
@@ -44,7 +46,10 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
     feedback_days = _days(args.feedback_days, settings.feedback_retention_days)
     # The hash key plays no part in deleting rows.
     store = Store(settings.database_url, b"unused", PoolSettings())
-    report = store.purge(utc_now(), card_log_days=card_days, feedback_days=feedback_days)
+    try:
+        report = store.purge(utc_now(), card_log_days=card_days, feedback_days=feedback_days)
+    finally:
+        store.engine.dispose()
     print(
         f"purged {report.cards} cards (older than {card_days or 'never'} days, with their "
         f"feedback) and {report.feedback} feedback items (older than "
