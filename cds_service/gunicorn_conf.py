@@ -29,6 +29,9 @@ keepalive = 5
 # The application logs every request itself (text or JSON, with the request id).
 accesslog = None
 preload_app = False
+# gunicorn's control socket lives at a fixed path in $HOME: two servers on one host would share
+# it, and a read-only container home cannot hold it. Nothing here uses it.
+control_socket_disable = True
 
 
 def on_starting(_server: Any) -> None:

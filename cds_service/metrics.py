@@ -9,6 +9,7 @@ so it is imported here lazily: after the gunicorn configuration has set the dire
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -32,9 +33,17 @@ class Metrics:
     feedback: Counter
 
 
-@cache
+_creating = threading.Lock()
+
+
 def metrics() -> Metrics:
-    """The process's metrics, created once on first use."""
+    """The process's metrics, created once on first use (create_app calls it before threads)."""
+    with _creating:
+        return _create_metrics()
+
+
+@cache
+def _create_metrics() -> Metrics:
     from prometheus_client import Counter, Histogram  # noqa: PLC0415 - see module docstring
 
     return Metrics(

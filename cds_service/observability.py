@@ -27,6 +27,8 @@ def note_hook_instance(body: Any) -> None:
 
 
 def install(app: Flask, known_services: frozenset[str]) -> None:
+    metrics()  # created here, in the worker, before it serves and after gunicorn forked it
+
     @app.before_request
     def start() -> None:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
