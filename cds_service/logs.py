@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 
 from flask import g, has_request_context
@@ -46,8 +47,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-class _ServiceHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Marks the handler this module installed, so a second app replaces it, not doubles it."""
+class _ServiceHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is now (tests swap it); being its own class marks the
+    handler this module installed, so a second app replaces it instead of doubling it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 - logging must never break a request
+            self.handleError(record)
 
 
 def configure_logging(level: str, log_format: str) -> None:
