@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from cds_service import tracing
 from cds_service.api import bp, json_response
 from cds_service.configuration import Configuration, load_configuration
 from cds_service.engine import Engine
@@ -62,6 +63,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["aih_cds"] = runtime
+    if settings.otel:  # tracing is per process: one app per gunicorn worker
+        tracing.configure(settings.otel_service_name, settings.extra.get("span_exporter"))
+    else:
+        tracing.disable()
     install_observability(app, frozenset(configuration.services))
     app.register_blueprint(bp)
     _register_errors(app)

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
+from cds_service import tracing
 from cds_service.errors import (
     BadRequest,
     NotFound,
@@ -69,6 +70,7 @@ def call_service(service_id: str) -> Response:
     note_hook_instance(body)
     evaluation = rt.engine.call(service_id, body)
     rt.log_cards(evaluation)
+    tracing.annotate({"cds.cards": len(evaluation.cards)})
     for issued in evaluation.cards:
         metrics().cards.labels(
             service_id, issued.rule_id, str(issued.card["indicator"]), issued.mode

@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from cds_service import tracing
 from cds_service.bundles import entry_resources, error_outcomes, issue_text, next_link
 from cds_service.metrics import metrics
 
@@ -77,6 +78,21 @@ class FhirFetcher:
         ``continuations`` are Bundles already in hand (e.g. paginated prefetch) whose next
         links should be followed.
         """
+        with tracing.span("fhir.fetch") as current:
+            results = self._fetch_all(base_url, access_token, queries, continuations)
+            failed = [r.reason for r in results.values() if isinstance(r, FetchError)]
+            tracing.set_attributes(
+                current, {"cds.fhir.queries": len(results), "cds.fhir.failures": len(failed)}
+            )
+        return results
+
+    def _fetch_all(
+        self,
+        base_url: str,
+        access_token: str | None,
+        queries: Mapping[str, str],
+        continuations: Mapping[str, dict[str, Any]] | None,
+    ) -> dict[str, FetchResult | FetchError]:
         started = time.monotonic()
         deadline = started + self.limits.budget_s
         base = base_url.rstrip("/") + "/"

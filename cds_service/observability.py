@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from cds_service import tracing
 from cds_service.metrics import metrics
 
 log = logging.getLogger("cds_service.access")
@@ -34,6 +35,8 @@ def install(app: Flask, known_services: frozenset[str]) -> None:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if _SAFE_ID.match(incoming) else str(uuid.uuid4())
         g.started = time.perf_counter()
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        g.trace = tracing.start_server_span(f"{request.method} {route}", dict(request.headers))
 
     @app.after_request
     def finish(response: Response) -> Response:
@@ -46,6 +49,14 @@ def install(app: Flask, known_services: frozenset[str]) -> None:
         measured.requests.labels(endpoint, service, str(response.status_code)).inc()
         measured.request_latency.labels(endpoint, service).observe(elapsed)
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        g.trace_attributes = {
+            "http.request.method": request.method,
+            "http.route": request.url_rule.rule if request.url_rule else None,
+            "http.response.status_code": response.status_code,
+            "cds.service": service,
+            "cds.request_id": g.get("request_id"),
+            "cds.hook_instance": g.get("hook_instance"),
+        }
         quiet = endpoint in PROBES  # probes and scrapes every few seconds would drown the log
         log.log(
             logging.DEBUG if quiet else logging.INFO,
@@ -62,3 +73,8 @@ def install(app: Flask, known_services: frozenset[str]) -> None:
             },
         )
         return response
+
+    @app.teardown_request
+    def end_trace(_: BaseException | None) -> None:
+        # Teardown runs even when after_request was skipped by an error: the span always ends.
+        tracing.end_server_span(g.pop("trace", None), g.pop("trace_attributes", {}))

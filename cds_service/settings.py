@@ -47,6 +47,8 @@ class Settings:
     card_log_retention_days: int = 0
     feedback_retention_days: int = 0
     metrics: bool = True
+    otel: bool = False
+    otel_service_name: str = "aih-cds"
     bind: str = "127.0.0.1:8080"
     workers: int = 2
     threads: int = 4
