@@ -230,10 +230,11 @@ class Store:
 
     def feedback_by_rule(self) -> list[RuleFeedbackRow]:
         with self.sessions() as session:
+            # Silent cards never reached a clinician: they would dilute the acceptance rate.
             issued = session.execute(
-                select(CardLog.rule_id, CardLog.indicator, func.count()).group_by(
-                    CardLog.rule_id, CardLog.indicator
-                )
+                select(CardLog.rule_id, CardLog.indicator, func.count())
+                .where(CardLog.mode == "active")
+                .group_by(CardLog.rule_id, CardLog.indicator)
             ).all()
             outcomes = session.execute(
                 select(
