@@ -154,3 +154,30 @@ def test_metrics_add_up_over_two_workers(served: Served) -> None:
     assert {line["hook_instance"] for line in hook_lines} == {body["hookInstance"]}
     assert all(line["request_id"] for line in hook_lines)
     assert PATIENT not in served.log.read_text()
+
+
+def test_aih_cds_serve_uses_the_same_configuration(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "CDS_AUTH": "off",
+        "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'cards.sqlite'}",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    server = subprocess.Popen(  # noqa: S603 - fixed command line
+        [sys.executable, "-m", "cds_service.cli", "serve", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base, server)
+        assert requests.get(f"{base}/readyz", timeout=5).json()["database"] is True
+        assert discovery(base) == 200
+        assert value(samples(base), "cds_http_requests_total", endpoint="discovery") == 1
+        assert list((tmp_path / "metrics").glob("counter_*.db"))  # multiprocess mode is on
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
