@@ -25,6 +25,7 @@ from tests.integration.postgres import free_port
 
 pytestmark = pytest.mark.integration
 PATIENT = "patient-7f3c9e-unique"
+HTTP_TIMEOUT = 30  # generous: a busy 2-core machine is slow, and no test measures time
 
 
 @dataclass
@@ -70,14 +71,16 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 def wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
+    """Poll /healthz until it answers (workers boot slowly on a busy machine), at most 2 min."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {server.returncode}")
         try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if requests.get(f"{base}/healthz", timeout=HTTP_TIMEOUT).status_code == 200:
                 return
-        except requests.ConnectionError:
-            time.sleep(0.1)
+        except requests.RequestException:
+            time.sleep(0.2)
     raise RuntimeError("gunicorn did not come up")
 
 
@@ -86,7 +89,7 @@ def worker_pids(metrics_dir: Path) -> set[str]:
 
 
 def samples(base: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = requests.get(f"{base}/metrics", timeout=5).text
+    text = requests.get(f"{base}/metrics", timeout=HTTP_TIMEOUT).text
     return {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(text)
@@ -103,7 +106,7 @@ def value(
 def discovery(base: str) -> int:
     # A new connection per request, so the two workers share the load.
     return requests.get(
-        f"{base}/cds-services", headers={"Connection": "close"}, timeout=5
+        f"{base}/cds-services", headers={"Connection": "close"}, timeout=HTTP_TIMEOUT
     ).status_code
 
 
@@ -127,11 +130,11 @@ def test_metrics_add_up_over_two_workers(served: Served) -> None:
             f"{served.base}/cds-services/aih-order-sign",
             json=body,
             headers={"Connection": "close"},
-            timeout=10,
+            timeout=HTTP_TIMEOUT,
         )
         assert response.status_code == 200
         cards += response.json()["cards"]
-    requests.post(f"{served.base}/cds-services/nope", json=body, timeout=10)
+    requests.post(f"{served.base}/cds-services/nope", json=body, timeout=HTTP_TIMEOUT)
 
     # Whichever worker answers /metrics, the totals are those of both.
     for _ in range(4):
@@ -174,7 +177,7 @@ def test_aih_cds_serve_uses_the_same_configuration(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base, server)
-        assert requests.get(f"{base}/readyz", timeout=5).json()["database"] is True
+        assert requests.get(f"{base}/readyz", timeout=HTTP_TIMEOUT).json()["database"] is True
         assert discovery(base) == 200
         assert value(samples(base), "cds_http_requests_total", endpoint="discovery") == 1
         assert list((tmp_path / "metrics").glob("counter_*.db"))  # multiprocess mode is on
