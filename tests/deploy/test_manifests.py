@@ -20,6 +20,7 @@ from tests.conftest import REPO
 
 KUBE = REPO / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.30"  # the oldest release the manifests must work on
+NEWEST = kubernetes_validate.utils.latest_version()  # the newest schemas the package bundles
 MANIFESTS = sorted(p for p in KUBE.glob("*.yaml") if p.name != "kustomization.yaml")
 SETTING_NAMES = {ENV_PREFIX + name.upper() for name in Settings.__dataclass_fields__} - {
     "CDS_EXTRA"
@@ -42,10 +43,11 @@ def named(kind: str, name: str) -> dict[str, Any]:
     return next(d for d in by_kind()[kind] if d["metadata"]["name"] == name)
 
 
+@pytest.mark.parametrize("version", [KUBERNETES_VERSION, NEWEST])
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
-def test_manifest_is_valid_against_the_kubernetes_schema(path: Path) -> None:
+def test_manifest_is_valid_against_the_kubernetes_schema(path: Path, version: str) -> None:
     for doc in documents(path):
-        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        kubernetes_validate.validate(doc, version, strict=True)
 
 
 def test_schema_validation_can_fail() -> None:
