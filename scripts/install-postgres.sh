@@ -1,7 +1,7 @@
 #!/bin/sh
 # PostgreSQL server binaries for the integration tests, from Debian's packages.
 # Idempotent: does nothing when initdb is already there. The tests start and stop their own
-# throw-away server (tests/integration/postgres.py); nothing here starts one.
+# throw-away server (tests/integration/database/postgres.py); nothing here starts one.
 set -eu
 if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     exit 0

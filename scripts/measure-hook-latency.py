@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests import factories as f  # noqa: E402
-from tests.integration.postgres import free_port  # noqa: E402
+from tests.integration.ports import free_port  # noqa: E402
 
 CALLS, WARM_UP = 300, 50
 
@@ -53,9 +53,9 @@ def main() -> None:
     try:
         for _ in range(100):
             try:
-                requests.get(f"{base}/healthz", timeout=1)
+                requests.get(f"{base}/healthz", timeout=10)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.2)
         body = f.hook_request(drafts=(f.mmf_draft(),), prefetch=f.full_prefetch())
         session, times = requests.Session(), []

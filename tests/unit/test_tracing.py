@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from cds_service import tracing
 from tests import factories as f
-from tests.integration.postgres import free_port
+from tests.integration.ports import free_port
 
 PATIENT = "patient-9b2f-not-in-spans"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from sqlalchemy import Connection, Engine, event
 
-from tests.integration.postgres import PostgresServer
+from tests.integration.database.postgres import PostgresServer
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests import factories as f
 from tests.conftest import REPO
-from tests.integration.postgres import free_port
+from tests.integration.ports import free_port
 
 pytestmark = pytest.mark.integration
 PATIENT = "patient-7f3c9e-unique"
