@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit venv clean fhir-servers browser-deps
+.PHONY: run test lint typecheck unit venv clean fhir-servers browser-deps postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,17 @@ browser-deps:
 	bash scripts/install-browser-deps.sh
 
 ## test: set up, then lint, type-check and run every test with coverage
-test: $(STAMP) fhir-servers browser-deps
+test: $(STAMP) fhir-servers browser-deps postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy cds_service
 	$(BIN)/aih-cds rules validate
 	$(BIN)/coverage run -m pytest
 	$(BIN)/coverage report
+
+## postgres: install PostgreSQL from Debian for the integration tests (skipped when present)
+postgres:
+	sh scripts/install-postgres.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from cds_service import tracing
 from cds_service.analytics_api import analytics_bp
 from cds_service.api import bp, json_response
 from cds_service.charts import DEFAULT_SCENARIOS_DIR
@@ -19,11 +20,14 @@ from cds_service.engine import Engine
 from cds_service.errors import operation_outcome
 from cds_service.fhir_client import FetchLimits, FhirFetcher
 from cds_service.fhir_validation import warm_models
+from cds_service.logs import configure_logging
+from cds_service.observability import install as install_observability
 from cds_service.rules.registry import REGISTRY
 from cds_service.runtime import Runtime, Unauthorized, patient_hash_key, random_uuid, utc_now
+from cds_service.schema import require_head
 from cds_service.security import ClientAuthenticator, load_trusted_clients
 from cds_service.settings import Settings
-from cds_service.store import Store
+from cds_service.store import PoolSettings, Store
 
 __all__ = ["create_app", "load_rules"]
 log = logging.getLogger("cds_service")
@@ -40,7 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ``clock`` and ``uuid_factory`` callables that tests use to pin time and identifiers.
     """
     settings = Settings.load(config)
-    logging.basicConfig(level=settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     configuration = load_rules(settings)  # a bad file stops start-up here, naming file and field
     warm_models()
     clock: Callable[[], datetime] = settings.extra.get("clock", utc_now)
@@ -50,8 +54,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             settings.fhir_timeout_s, settings.fhir_max_pages, settings.fhir_max_response_bytes
         )
     )
-    store = Store(settings.database_url, patient_hash_key(settings))
-    store.create_schema()
+    store = open_store(settings)
     runtime = Runtime(
         settings,
         Engine(configuration, fetcher, clock, new_uuid),
@@ -63,6 +66,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["aih_cds"] = runtime
+    if settings.otel:  # tracing is per process: one app per gunicorn worker
+        tracing.configure(settings.otel_service_name, settings.extra.get("span_exporter"))
+    else:
+        tracing.disable()
+    install_observability(app, frozenset(configuration.services))
     app.register_blueprint(bp)
     app.register_blueprint(analytics_bp)
     if settings.demo_enabled:
@@ -76,6 +84,25 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         len(configuration.terminology.valuesets),
     )
     return app
+
+
+def open_store(settings: Settings) -> Store:
+    """The card log database, migrated (CDS_DATABASE_MIGRATE on) or checked to be current."""
+    store = Store(
+        settings.database_url,
+        patient_hash_key(settings),
+        PoolSettings(
+            size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            timeout_s=settings.database_pool_timeout_s,
+            recycle_s=settings.database_pool_recycle_s,
+        ),
+    )
+    if settings.database_migrate:
+        store.create_schema()
+    else:
+        require_head(store.engine)
+    return store
 
 
 def _authenticator(settings: Settings) -> ClientAuthenticator | None:

@@ -8,7 +8,16 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from cds_service.errors import BadRequest, PayloadTooLarge, ServiceError, UnsupportedMediaType
+from cds_service import tracing
+from cds_service.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    ServiceError,
+    UnsupportedMediaType,
+)
+from cds_service.metrics import exposition, metrics
+from cds_service.observability import note_hook_instance
 from cds_service.protocol import parse_feedback
 from cds_service.runtime import Runtime
 
@@ -57,8 +66,15 @@ def call_service(service_id: str) -> Response:
     rt = runtime()
     rt.engine.service(service_id)  # unknown service: 404 before anything else is read
     rt.authenticate(request)
-    evaluation = rt.engine.call(service_id, read_json_body(), rt.link_targets(request))
+    body = read_json_body()
+    note_hook_instance(body)
+    evaluation = rt.engine.call(service_id, body, rt.link_targets(request))
     rt.log_cards(evaluation)
+    tracing.annotate({"cds.cards": len(evaluation.cards)})
+    for issued in evaluation.cards:
+        metrics().cards.labels(
+            service_id, issued.rule_id, str(issued.card["indicator"]), issued.mode
+        ).inc()
     return json_response(evaluation.response())
 
 
@@ -69,6 +85,8 @@ def feedback(service_id: str) -> Response:
     rt.authenticate(request)
     items = parse_feedback(read_json_body())
     receipt = rt.store.record_feedback(service_id, items, rt.clock())
+    for item, result in zip(items, receipt.results, strict=True):
+        metrics().feedback.labels(service_id, item.outcome, result).inc()
     return json_response(
         {
             "stored": receipt.stored,
@@ -93,6 +111,14 @@ def readyz() -> Response:
         "database": database,
     }
     return json_response(body, 200 if database else 503)
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    if not runtime().settings.metrics:
+        raise NotFound("metrics are switched off (CDS_METRICS)")
+    body, content_type = exposition()
+    return Response(body, status=200, content_type=content_type)
 
 
 @bp.app_errorhandler(ServiceError)

@@ -12,6 +12,7 @@ from typing import Any
 
 from cds_service import cli_feedback, cli_rules, cli_whatif
 from cds_service.configuration import ConfigError
+from cds_service.db_cli import add_db_commands, run_db_command
 from cds_service.settings import PACKAGE_ROOT, Settings
 
 FIXTURES_DIR = PACKAGE_ROOT.parent / "fixtures" / "fhir"
@@ -21,11 +22,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aih-cds", description="AIH CDS Hooks service")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the service under gunicorn")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--workers", type=int, default=2)
-    serve.add_argument("--threads", type=int, default=4)
+    serve = commands.add_parser(
+        "serve", help="run the service under gunicorn (settings: cds_service/gunicorn_conf.py)"
+    )
+    serve.add_argument("--host", help="default: host of CDS_BIND (127.0.0.1)")
+    serve.add_argument("--port", type=int, help="default: port of CDS_BIND (8080)")
+    serve.add_argument("--workers", type=int, help="default: CDS_WORKERS (2)")
+    serve.add_argument("--threads", type=int, help="default: CDS_THREADS (4)")
 
     evaluate = commands.add_parser("evaluate", help="run one hook request file and print the cards")
     evaluate.add_argument("request", type=Path)
@@ -66,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "directories", nargs="*", type=Path, help="scenario folders (default: fixtures/fhir)"
     )
 
+    add_db_commands(commands)
+
     args = parser.parse_args(argv)
     try:
         if hasattr(args, "handler"):  # commands registered by their own modules
@@ -78,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _load_fixtures(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "db":
+            return run_db_command(args)
         return _validate(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
@@ -171,18 +178,21 @@ def format_cards(cards: list[dict[str, Any]]) -> str:
 def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from cds_service import create_app
+    from cds_service import gunicorn_conf
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            self.cfg.set("bind", f"{args.host}:{args.port}")
-            self.cfg.set("workers", args.workers)
-            self.cfg.set("threads", args.threads)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("timeout", 30)
-            self.cfg.set("accesslog", "-")
+            for name, value in vars(gunicorn_conf).items():
+                if name in self.cfg.settings and value is not None:
+                    self.cfg.set(name, value)
+            host, _, port = gunicorn_conf.bind.rpartition(":")
+            self.cfg.set("bind", f"{args.host or host}:{args.port or port}")
+            self.cfg.set("workers", args.workers or gunicorn_conf.workers)
+            self.cfg.set("threads", args.threads or gunicorn_conf.threads)
 
         def load(self) -> Any:
+            from cds_service import create_app
+
             return create_app()
 
     _Server().run()

@@ -41,6 +41,8 @@ USER_TOKENS = {
 }
 PREFETCH_TYPES = {kind.value for kind in DataKind} | {"Medication"}
 INDICATORS = ("info", "warning", "critical")
+# silent: cards are rendered, logged and counted but not returned (a new rule's trial run).
+RULE_MODES = ("active", "silent")
 _TOKEN = re.compile(r"\{\{(.*?)\}\}")
 
 
@@ -162,6 +164,7 @@ class EvidenceSchema(_Strict):
 class RuleFileSchema(_Strict):
     id = fields.String(required=True)
     enabled = fields.Boolean(load_default=True)
+    mode = fields.String(load_default="active", validate=validate.OneOf(RULE_MODES))
     title = fields.String(required=True)
     description = fields.String(load_default="")
     source = fields.Nested(SourceSchema, required=True)
@@ -263,6 +266,7 @@ class RuleConfig:
     file: str
     supersedes: tuple[str, ...] = ()
     snippets: Mapping[str, str] = field(default_factory=dict)
+    mode: str = "active"
 
 
 @dataclass(frozen=True)
@@ -437,6 +441,7 @@ def _load_rules(
             file=str(path),
             supersedes=tuple(data["supersedes"]),
             snippets=snippets,
+            mode=data["mode"],
         )
     _check_supersedes(rules)
     return rules

@@ -31,6 +31,11 @@ class IssuedCard:
     card: Mapping[str, Any]
     rule_id: str
     outcome: str
+    mode: str = "active"  # "silent": logged and counted, never returned to the EHR
+
+    @property
+    def silent(self) -> bool:
+        return self.mode == "silent"
 
 
 @dataclass
@@ -40,7 +45,7 @@ class Evaluation:
     cards: list[IssuedCard] = field(default_factory=list)
 
     def response(self) -> dict[str, Any]:
-        return {"cards": [dict(issued.card) for issued in self.cards]}
+        return {"cards": [dict(issued.card) for issued in self.cards if not issued.silent]}
 
 
 class Engine:
@@ -110,7 +115,7 @@ class Engine:
                 link_targets=targets,
             )
             if card is not None:
-                evaluation.cards.append(IssuedCard(card, rule.id, finding.outcome))
+                evaluation.cards.append(IssuedCard(card, rule.id, finding.outcome, rule.mode))
         evaluation.cards = _apply_precedence(evaluation.cards, self.config.rules)
         return evaluation
 
@@ -136,8 +141,9 @@ class Engine:
 
 def _apply_precedence(cards: list[IssuedCard], rules: Mapping[str, RuleConfig]) -> list[IssuedCard]:
     """Drop the cards of rules superseded by a rule that issued a card (e.g. only one
-    treatment-response card: refractory > insufficient response > non-response)."""
-    issued = {card.rule_id for card in cards}
+    treatment-response card: refractory > insufficient response > non-response). A silent
+    rule's card supersedes nothing: clinicians must keep seeing what they saw before it."""
+    issued = {card.rule_id for card in cards if not card.silent}
     superseded = {lower for rid in issued for lower in rules[rid].supersedes}
     return [card for card in cards if card.rule_id not in superseded]
 

@@ -18,7 +18,9 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from cds_service import tracing
 from cds_service.bundles import entry_resources, error_outcomes, issue_text, next_link
+from cds_service.metrics import metrics
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,14 @@ FHIR_JSON = "application/fhir+json, application/json;q=0.9"
 
 
 class FetchError(Exception):
-    """A query could not be answered; the message is safe to show (no token, no patient data)."""
+    """A query could not be answered; the message is safe to show (no token, no patient data).
+
+    ``reason`` is a short fixed word for the failure metric (timeout, connect, refused, ...).
+    """
+
+    def __init__(self, message: str, reason: str = "error") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -69,7 +78,23 @@ class FhirFetcher:
         ``continuations`` are Bundles already in hand (e.g. paginated prefetch) whose next
         links should be followed.
         """
-        deadline = time.monotonic() + self.limits.budget_s
+        with tracing.span("fhir.fetch") as current:
+            results = self._fetch_all(base_url, access_token, queries, continuations)
+            failed = [r.reason for r in results.values() if isinstance(r, FetchError)]
+            tracing.set_attributes(
+                current, {"cds.fhir.queries": len(results), "cds.fhir.failures": len(failed)}
+            )
+        return results
+
+    def _fetch_all(
+        self,
+        base_url: str,
+        access_token: str | None,
+        queries: Mapping[str, str],
+        continuations: Mapping[str, dict[str, Any]] | None,
+    ) -> dict[str, FetchResult | FetchError]:
+        started = time.monotonic()
+        deadline = started + self.limits.budget_s
         base = base_url.rstrip("/") + "/"
         futures: dict[str, Future[FetchResult]] = {
             key: self._pool.submit(
@@ -91,7 +116,9 @@ class FhirFetcher:
         for key, future in futures.items():
             if not future.done():
                 future.cancel()
-                results[key] = FetchError(f"no answer within the {self.limits.budget_s:g} s budget")
+                results[key] = FetchError(
+                    f"no answer within the {self.limits.budget_s:g} s budget", "timeout"
+                )
                 continue
             error = future.exception()
             if error is None:
@@ -100,7 +127,10 @@ class FhirFetcher:
                 results[key] = error
             else:
                 log.error("unexpected error fetching %s: %s", key, type(error).__name__)
-                results[key] = FetchError(f"unexpected error ({type(error).__name__})")
+                results[key] = FetchError(
+                    f"unexpected error ({type(error).__name__})", "unexpected"
+                )
+        _observe(results, time.monotonic() - started)
         return results
 
     # -- one query, all its pages
@@ -122,7 +152,8 @@ class FhirFetcher:
         while True:
             if page.get("resourceType") == "OperationOutcome":
                 raise FetchError(
-                    f"the server answered with an OperationOutcome: {issue_text(page)}"
+                    f"the server answered with an OperationOutcome: {issue_text(page)}",
+                    "operation-outcome",
                 )
             if page.get("resourceType") != "Bundle":
                 result.resources.append(page)
@@ -156,17 +187,17 @@ class FhirFetcher:
         for attempt in (1, 2):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise FetchError("time budget exhausted")
+                raise FetchError("time budget exhausted", "timeout")
             try:
                 response = self.session.get(
                     url, headers=headers, timeout=(min(remaining, 1.0), remaining), stream=True
                 )
             except requests.Timeout as exc:
-                raise FetchError("the FHIR server did not answer in time") from exc
+                raise FetchError("the FHIR server did not answer in time", "timeout") from exc
             except requests.ConnectionError as exc:
                 if attempt == 1 and deadline - time.monotonic() > 0.2:
                     continue
-                raise FetchError("could not connect to the FHIR server") from exc
+                raise FetchError("could not connect to the FHIR server", "connect") from exc
             try:
                 if (
                     response.status_code in RETRY_STATUSES
@@ -176,21 +207,23 @@ class FhirFetcher:
                     continue
                 if response.status_code in {401, 403}:
                     raise FetchError(
-                        f"the FHIR server refused access (HTTP {response.status_code})"
+                        f"the FHIR server refused access (HTTP {response.status_code})", "refused"
                     )
                 if response.status_code >= 400:
-                    raise FetchError(f"the FHIR server answered HTTP {response.status_code}")
+                    raise FetchError(
+                        f"the FHIR server answered HTTP {response.status_code}", "http-status"
+                    )
                 body = self._read_limited(response, deadline)
             finally:
                 response.close()
             try:
                 data = json.loads(body)
             except (ValueError, UnicodeDecodeError) as exc:
-                raise FetchError("the FHIR server sent malformed JSON") from exc
+                raise FetchError("the FHIR server sent malformed JSON", "malformed") from exc
             if not isinstance(data, dict):
-                raise FetchError("the FHIR server sent JSON that is not a resource")
+                raise FetchError("the FHIR server sent JSON that is not a resource", "malformed")
             return data
-        raise FetchError("the FHIR server kept failing")
+        raise FetchError("the FHIR server kept failing", "http-status")
 
     def _read_limited(self, response: requests.Response, deadline: float) -> bytes:
         chunks: list[bytes] = []
@@ -198,11 +231,21 @@ class FhirFetcher:
         for chunk in response.iter_content(chunk_size=65536):
             size += len(chunk)
             if size > self.limits.max_response_bytes:
-                raise FetchError(f"response larger than {self.limits.max_response_bytes} bytes")
+                raise FetchError(
+                    f"response larger than {self.limits.max_response_bytes} bytes", "too-large"
+                )
             if time.monotonic() > deadline:
-                raise FetchError("the FHIR server did not finish its answer in time")
+                raise FetchError("the FHIR server did not finish its answer in time", "timeout")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _observe(results: Mapping[str, FetchResult | FetchError], elapsed_s: float) -> None:
+    measured = metrics()
+    measured.fhir_fetch_latency.observe(elapsed_s)
+    for result in results.values():
+        if isinstance(result, FetchError):
+            measured.fhir_fetch_failures.labels(result.reason).inc()
 
 
 def _pooled_session(workers: int) -> requests.Session:

@@ -85,6 +85,7 @@ class Runtime:
                 suggestion_labels=tuple(
                     str(s["label"]) for s in issued.card.get("suggestions", ())
                 ),
+                mode=issued.mode,
             )
             for issued in evaluation.cards
         ]

@@ -13,6 +13,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 # deployment mounts its own copy and points CDS_CARDS_DIR at it.
 DEFAULT_CARDS_DIR = PACKAGE_ROOT.parent / "cards"
 ENV_PREFIX = "CDS_"
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(ValueError):
@@ -38,6 +39,20 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     log_level: str = "INFO"
     demo: str = "auto"  # /demo page: on, off, or auto (on exactly when auth is off)
+    log_format: str = "text"
+    database_migrate: bool = True
+    database_pool_size: int = 5
+    database_max_overflow: int = 5
+    database_pool_timeout_s: float = 5.0
+    database_pool_recycle_s: int = 1800
+    card_log_retention_days: int = 0
+    feedback_retention_days: int = 0
+    metrics: bool = True
+    otel: bool = False
+    otel_service_name: str = "aih-cds"
+    bind: str = "127.0.0.1:8080"
+    workers: int = 2
+    threads: int = 4
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -75,6 +90,16 @@ class Settings:
             raise SettingsError("CDS_MAX_REQUEST_BYTES must be >= 1024")
         if self.demo not in {"auto", "on", "off"}:
             raise SettingsError(f"CDS_DEMO must be on, off or auto, got {self.demo!r}")
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"CDS_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+        if self.database_pool_size < 1 or self.database_max_overflow < 0:
+            raise SettingsError(
+                "CDS_DATABASE_POOL_SIZE must be >= 1, CDS_DATABASE_MAX_OVERFLOW >= 0"
+            )
+        if self.card_log_retention_days < 0 or self.feedback_retention_days < 0:
+            raise SettingsError("retention days must be >= 0 (0 keeps rows forever)")
+        if self.workers < 1 or self.threads < 1:
+            raise SettingsError("CDS_WORKERS and CDS_THREADS must be >= 1")
 
     @property
     def demo_enabled(self) -> bool:

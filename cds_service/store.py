@@ -9,9 +9,10 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     DateTime,
@@ -21,12 +22,15 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     func,
     select,
     text,
 )
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql import Select
 
 from cds_service.protocol import FeedbackItem
 
@@ -49,6 +53,8 @@ class CardLog(Base):
     patient_hash: Mapped[str] = mapped_column(String(64), index=True)
     suggestion_uuids: Mapped[str] = mapped_column(Text, default="[]")
     issued_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+    # "silent" cards were logged but not returned to the EHR (rule roll-out).
+    mode: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
 
 
 class SuggestionLog(Base):
@@ -76,7 +82,7 @@ class Feedback(Base):
     reason_code: Mapped[str | None] = mapped_column(String(128))
     reason_display: Mapped[str | None] = mapped_column(String(512))
     user_comment: Mapped[str | None] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(DateTime())
+    received_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,23 @@ class LoggedCard:
     indicator: str
     suggestion_uuids: tuple[str, ...]
     suggestion_labels: tuple[str, ...] = ()  # same order as suggestion_uuids
+    mode: str = "active"
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """Connection pool of a server database (ignored for SQLite, which has no server)."""
+
+    size: int = 5
+    max_overflow: int = 5
+    timeout_s: float = 5.0
+    recycle_s: int = 1800
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    cards: int
+    feedback: int
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,7 @@ class FeedbackReceipt:
     stored: int
     duplicates: int
     unknown_cards: int
+    results: tuple[str, ...] = ()  # per item, in order: "stored", "duplicate" or "unknown-card"
 
 
 @dataclass(frozen=True)
@@ -105,14 +129,40 @@ class RuleFeedbackRow:
     overridden: int
 
 
+def database_url(raw: str) -> URL:
+    """``postgresql://`` means psycopg 3 (the driver this package installs), not psycopg2."""
+    url = make_url(raw)
+    if url.drivername in {"postgresql", "postgres"}:
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def database_engine(raw_url: str, pool: PoolSettings) -> Engine:
+    url = database_url(raw_url)
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() != "sqlite":
+        options.update(
+            pool_size=pool.size,
+            max_overflow=pool.max_overflow,
+            pool_timeout=pool.timeout_s,
+            pool_recycle=pool.recycle_s,
+        )
+    return create_engine(url, **options)
+
+
 class Store:
-    def __init__(self, database_url: str, patient_hash_key: bytes) -> None:
-        self.engine = create_engine(database_url, pool_pre_ping=True)
+    def __init__(
+        self, database_url: str, patient_hash_key: bytes, pool: PoolSettings | None = None
+    ) -> None:
+        self.engine = database_engine(database_url, pool or PoolSettings())
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._key = patient_hash_key
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Bring the schema to the newest migration (what ``aih-cds db upgrade`` does)."""
+        from cds_service.schema import upgrade  # noqa: PLC0415 - schema imports this module
+
+        upgrade(self.engine)
 
     def ping(self) -> bool:
         try:
@@ -146,6 +196,7 @@ class Store:
                 patient_hash=self.patient_hash(patient_id),
                 suggestion_uuids=json.dumps(list(card.suggestion_uuids)),
                 issued_at=utc_naive(now),
+                mode=card.mode,
             )
             for card in cards
         ]
@@ -166,25 +217,29 @@ class Store:
     def record_feedback(
         self, service_id: str, items: Sequence[FeedbackItem], now: datetime
     ) -> FeedbackReceipt:
-        stored = duplicates = unknown = 0
-        for item in items:
-            with self.sessions() as session:
-                card = session.get(CardLog, item.card)
-                if card is None or card.service_id != service_id:
-                    unknown += 1
-                    continue
-                if self._exists(session, item):
-                    duplicates += 1
-                    continue
-                session.add(_feedback_row(item, now))
-                try:
-                    session.commit()
-                    stored += 1
-                except IntegrityError:
-                    # A concurrent duplicate won the race: same outcome as the check above.
-                    session.rollback()
-                    duplicates += 1
-        return FeedbackReceipt(stored, duplicates, unknown)
+        results = tuple(self._record_one(service_id, item, now) for item in items)
+        return FeedbackReceipt(
+            stored=results.count("stored"),
+            duplicates=results.count("duplicate"),
+            unknown_cards=results.count("unknown-card"),
+            results=results,
+        )
+
+    def _record_one(self, service_id: str, item: FeedbackItem, now: datetime) -> str:
+        with self.sessions() as session:
+            card = session.get(CardLog, item.card)
+            if card is None or card.service_id != service_id:
+                return "unknown-card"
+            if self._exists(session, item):
+                return "duplicate"
+            session.add(_feedback_row(item, now))
+            try:
+                session.commit()
+            except IntegrityError:
+                # A concurrent duplicate won the race: same outcome as the check above.
+                session.rollback()
+                return "duplicate"
+            return "stored"
 
     def _exists(self, session: Session, item: FeedbackItem) -> bool:
         query = select(Feedback.id).where(
@@ -196,10 +251,11 @@ class Store:
 
     def feedback_by_rule(self) -> list[RuleFeedbackRow]:
         with self.sessions() as session:
+            # Silent cards never reached a clinician: they would dilute the acceptance rate.
             issued = session.execute(
-                select(CardLog.rule_id, CardLog.indicator, func.count()).group_by(
-                    CardLog.rule_id, CardLog.indicator
-                )
+                select(CardLog.rule_id, CardLog.indicator, func.count())
+                .where(CardLog.mode == "active")
+                .group_by(CardLog.rule_id, CardLog.indicator)
             ).all()
             outcomes = session.execute(
                 select(
@@ -222,6 +278,55 @@ class Store:
     def feedback_for_card(self, card_uuid: str) -> list[Feedback]:
         with self.sessions() as session:
             return list(session.scalars(select(Feedback).where(Feedback.card_uuid == card_uuid)))
+
+    def purge(
+        self, now: datetime, card_log_days: int, feedback_days: int, batch: int = 5000
+    ) -> PurgeReport:
+        """Delete feedback older than ``feedback_days`` and cards older than ``card_log_days``
+        (0 keeps forever). A purged card takes its feedback with it: feedback means nothing
+        without the card it is about. Works in batches so no transaction holds locks for long."""
+        feedback = cards = 0
+        if feedback_days > 0:
+            cutoff = utc_naive(now - timedelta(days=feedback_days))
+            old_feedback = select(Feedback.id).where(Feedback.received_at < cutoff)
+            feedback = self._purge_in_batches(old_feedback, _delete_feedback, batch)
+        if card_log_days > 0:
+            cutoff = utc_naive(now - timedelta(days=card_log_days))
+            old_cards = select(CardLog.uuid).where(CardLog.issued_at < cutoff)
+            cards = self._purge_in_batches(old_cards, _delete_cards, batch)
+        return PurgeReport(cards=cards, feedback=feedback)
+
+    def _purge_in_batches(
+        self,
+        victims: Select[Any],
+        delete_keys: Callable[[Session, list[Any]], None],
+        batch: int,
+    ) -> int:
+        total = 0
+        while True:
+            with self.sessions.begin() as session:
+                keys = list(session.scalars(victims.limit(batch)))
+                if not keys:
+                    return total
+                delete_keys(session, keys)
+                total += len(keys)
+
+    def count_rows(self) -> tuple[int, int]:
+        """(cards, feedback) rows held."""
+        with self.sessions() as session:
+            cards = session.scalar(select(func.count()).select_from(CardLog)) or 0
+            feedback = session.scalar(select(func.count()).select_from(Feedback)) or 0
+        return cards, feedback
+
+
+def _delete_feedback(session: Session, ids: list[Any]) -> None:
+    session.execute(delete(Feedback).where(Feedback.id.in_(ids)))
+
+
+def _delete_cards(session: Session, uuids: list[Any]) -> None:
+    session.execute(delete(Feedback).where(Feedback.card_uuid.in_(uuids)))
+    session.execute(delete(SuggestionLog).where(SuggestionLog.card_uuid.in_(uuids)))
+    session.execute(delete(CardLog).where(CardLog.uuid.in_(uuids)))
 
 
 def _feedback_row(item: FeedbackItem, now: datetime) -> Feedback:

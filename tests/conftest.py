@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,14 @@ MATERIAL = SHARED / "cds-hooks" / "material"
 def deterministic_uuids() -> Callable[[], str]:
     counter = itertools.count(1)
     return lambda: str(uuid.UUID(int=next(counter)))
+
+
+@pytest.fixture
+def cards(tmp_path: Path) -> Path:
+    """A writable copy of the bundled cards/ for tests that change a file."""
+    target = tmp_path / "cards"
+    shutil.copytree(REPO / "cards", target)
+    return target
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,13 +15,6 @@ from cds_service.rules.registry import REGISTRY
 CARDS = Path(__file__).resolve().parents[2] / "cards"
 RULE = "rules/mmf-teratogenicity.yaml"
 SERVICE = "services/aih-order-sign.yaml"
-
-
-@pytest.fixture
-def cards(tmp_path: Path) -> Path:
-    target = tmp_path / "cards"
-    shutil.copytree(CARDS, target)
-    return target
 
 
 def edit_yaml(cards: Path, name: str, change: Callable[[dict], None]) -> None:  # type: ignore[type-arg]

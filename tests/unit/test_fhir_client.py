@@ -242,3 +242,33 @@ def test_error_outcome_entry_in_searchset_is_stated() -> None:
     result = only(fetcher.fetch_many(BASE, None, {"obs": "Observation"})["obs"])
     assert len(result.resources) == 1
     assert result.notes == ["the server reported a problem with this search: partial"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ((401, {}), "refused"),
+        ((500, {}), "http-status"),
+        ((200, b"{not json"), "malformed"),
+        ((200, {"resourceType": "OperationOutcome", "issue": []}), "operation-outcome"),
+        ((0, requests.ConnectionError("refused")), "connect"),
+    ],
+)
+def test_failures_and_fetch_time_are_measured(answer: tuple[int, Any], reason: str) -> None:
+    from cds_service.metrics import metrics
+
+    measured = metrics()
+    failures = measured.fhir_fetch_failures.labels(reason)
+    failures_before = failures._value.get()  # type: ignore[attr-defined]
+    fetches_before = _histogram_count(measured.fhir_fetch_latency)
+    fetcher, _ = fetcher_for(lambda r: answer)
+    result = fetcher.fetch_many(BASE, None, {"obs": "Observation", "cond": "Condition"})
+    assert all(isinstance(r, FetchError) and r.reason == reason for r in result.values())
+    assert failures._value.get() == failures_before + 2  # type: ignore[attr-defined]
+    assert _histogram_count(measured.fhir_fetch_latency) == fetches_before + 1
+
+
+def _histogram_count(histogram: Any) -> float:
+    return next(
+        s.value for m in histogram.collect() for s in m.samples if s.name.endswith("_count")
+    )

@@ -82,6 +82,8 @@ def test_concurrent_duplicates_store_once(store: Store) -> None:
 
 def test_report_by_rule(store: Store) -> None:
     store.record_feedback("aih-order-sign", [item()], NOW)
+    silent = LoggedCard("card-2", "mmf-teratogenicity", "pregnant", "critical", (), "silent")
+    store.log_cards("aih-order-sign", "hook-2", "pt-2", [silent], NOW)  # not in the report
     (row,) = store.feedback_by_rule()
     assert (row.rule_id, row.indicator, row.issued, row.accepted, row.overridden) == (
         "mmf-teratogenicity",
@@ -90,3 +92,26 @@ def test_report_by_rule(store: Store) -> None:
         0,
         1,
     )
+
+
+def test_db_purge_command_uses_the_retention_settings(
+    store: Store, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cds_service.cli import main
+
+    store.record_feedback("aih-order-sign", [item()], NOW)
+    monkeypatch.setenv("CDS_DATABASE_URL", str(store.engine.url))
+    monkeypatch.setenv("CDS_FEEDBACK_RETENTION_DAYS", "1")
+    assert main(["db", "purge"]) == 0  # NOW is in the past: the feedback is older than a day
+    assert store.count_rows() == (1, 0)
+    assert main(["db", "purge", "--card-log-days", "1"]) == 0
+    assert store.count_rows() == (0, 0)
+    assert "purged 1 cards" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["db", "purge", "--card-log-days", "-3"])
+
+
+def test_purge_keeps_everything_when_retention_is_zero(store: Store) -> None:
+    store.record_feedback("aih-order-sign", [item()], NOW)
+    report = store.purge(NOW.replace(year=2040), card_log_days=0, feedback_days=0)
+    assert (report.cards, report.feedback, store.count_rows()) == (0, 0, (1, 1))

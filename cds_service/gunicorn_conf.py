@@ -1,0 +1,50 @@
+"""gunicorn configuration shared by ``aih-cds serve`` and ``deploy/gunicorn.conf.py``.
+
+Read by gunicorn as a configuration module: the names below are gunicorn settings. Workers are
+gthread (I/O-bound: most of a call's time is waiting on the FHIR server). The application is
+built in each worker (no preload), after the fork, so database pools and the FHIR connection
+pool are never shared across processes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cds_service.metrics import prepare_multiprocess_dir, worker_exited
+from cds_service.settings import Settings
+
+_settings = Settings.load()
+
+wsgi_app = "cds_service:create_app()"
+bind = _settings.bind
+workers = _settings.workers
+threads = _settings.threads
+worker_class = "gthread"
+# A hook call is bounded by CDS_FHIR_TIMEOUT_S; 30 s only catches a stuck worker.
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# The application logs every request itself (text or JSON, with the request id).
+accesslog = None
+preload_app = False
+# gunicorn's control socket lives at a fixed path in $HOME: two servers on one host would share
+# it, and a read-only container home cannot hold it. Nothing here uses it.
+control_socket_disable = True
+
+
+def on_starting(_server: Any) -> None:
+    prepare_multiprocess_dir(Path(tempfile.mkdtemp(prefix="aih-cds-metrics-")))
+    if _settings.database_migrate:
+        # Migrate once here rather than in every worker at the same moment (SQLite has no lock).
+        from cds_service.schema import upgrade  # noqa: PLC0415 - only the master needs it
+        from cds_service.store import PoolSettings, database_engine  # noqa: PLC0415
+
+        engine = database_engine(_settings.database_url, PoolSettings())
+        upgrade(engine)
+        engine.dispose()
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    worker_exited(worker.pid)
