@@ -168,14 +168,14 @@ class Terminology:
         matching ingredient-level code, else the concept's own label."""
         cls = self.drug_classes.get(drug_class)
         if cls is not None:
-            name = cls.names.find(concept.texts())
-            if name:
-                return name
             displays = [
                 cls.valueset.displays.get((c.system, c.code), "")
                 for c in concept.codes
                 if cls.valueset.contains(c.system, c.code)
             ]
+            name = cls.names.find([*concept.texts(), *displays])
+            if name:
+                return name
             shortest = min((d for d in displays if d), key=len, default="")
             if shortest:
                 return shortest

@@ -26,7 +26,13 @@ ITEM_INDENT = " " * 12
 
 
 def card_files() -> list[Path]:
-    return sorted(p for p in CARDS.rglob("*") if p.is_file() and p.suffix in {".yaml", ".json"})
+    """Every file the service loads: YAML, value sets and shared card text (snippets/*.md)."""
+    return sorted(
+        p
+        for p in CARDS.rglob("*")
+        if p.is_file()
+        and (p.suffix in {".yaml", ".json"} or (p.suffix == ".md" and p.parent.name == "snippets"))
+    )
 
 
 def key_for(path: Path) -> str:

@@ -41,6 +41,8 @@ def app_factory(tmp_path: Path) -> Callable[..., Flask]:
             "patient_hash_key": "test-key",
             "clock": lambda: NOW,
             "uuid_factory": deterministic_uuids(),
+            # as in production: no demo page, so cards carry no links to it (tests opt in)
+            "demo": "off",
         }
         settings.update(overrides)
         return create_app(settings)

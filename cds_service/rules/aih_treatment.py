@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
@@ -27,6 +27,7 @@ from cds_service.rules.base import DataKind
 from cds_service.rules.common import fmt_date
 from cds_service.rules.series import (
     CLOCK_SKEW,
+    after,
     between,
     dated,
     describe,
@@ -139,7 +140,7 @@ def treatment_course(
         active_first_line=active,
         therapy=" + ".join(dict.fromkeys(names)) or "no first-line drug active now",
         baseline=baseline,
-        alt_since_t0=[r for r in alt_dated if r.when is not None and r.when > t0],
+        alt_since_t0=after(alt_dated, t0),
         gaps=gaps,
     )
 
@@ -194,7 +195,7 @@ def _fell_more_than(result: LabResult, baseline: LabResult | None, fraction: Dec
 
 
 def percent(fraction: Decimal) -> str:
-    return f"{(fraction * 100).quantize(Decimal(1))} %"
+    return f"{(fraction * 100).to_integral_value(rounding=ROUND_HALF_EVEN):f} %"
 
 
 def signed_percent(fraction: Decimal) -> str:

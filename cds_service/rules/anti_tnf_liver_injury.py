@@ -26,6 +26,7 @@ from cds_service.rules.common import fmt_date
 from cds_service.rules.series import (
     TIMES,
     above_times_uln,
+    after,
     at_least_times_uln,
     between,
     dated,
@@ -100,23 +101,23 @@ def evaluate(inp: RuleInput) -> Finding | None:
     if undated_count(alt_all):
         gaps.append(f"{undated_count(alt_all)} ALT result(s) without a date were not used.")
     alt = dated(alt_all, now)
-    after = [r for r in alt if r.when is not None and r.when > start]
-    if not after:
+    since_start = after(alt, start)
+    if not since_start:
         return None
     baseline = latest(
         between(alt, start - timedelta(days=int(params["baseline_window_days"])), start)
     )
-    situation = _classify(after, baseline, record, params, now)
+    situation = _classify(since_start, baseline, record, params, now)
     if situation is None:
         return None
     outcome, trigger_result, extra = situation
-    if any(r.uln is None for r in after):
+    if any(r.uln is None for r in since_start):
         gaps.append("Some ALT results had no upper limit of normal and were not compared.")
-    gaps += default_uln_note([*([baseline] if baseline else []), *after], "ALT")
+    gaps += default_uln_note([*([baseline] if baseline else []), *since_start], "ALT")
     names = [inp.terminology.short_name(c.concept, drug_class) for c in courses] or [
         inp.terminology.short_name(d.concept, drug_class) for d in drafts
     ]
-    shown = after[-int(params["alt_results_shown"]) :]
+    shown = since_start[-int(params["alt_results_shown"]) :]
     variables = {
         "drug": " + ".join(dict.fromkeys(names)),
         "course_start": fmt_date(start),
@@ -132,22 +133,20 @@ def evaluate(inp: RuleInput) -> Finding | None:
 
 
 def _classify(
-    after: list[LabResult],
+    since_start: list[LabResult],
     baseline: LabResult | None,
     record: PatientRecord,
     params: Mapping[str, Any],
     now: datetime,
 ) -> tuple[str, LabResult, dict[str, str]] | None:
     """The most severe situation: (outcome, the ALT result behind it, extra variables)."""
-    recent = [
-        r for r in after if r.when and r.when >= now - timedelta(days=params["recent_window_days"])
-    ]
+    recent = between(since_start, now - timedelta(days=params["recent_window_days"]), None)
     severe = [r for r in recent if at_least_times_uln(r, params["critical_alt_multiple"])]
     if severe:
         peak = max(severe, key=lambda r: times_uln(r) or 0)
         criterion = f"ALT at or above {params['critical_alt_multiple']}{TIMES}ULN"
         return "severe-injury", peak, {"criterion": criterion, "bilirubin": "not required"}
-    pair = _alt_with_bilirubin(recent, record, params)
+    pair = _alt_with_bilirubin(recent, record, params, now)
     if pair is not None:
         alt, bilirubin = pair
         criterion = (
@@ -157,13 +156,13 @@ def _classify(
         )
         extra = {"criterion": criterion, "bilirubin": describe(bilirubin, "total bilirubin")}
         return "severe-injury", alt, extra
-    last = after[-1]
+    last = since_start[-1]
     if at_least_times_uln(last, params["warning_alt_multiple"]):
         return "marked-elevation", last, {}
     baseline_raised = baseline is not None and above_times_uln(baseline, Decimal(1))
-    if baseline_raised or len(after) < 2:
+    if baseline_raised or len(since_start) < 2:
         return None
-    first, second = after[-2], after[-1]
+    first, second = since_start[-2], since_start[-1]
     apart = (second.when - first.when).days if second.when and first.when else 0
     if (
         above_times_uln(first, Decimal(1))
@@ -182,12 +181,12 @@ def _classify(
 
 
 def _alt_with_bilirubin(
-    recent: list[LabResult], record: PatientRecord, params: Mapping[str, Any]
+    recent: list[LabResult], record: PatientRecord, params: Mapping[str, Any], now: datetime
 ) -> tuple[LabResult, LabResult] | None:
     bilirubin = [
         b
-        for b in record.lab_series("bilirubin-total")
-        if b.when is not None and above_times_uln(b, params["combined_bilirubin_multiple"])
+        for b in dated(record.lab_series("bilirubin-total"), now)
+        if above_times_uln(b, params["combined_bilirubin_multiple"])
     ]
     window = timedelta(days=params["combined_max_days_apart"])
     for alt in reversed(recent):

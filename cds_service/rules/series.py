@@ -41,6 +41,11 @@ def between(
     ]
 
 
+def after(series: Sequence[LabResult], instant: datetime) -> list[LabResult]:
+    """Dated results strictly after ``instant`` ("measured after T0 + 150 d")."""
+    return [r for r in series if r.when is not None and r.when > instant]
+
+
 def latest(series: Sequence[LabResult]) -> LabResult | None:
     dated_results = [r for r in series if r.when is not None]
     return dated_results[-1] if dated_results else None
@@ -74,8 +79,10 @@ def above_times_uln(result: LabResult, multiple: Decimal) -> bool:
 
 
 def fmt_ratio(ratio: Decimal) -> str:
-    """One decimal, rounded down: a card never shows "2.0" x ULN for a value below 2 x ULN."""
-    return f"{ratio.quantize(Decimal('0.1'), rounding=ROUND_DOWN)}"
+    """One decimal, rounded down: a card never shows "2.0" x ULN for a value below 2 x ULN.
+    (``to_integral_value`` is exact at any magnitude, where ``quantize`` would raise.)"""
+    tenths = (ratio * 10).to_integral_value(rounding=ROUND_DOWN)
+    return f"{tenths / 10:.1f}"
 
 
 def ratio_text(result: LabResult) -> str:
@@ -88,20 +95,22 @@ def value_text(result: LabResult) -> str:
     return f"{fmt_number(result.reported_value)} {result.reported_unit}"
 
 
-def fmt_number(value: Decimal) -> str:
-    return f"{value.normalize():f}"
+def fmt_number(value: Decimal, places: int | None = None) -> str:
+    """A plain decimal without exponent or trailing zeros, optionally rounded to ``places``."""
+    text = f"{value:.{places}f}" if places is not None else f"{value.normalize():f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def describe(result: LabResult, name: str) -> str:
     """E.g. "ALT 112 U/L on 2026-03-01 (2.8 x ULN; ULN 40 U/L from the reference range)"."""
     reported = f"{name} {fmt_number(result.reported_value)} {result.reported_unit}"
     if result.reported_unit != result.unit:
-        reported += f" (= {fmt_number(result.value.quantize(Decimal('0.01')))} {result.unit})"
+        reported += f" (= {fmt_number(result.value, 2)} {result.unit})"
     text = f"{reported} on {fmt_date(result.when)}"
     ratio = times_uln(result)
     if ratio is None or result.uln is None:
         return f"{text} (no upper limit of normal known)"
-    uln = fmt_number(result.uln.quantize(Decimal("0.01")))
+    uln = fmt_number(result.uln, 2)
     source = f"ULN {uln} {result.unit} from the {result.uln_source}"
     return f"{text} ({fmt_ratio(ratio)}{TIMES}ULN; {source})"
 

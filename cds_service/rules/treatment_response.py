@@ -31,8 +31,8 @@ from cds_service.rules.aih_treatment import (
 from cds_service.rules.base import Finding, RuleInput, RuleSpec
 from cds_service.rules.common import fmt_date
 from cds_service.rules.series import (
+    after,
     at_least_times_uln,
-    between,
     closest_to,
     dated,
     default_uln_note,
@@ -165,7 +165,7 @@ def evaluate_insufficient(inp: RuleInput) -> Finding | None:
     if params["include_ast"]:
         analytes.append(("AST", "ast"))
     latest_by_name = {
-        name: latest(between(dated(inp.record.lab_series(aid), inp.now), since, None))
+        name: latest(after(dated(inp.record.lab_series(aid), inp.now), since))
         for name, aid in analytes
     }
     not_measured = f"not measured since {fmt_date(since)}"

@@ -17,14 +17,14 @@ from cds_service.settings import SettingsError
 
 @pytest.fixture
 def demo(app_factory: Callable[..., Flask]) -> FlaskClient:
-    return app_factory().test_client()  # auth off: demo on (auto)
+    return app_factory(demo="auto").test_client()  # auth off: demo on (auto)
 
 
 @pytest.mark.parametrize(
     ("settings", "enabled"),
     [
-        ({"auth": False}, True),
-        ({"auth": True}, False),
+        ({"auth": False, "demo": "auto"}, True),
+        ({"auth": True, "demo": "auto"}, False),
         ({"auth": True, "demo": "on"}, True),
         ({"auth": False, "demo": "off"}, False),
     ],

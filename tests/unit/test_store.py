@@ -82,7 +82,7 @@ def test_concurrent_duplicates_store_once(store: Store) -> None:
 
 def test_report_by_rule(store: Store) -> None:
     store.record_feedback("aih-order-sign", [item()], NOW)
-    silent = LoggedCard("card-2", "mmf-teratogenicity", "pregnant", "critical", (), "silent")
+    silent = LoggedCard("card-2", "mmf-teratogenicity", "pregnant", "critical", (), mode="silent")
     store.log_cards("aih-order-sign", "hook-2", "pt-2", [silent], NOW)  # not in the report
     (row,) = store.feedback_by_rule()
     assert (row.rule_id, row.indicator, row.issued, row.accepted, row.overridden) == (
