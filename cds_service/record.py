@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from cds_service.dosing import NO_DOSAGE, Dosage, read_dosage
 from cds_service.fhir_validation import validation_problem
 from cds_service.fhirdates import parse_fhir_date, parse_fhir_datetime
 from cds_service.terminology import Analyte, CodedConcept, Terminology
@@ -75,6 +76,7 @@ class MedicationCourse:
     status: str
     start: datetime | None
     end: datetime | None
+    dosage: Dosage = NO_DOSAGE
 
     @property
     def label(self) -> str:
@@ -101,6 +103,7 @@ class DraftOrder:
     concept: CodedConcept
     classes: frozenset[str]
     start: datetime | None
+    dosage: Dosage = NO_DOSAGE
 
     @property
     def reference(self) -> str:
@@ -132,6 +135,9 @@ class PatientRecord:
     skipped: list[SkippedResource] = field(default_factory=list)
     unknown_units: list[tuple[str, str]] = field(default_factory=list)  # (analyte, unit)
     patient_known: bool = False
+    # every valid Observation as received, for readers of panels, components and coded results
+    # (cds_service/readings.py)
+    observation_resources: list[Mapping[str, Any]] = field(default_factory=list)
 
     def lab_series(self, analyte: str) -> list[LabResult]:
         return self.labs.get(analyte, [])
@@ -198,6 +204,7 @@ class RecordBuilder:
         medications = self._index_medications(inputs.medications, record)
         for obs in inputs.observations:
             if self._valid(obs, record):
+                record.observation_resources.append(obs)
                 self._add_observation(obs, record)
         for request in inputs.medication_requests:
             if self._valid(request, record):
@@ -241,6 +248,7 @@ class RecordBuilder:
                     concept=concept,
                     classes=self.terminology.classes_of(concept),
                     start=_course_start(resource),
+                    dosage=read_dosage(resource),
                 )
             )
         if skipped is not None:
@@ -313,6 +321,7 @@ class RecordBuilder:
             status=str(status),
             start=_course_start(request),
             end=_course_end(request),
+            dosage=read_dosage(request),
         )
 
     def _add_observation(self, obs: Mapping[str, Any], record: PatientRecord) -> None:

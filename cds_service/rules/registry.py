@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cds_service.rules import mmf_teratogenicity
+from cds_service.rules import (
+    allopurinol_thiopurine,
+    budesonide_cirrhosis,
+    mmf_teratogenicity,
+    thiopurine_metabolites,
+    tpmt_before_thiopurine,
+)
 from cds_service.rules.base import RuleSpec
 
-REGISTRY: Mapping[str, RuleSpec] = {spec.id: spec for spec in (mmf_teratogenicity.SPEC,)}
+REGISTRY: Mapping[str, RuleSpec] = {
+    spec.id: spec
+    for spec in (
+        mmf_teratogenicity.SPEC,
+        thiopurine_metabolites.SPEC,
+        tpmt_before_thiopurine.SPEC,
+        allopurinol_thiopurine.SPEC,
+        budesonide_cirrhosis.SPEC,
+    )
+}

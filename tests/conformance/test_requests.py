@@ -227,11 +227,23 @@ def library_cases() -> list[Any]:
 
 
 @pytest.mark.parametrize("variant", ["as-published", "with-our-prefetch"])
-def test_spec_example_02_request_is_answered(guarded: FlaskClient, variant: str) -> None:
+def test_spec_example_02_request_is_answered(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, variant: str
+) -> None:
     body = spec_example("02")
     if variant == "with-our-prefetch":
         body["prefetch"] = our_prefetch(body["context"]["patientId"])
-    assert ok_cards(post(guarded, body)) == []
+        forbid_fetch(app, monkeypatch)
+        assert ok_cards(post(client, body)) == []
+        return
+    # patient-view runs thiopurine-metabolites: the keys the example does not prefetch are
+    # fetched from its fhirServer with its token (an empty chart here)
+    recorder = record_fetch(app, monkeypatch)
+    assert ok_cards(post(client, body)) == []
+    [call] = recorder.calls
+    assert call["base_url"] == body["fhirServer"]
+    assert call["access_token"] == body["fhirAuthorization"]["access_token"]
+    assert "observations" in call["queries"]
 
 
 def test_library_examples_cover_our_hooks() -> None:
@@ -566,7 +578,7 @@ def test_oversized_chunked_body_is_413(app_factory: Callable[..., Flask]) -> Non
 
 def test_small_chunked_body_is_accepted(app_factory: Callable[..., Flask]) -> None:
     client = app_factory(max_request_bytes=2048).test_client()
-    body = json.dumps(f.hook_request("patient-view")).encode()
+    body = json.dumps(f.hook_request("patient-view", prefetch=f.full_prefetch())).encode()
     response = client.post(
         "/cds-services/aih-patient-view",
         input_stream=io.BytesIO(body),

@@ -14,7 +14,7 @@ from flask import Flask
 
 from cds_service.store import CardLog
 from tests import factories as f
-from tests.conftest import MATERIAL
+from tests.conftest import MATERIAL, REPO
 
 SANDBOX_ISS = "https://sandbox.cds-hooks.org"
 SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
@@ -129,7 +129,8 @@ def test_health_and_readiness(client: Any) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json() == {"status": "ready", "rules": 1, "database": True}
+    rules = len(list((REPO / "cards" / "rules").glob("*.yaml")))
+    assert ready.get_json() == {"status": "ready", "rules": rules, "database": True}
 
 
 def test_issued_cards_are_logged_with_hashed_patient(app: Flask) -> None:

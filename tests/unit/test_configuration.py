@@ -131,7 +131,12 @@ def test_bundled_configuration_loads() -> None:
         ),
         (SERVICE, lambda d: d["prefetch"].pop("conditions"), "prefetch", "needs ['Condition']"),
         (SERVICE, lambda d: d.update(hook="order-dispatch"), "hook", "Must be one of"),
-        (SERVICE, lambda d: d["rules"].append("no-such-rule"), "rules.1", "no rule file"),
+        (
+            SERVICE,
+            lambda d: d.update(rules=[d["rules"][0], "no-such-rule"]),
+            "rules.1",
+            "no rule file",
+        ),
     ],
 )
 def test_invalid_files_name_file_and_field(
