@@ -114,7 +114,9 @@ def _instruction_dose(dosage: Mapping[str, Any]) -> DailyDose:
     per_day = _administrations_per_day(dosage.get("timing") or {})
     if isinstance(per_day, str):
         return DailyDose(None, per_day)
-    mg_per_day, frequency_text = dose[0] * per_day[0], per_day[1]
+    # rounded to a microgram: 350 mg weekly is 50 mg/day, not 50.00000000000000000000000002
+    mg_per_day = (dose[0] * per_day[0]).quantize(Decimal("0.001"))
+    frequency_text = per_day[1]
     return DailyDose(mg_per_day, f"{dose[1]} {frequency_text}")
 
 
