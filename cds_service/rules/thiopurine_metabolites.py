@@ -166,8 +166,9 @@ def _mmp_text(mmp: Reading | None, thresholds: dict[str, Any] | None) -> str:
     limit = thresholds["mmp_high_above"] if thresholds else None
     if limit is None:
         return text + " (no 6-MMP threshold for this unit: not classified)"
-    word = "high" if _mmp_is_high(mmp, thresholds) else "not high"
-    return text + f" ({word}; high is above {limit.normalize():f})"
+    if _mmp_is_high(mmp, thresholds):
+        return text + f" (high: above {limit.normalize():f})"
+    return text + f" (not high: {limit.normalize():f} or below)"
 
 
 def _threshold_text(thresholds: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from cds_service.rules.registry import REGISTRY
 from tests.conftest import REPO
 
 GOLDEN = REPO / "fixtures" / "fhir"
@@ -92,22 +93,44 @@ def action_keys(card: dict[str, Any]) -> list[str]:
     return sorted(keys)
 
 
+def expectations(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+    """``expect`` as a list: null means no card, one object one card, a list one card each."""
+    expect = scenario["expect"]
+    if expect is None:
+        return []
+    return list(expect) if isinstance(expect, list) else [expect]
+
+
 def expectation_problems(
     app: Flask, scenario: dict[str, Any], request: dict[str, Any], body: dict[str, Any]
 ) -> list[str]:
     """Why the response does not say what scenario.json's ``expect`` says (empty: it agrees)."""
-    expect = scenario["expect"]
+    expected = expectations(scenario)
     cards = body["cards"]
-    if expect is None:
+    if not expected:
         return [] if cards == [] else [f"expected no card, got {len(cards)}: {cards}"]
-    if len(cards) != 1:
-        return [f"expected exactly one card, got {len(cards)}"]
-    card = cards[0]
+    if len(cards) != len(expected):
+        return [f"expected {len(expected)} card(s), got {len(cards)}"]
     problems = []
+    for expect in expected:
+        matching = [c for c in cards if _topic(c) == (RULE_TOPIC_SYSTEM, expect["rule"])]
+        if len(matching) != 1:
+            problems.append(f"expected one card of rule {expect['rule']}, got {len(matching)}")
+            continue
+        problems += card_problems(app, expect, request, matching[0])
+    return problems
+
+
+def _topic(card: dict[str, Any]) -> tuple[Any, Any]:
     topic = card.get("source", {}).get("topic", {})
-    if (topic.get("system"), topic.get("code")) != (RULE_TOPIC_SYSTEM, expect["rule"]):
-        problems.append(f"source.topic {topic} is not rule {expect['rule']}")
-        return problems
+    return topic.get("system"), topic.get("code")
+
+
+def card_problems(
+    app: Flask, expect: dict[str, Any], request: dict[str, Any], card: dict[str, Any]
+) -> list[str]:
+    """Why one card does not say what its expectation says."""
+    problems = []
     if card["indicator"] != expect["indicator"]:
         problems.append(f"indicator {card['indicator']!r}, expected {expect['indicator']!r}")
     matched = outcomes_matching(app, expect["rule"], card["detail"])
@@ -207,7 +230,7 @@ def test_request_is_generated(name: str) -> None:
 def test_scenarios_cover_the_brief() -> None:
     """The scenario set must keep covering every outcome, both order hooks and the no-card path."""
     scenarios = [read(GOLDEN / n / "scenario.json") for n in SCENARIOS]
-    outcomes = {s["expect"]["outcome"] for s in scenarios if s["expect"]}
+    outcomes = {e["outcome"] for s in scenarios for e in expectations(s)}
     assert outcomes >= {
         "pregnant",
         "pregnancy-test-needed",
@@ -216,5 +239,29 @@ def test_scenarios_cover_the_brief() -> None:
         "male-patient",
     }
     assert any(s["expect"] is None for s in scenarios)
-    assert {s["service"] for s in scenarios} == {"aih-order-sign", "aih-order-select"}
+    assert {s["service"] for s in scenarios} >= {"aih-order-sign", "aih-order-select"}
     assert len(SCENARIOS) >= 16
+
+
+def test_drug_safety_scenarios_cover_every_outcome_and_the_no_card_path() -> None:
+    """Issue 4: thio-/tpmt-/allo-/bud- scenarios cover each rule's outcomes and its no-card path."""
+    prefixes = {
+        "thio-": "thiopurine-metabolites",
+        "tpmt-": "tpmt-before-thiopurine",
+        "allo-": "allopurinol-thiopurine",
+        "bud-": "budesonide-cirrhosis",
+    }
+    named = [n for n in SCENARIOS if n.startswith(tuple(prefixes))]
+    assert len(named) >= 15
+    covered = {
+        (e["rule"], e["outcome"])
+        for n in named
+        for e in expectations(read(GOLDEN / n / "scenario.json"))
+    }
+    for prefix, rule_id in prefixes.items():
+        spec = REGISTRY[rule_id]
+        assert {(rule_id, o) for o in spec.outcomes} <= covered, rule_id
+        assert any(
+            n.startswith(prefix) and read(GOLDEN / n / "scenario.json")["expect"] is None
+            for n in named
+        ), f"no {prefix} scenario without a card"
