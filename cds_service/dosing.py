@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from cds_service.numbers import decimal_or_none
 
 # mass units to milligrams (UCUM codes and the spellings EHRs put in Quantity.unit)
 MG_PER_UNIT = {
@@ -143,7 +145,7 @@ def _is_ordered(entry: Mapping[str, Any]) -> bool:
 
 
 def _mass(quantity: Mapping[str, Any]) -> tuple[Decimal, str] | str:
-    value = _number(quantity.get("value"))
+    value = decimal_or_none(quantity.get("value"))
     unit = str(quantity.get("code") or quantity.get("unit") or "").strip()
     factor = MG_PER_UNIT.get(unit) or MG_PER_UNIT.get(unit.lower())
     if value is None:
@@ -155,8 +157,10 @@ def _mass(quantity: Mapping[str, Any]) -> tuple[Decimal, str] | str:
 
 def _administrations_per_day(timing: Mapping[str, Any]) -> tuple[Decimal, str] | str:
     repeat = timing.get("repeat") or {}
-    frequency = _number(repeat.get("frequencyMax")) or _number(repeat.get("frequency"))
-    period = _number(repeat.get("period"))
+    frequency = decimal_or_none(repeat.get("frequencyMax")) or decimal_or_none(
+        repeat.get("frequency")
+    )
+    period = decimal_or_none(repeat.get("period"))
     if period is not None:
         unit = str(repeat.get("periodUnit") or "")
         days = DAYS_PER_PERIOD_UNIT.get(unit)
@@ -172,15 +176,6 @@ def _administrations_per_day(timing: Mapping[str, Any]) -> tuple[Decimal, str] |
         if isinstance(code, str) and code.upper() in ADMINISTRATIONS_PER_DAY:
             return ADMINISTRATIONS_PER_DAY[code.upper()], code.upper()
     return "no frequency in the timing"
-
-
-def _number(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def plain_number(value: Decimal) -> str:

@@ -16,14 +16,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from cds_service.record import (
-    LAB_STATUSES,
-    PatientRecord,
-    _decimal,
-    _observation_time,
-    _sort_key,
-    _unit_of,
-)
+from cds_service.numbers import decimal_or_none
+from cds_service.record import LAB_STATUSES, PatientRecord, _observation_time, _sort_key, _unit_of
 from cds_service.terminology import CodedConcept, ValueSet
 
 
@@ -127,7 +121,7 @@ def _reading(
     interpretation = _first_concept(element.get("interpretation"))
     if "valueQuantity" in element:
         quantity = element["valueQuantity"] or {}
-        value = _decimal(quantity.get("value"))
+        value = decimal_or_none(quantity.get("value"))
         if value is None:
             return None
         low, low_unit = _reference_low(element)
@@ -166,7 +160,7 @@ def _reading(
 def _reference_low(element: Mapping[str, Any]) -> tuple[Decimal | None, str | None]:
     for reference_range in element.get("referenceRange") or ():
         low = reference_range.get("low") or {}
-        value = _decimal(low.get("value"))
+        value = decimal_or_none(low.get("value"))
         if value is not None:
             unit = _unit_of(low)
             return value, unit or None

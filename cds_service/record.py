@@ -7,12 +7,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from cds_service.dosing import NO_DOSAGE, Dosage, read_dosage
 from cds_service.fhir_validation import validation_problem
 from cds_service.fhirdates import parse_fhir_date, parse_fhir_datetime
+from cds_service.numbers import decimal_or_none as _decimal
 from cds_service.terminology import Analyte, CodedConcept, Terminology
 
 log = logging.getLogger(__name__)
@@ -465,16 +466,6 @@ def _course_start(request: Mapping[str, Any]) -> datetime | None:
 def _course_end(request: Mapping[str, Any]) -> datetime | None:
     ends = [e for p in _bounds_periods(request) if (e := parse_fhir_datetime(p.get("end")))]
     return max(ends) if ends else None
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        # str() first: floats from json.loads must not carry binary noise into Decimal.
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def _unit_of(quantity: Mapping[str, Any]) -> str:

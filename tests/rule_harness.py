@@ -23,6 +23,7 @@ def decide(
     rule_id: str,
     *,
     hook: str = "order-sign",
+    patient: dict[str, Any] | None = None,
     drafts: tuple[dict[str, Any], ...] = (),
     observations: tuple[dict[str, Any], ...] = (),
     medication_requests: tuple[dict[str, Any], ...] = (),
@@ -33,7 +34,7 @@ def decide(
     record = builder.build(
         RecordInputs(
             patient_id=f.PATIENT_ID,
-            patient=f.patient(),
+            patient=patient if patient is not None else f.patient(),
             observations=observations,
             medication_requests=medication_requests,
             conditions=conditions,
