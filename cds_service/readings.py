@@ -56,12 +56,18 @@ class Reading:
 
 def readings_in(record: PatientRecord, valueset: ValueSet) -> list[Reading]:
     """Readings whose code is in ``valueset``, oldest first (undated first)."""
-    found = [r for r in all_readings(record.observation_resources) if r.code.in_valueset(valueset)]
+    readings: list[Reading] | None = record.derived.get("readings")
+    if readings is None:  # read once per record: several rules ask for different value sets
+        readings = record.derived["readings"] = all_readings(record.observation_resources)
+    found = [r for r in readings if r.code.in_valueset(valueset)]
     found.sort(key=_sort_key)
     return found
 
 
-def all_readings(observations: Iterable[Mapping[str, Any]]) -> list[Reading]:
+def all_readings(
+    observations: Iterable[Mapping[str, Any]], valueset: ValueSet | None = None
+) -> list[Reading]:
+    """Every reading, or only those whose code is in ``valueset`` (the others are not built)."""
     observations = list(observations)
     panel_of: dict[str, Mapping[str, Any]] = {}
     readings: list[Reading] = []
@@ -70,12 +76,13 @@ def all_readings(observations: Iterable[Mapping[str, Any]]) -> list[Reading]:
             if reference.startswith("#"):
                 member = _contained(panel, reference[1:])
                 if member is not None:
-                    readings += _readings_of(member, panel, f"{panel.get('id', '')}{reference}")
+                    member_id = f"{panel.get('id', '')}{reference}"
+                    readings += _readings_of(member, panel, member_id, valueset)
             else:
                 panel_of.setdefault("/".join(reference.rstrip("/").split("/")[-2:]), panel)
     for observation in observations:
         parent = panel_of.get(f"Observation/{observation.get('id', '')}")
-        readings += _readings_of(observation, parent, str(observation.get("id", "")))
+        readings += _readings_of(observation, parent, str(observation.get("id", "")), valueset)
     return readings
 
 
@@ -97,27 +104,38 @@ def _contained(panel: Mapping[str, Any], member_id: str) -> Mapping[str, Any] | 
 
 
 def _readings_of(
-    observation: Mapping[str, Any], panel: Mapping[str, Any] | None, observation_id: str
+    observation: Mapping[str, Any],
+    panel: Mapping[str, Any] | None,
+    observation_id: str,
+    valueset: ValueSet | None,
 ) -> list[Reading]:
     if observation.get("status") not in LAB_STATUSES:
         return []
+    elements = [(observation, observation_id, "panel member" if panel else "result")]
+    elements += [
+        (component, f"{observation_id}#component{index}", "panel component")
+        for index, component in enumerate(observation.get("component") or ())
+    ]
+    wanted = []
+    for element, element_id, origin in elements:
+        code = CodedConcept.from_fhir(element.get("code"))
+        if valueset is None or code.in_valueset(valueset):
+            wanted.append((element, code, element_id, origin))
+    if not wanted:
+        return []
     when = _observation_time(observation) or (_observation_time(panel) if panel else None)
-    readings = []
-    own = _reading(observation, observation_id, when, "panel member" if panel else "result")
-    if own is not None:
-        readings.append(own)
-    for index, component in enumerate(observation.get("component") or ()):
-        reading = _reading(component, f"{observation_id}#component{index}", when, "panel component")
-        if reading is not None:
-            readings.append(reading)
-    return readings
+    readings = [_reading(element, code, i, when, origin) for element, code, i, origin in wanted]
+    return [r for r in readings if r is not None]
 
 
 def _reading(
-    element: Mapping[str, Any], observation_id: str, when: datetime | None, origin: str
+    element: Mapping[str, Any],
+    code: CodedConcept,
+    observation_id: str,
+    when: datetime | None,
+    origin: str,
 ) -> Reading | None:
     """A value-carrying element (an Observation or one of its components) as a Reading."""
-    code = CodedConcept.from_fhir(element.get("code"))
     interpretation = _first_concept(element.get("interpretation"))
     if "valueQuantity" in element:
         quantity = element["valueQuantity"] or {}

@@ -139,6 +139,8 @@ class PatientRecord:
     # every valid Observation as received, for readers of panels, components and coded results
     # (cds_service/readings.py)
     observation_resources: list[Mapping[str, Any]] = field(default_factory=list)
+    # values derived once per request by readers of the record (e.g. all readings), by name
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def lab_series(self, analyte: str) -> list[LabResult]:
         return self.labs.get(analyte, [])

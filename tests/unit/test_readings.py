@@ -94,3 +94,19 @@ def test_readings_in_filters_by_value_set_and_sorts_oldest_first() -> None:
 def test_units_compared_without_spaces_or_case() -> None:
     assert same_unit("pmol/8 x 10[8] RBC", "PMOL/8X10[8]RBC")
     assert not same_unit("pmol/0.2 mL", "pmol/8x10^8 RBC")
+
+
+def test_all_readings_can_build_only_one_value_set() -> None:
+    config = configuration()
+    panel = f.metabolite_panel(180, 7000)
+    only_mmp = all_readings([panel, f.alt(50)], config.terminology.valueset("mmp-6"))
+    assert [(r.code.codes[0].code, r.quantity) for r in only_mmp] == [("32654-6", 7000)]
+
+
+def test_readings_are_read_once_per_record() -> None:
+    config = configuration()
+    record = PatientRecord(patient_id=f.PATIENT_ID, observation_resources=[f.tgn(300)])
+    assert len(readings_in(record, config.terminology.valueset("tgn-6"))) == 1
+    record.observation_resources.append(f.tgn(200))  # after the first read: not seen again
+    assert len(readings_in(record, config.terminology.valueset("tgn-6"))) == 1
+    assert len(record.derived["readings"]) == 1
