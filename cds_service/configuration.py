@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -298,6 +298,8 @@ def load_configuration(cards_dir: Path, registry: Mapping[str, RuleSpec]) -> Con
     valuesets = _load_valuesets(cards_dir / "valuesets")
     terminology, analytes = _load_terminology(cards_dir / "terminology.yaml", valuesets)
     rules = _load_rules(cards_dir / "rules", registry)
+    for rule in rules.values():
+        _check_terminology_references(rule, terminology)
     services = _load_services(cards_dir / "services", rules)
     return Configuration(services, rules, terminology, analytes, cards_dir)
 
@@ -402,6 +404,22 @@ def _load_rules(directory: Path, registry: Mapping[str, RuleSpec]) -> dict[str, 
             file=str(path),
         )
     return rules
+
+
+def _check_terminology_references(rule: RuleConfig, terminology: Terminology) -> None:
+    """Parameters named ``*_valueset(s)`` / ``*_class`` must name a loaded value set / drug class,
+    so a typo stops start-up instead of failing a request."""
+    for name, value in rule.params.items():
+        known: Collection[str]
+        if name.endswith(("_valueset", "_valuesets")):
+            known, kind = terminology.valuesets.keys(), "value set"
+        elif name.endswith("_class"):
+            known, kind = terminology.drug_classes.keys(), "drug class"
+        else:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if item not in known:
+                raise ConfigError(rule.file, f"parameters.{name}", f"unknown {kind} {item!r}")
 
 
 def _check_outcomes(path: Path, data: Mapping[str, Any], spec: RuleSpec) -> None:
