@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -315,6 +315,8 @@ def load_configuration(cards_dir: Path, registry: Mapping[str, RuleSpec]) -> Con
     terminology, analytes = _load_terminology(cards_dir / "terminology.yaml", valuesets)
     snippets = _load_snippets(cards_dir / "snippets")
     rules = _load_rules(cards_dir / "rules", registry, snippets)
+    for rule in rules.values():
+        _check_terminology_references(rule, terminology)
     services = _load_services(cards_dir / "services", rules)
     return Configuration(services, rules, terminology, analytes, cards_dir)
 
@@ -465,6 +467,22 @@ def _check_supersedes(rules: Mapping[str, RuleConfig]) -> None:
             if current not in seen:
                 seen.add(current)
                 pending.extend(rules[current].supersedes)
+
+
+def _check_terminology_references(rule: RuleConfig, terminology: Terminology) -> None:
+    """Parameters named ``*_valueset(s)`` / ``*_class(es)`` must name a loaded value set / drug
+    class, so a typo stops start-up instead of failing a request."""
+    for name, value in rule.params.items():
+        known: Collection[str]
+        if name.endswith(("_valueset", "_valuesets")):
+            known, kind = terminology.valuesets.keys(), "value set"
+        elif name.endswith(("_class", "_classes")):
+            known, kind = terminology.drug_classes.keys(), "drug class"
+        else:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if item not in known:
+                raise ConfigError(rule.file, f"parameters.{name}", f"unknown {kind} {item!r}")
 
 
 def _check_outcomes(

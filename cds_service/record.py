@@ -7,11 +7,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from cds_service.dosing import NO_DOSAGE, Dosage, read_dosage
 from cds_service.fhir_validation import validation_problem
 from cds_service.fhirdates import parse_fhir_date, parse_fhir_datetime
+from cds_service.numbers import decimal_or_none as _decimal
 from cds_service.terminology import Analyte, CodedConcept, Terminology
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class MedicationCourse:
     status: str
     start: datetime | None
     end: datetime | None
+    dosage: Dosage = NO_DOSAGE
 
     @property
     def label(self) -> str:
@@ -111,6 +114,7 @@ class DraftOrder:
     concept: CodedConcept
     classes: frozenset[str]
     start: datetime | None
+    dosage: Dosage = NO_DOSAGE
 
     @property
     def reference(self) -> str:
@@ -143,6 +147,11 @@ class PatientRecord:
     skipped: list[SkippedResource] = field(default_factory=list)
     unknown_units: list[tuple[str, str]] = field(default_factory=list)  # (analyte, unit)
     patient_known: bool = False
+    # every valid Observation as received, for readers of panels, components and coded results
+    # (cds_service/readings.py)
+    observation_resources: list[Mapping[str, Any]] = field(default_factory=list)
+    # values derived once per request by readers of the record (e.g. all readings), by name
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def lab_series(self, analyte: str) -> list[LabResult]:
         return self.labs.get(analyte, [])
@@ -216,6 +225,7 @@ class RecordBuilder:
         medications = self._index_medications(inputs.medications, record)
         for obs in inputs.observations:
             if self._valid(obs, record):
+                record.observation_resources.append(obs)
                 self._add_observation(obs, record)
         for request in inputs.medication_requests:
             if self._valid(request, record):
@@ -260,6 +270,7 @@ class RecordBuilder:
                     concept=concept,
                     classes=self.terminology.classes_of(concept),
                     start=_course_start(resource),
+                    dosage=read_dosage(resource),
                 )
             )
         if skipped is not None:
@@ -332,6 +343,7 @@ class RecordBuilder:
             status=str(status),
             start=_course_start(request),
             end=_course_end(request),
+            dosage=read_dosage(request),
         )
 
     def _add_observation(self, obs: Mapping[str, Any], record: PatientRecord) -> None:
@@ -476,16 +488,6 @@ def _course_start(request: Mapping[str, Any]) -> datetime | None:
 def _course_end(request: Mapping[str, Any]) -> datetime | None:
     ends = [e for p in _bounds_periods(request) if (e := parse_fhir_datetime(p.get("end")))]
     return max(ends) if ends else None
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        # str() first: floats from json.loads must not carry binary noise into Decimal.
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def _unit_of(quantity: Mapping[str, Any]) -> str:

@@ -306,5 +306,130 @@ def tgn6(days_ago: float = 30, value: float = 300) -> dict[str, Any]:
     return observation("32660-3", value=value, unit="pmol/8x10^8 RBC", days_ago=days_ago)
 
 
-def metabolite_panel(days_ago: float = 30) -> dict[str, Any]:
+def metabolite_panel_report(days_ago: float = 30) -> dict[str, Any]:
+    """A metabolite panel resulted as a text report (no numeric components)."""
     return observation("82869-9", value_string="see report", days_ago=days_ago)
+
+
+# ---------------------------------------------------------------- thiopurines and drug safety
+
+RBC_UNIT = "pmol/8x10^8 RBC"
+
+
+def dosage(
+    dose: float | None = 50,
+    unit: str = "mg",
+    *,
+    frequency: int | None = 1,
+    period: float | None = 1,
+    period_unit: str = "d",
+    timing_code: str | None = None,
+    route: str | None = None,
+    sequence: int | None = None,
+) -> dict[str, Any]:
+    """One R4 Dosage: doseAndRate.doseQuantity and timing.repeat (or timing.code)."""
+    item: dict[str, Any] = {}
+    if sequence is not None:
+        item["sequence"] = sequence
+    timing: dict[str, Any] = {}
+    if period is not None:
+        repeat: dict[str, Any] = {"period": period, "periodUnit": period_unit}
+        if frequency is not None:
+            repeat["frequency"] = frequency
+        timing["repeat"] = repeat
+    if timing_code is not None:
+        timing["code"] = {"coding": [{"code": timing_code}]}
+    if timing:
+        item["timing"] = timing
+    if route is not None:
+        item["route"] = {"text": route}
+    if dose is not None:
+        item["doseAndRate"] = [
+            {"doseQuantity": {"value": dose, "unit": unit, "system": "http://unitsofmeasure.org"}}
+        ]
+    return item
+
+
+def drug_order(
+    rxnorm: str,
+    display: str,
+    *,
+    status: str = "draft",
+    mid: str | None = None,
+    dosages: list[dict[str, Any]] | None = None,
+    start_days_ago: float | None = 0,
+    text: str | None = None,
+) -> dict[str, Any]:
+    resource = medication_request(
+        rxnorm=rxnorm,
+        display=display,
+        status=status,
+        mid=mid,
+        start_days_ago=start_days_ago,
+        text=text,
+    )
+    if dosages is not None:
+        resource["dosageInstruction"] = dosages
+    return resource
+
+
+def azathioprine(mg: float | None = 50, **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("mid", "draft-aza" if kwargs.get("status", "draft") == "draft" else None)
+    kwargs.setdefault("dosages", [dosage(mg)] if mg is not None else None)
+    return drug_order("197388", "azathioprine 50 MG Oral Tablet", **kwargs)
+
+
+def allopurinol(**kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("mid", "draft-allo" if kwargs.get("status", "draft") == "draft" else None)
+    kwargs.setdefault("dosages", [dosage(100)])
+    return drug_order("519", "allopurinol", **kwargs)
+
+
+def budesonide(
+    display: str = "budesonide 3 MG Delayed Release Oral Capsule", **kwargs: Any
+) -> dict[str, Any]:
+    kwargs.setdefault("mid", "draft-bud")
+    return drug_order("19831", display, **kwargs)
+
+
+def tgn(value: float, unit: str = RBC_UNIT, days_ago: float = 10) -> dict[str, Any]:
+    return observation("32660-3", value=value, unit=unit, days_ago=days_ago)
+
+
+def mmp(value: float, unit: str = RBC_UNIT, days_ago: float = 10) -> dict[str, Any]:
+    return observation("32654-6", value=value, unit=unit, days_ago=days_ago)
+
+
+def metabolite_panel(
+    tgn_value: float, mmp_value: float | None, *, unit: str = RBC_UNIT, days_ago: float = 10
+) -> dict[str, Any]:
+    """The 82869-9 panel with both metabolites as components."""
+    panel = observation("82869-9", days_ago=days_ago)
+    components = [("32660-3", tgn_value)]
+    if mmp_value is not None:
+        components.append(("32654-6", mmp_value))
+    panel["component"] = [
+        {
+            "code": {"coding": [{"system": LOINC, "code": code}]},
+            "valueQuantity": {"value": value, "unit": unit},
+        }
+        for code, value in components
+    ]
+    return panel
+
+
+def tpmt_activity(
+    value: float, low: float | None = 15, unit: str = "U/mL", days_ago: float = 400
+) -> dict[str, Any]:
+    resource = observation("21563-2", value=value, unit=unit, days_ago=days_ago)
+    if low is not None:
+        resource["referenceRange"] = [{"low": {"value": low, "unit": unit}}]
+    return resource
+
+
+def tpmt_phenotype(text: str, code: str = "79713-4", days_ago: float = 400) -> dict[str, Any]:
+    return observation(code, value_string=text, days_ago=days_ago)
+
+
+def cirrhosis(**kwargs: Any) -> dict[str, Any]:
+    return condition("19943007", **kwargs)

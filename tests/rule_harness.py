@@ -65,9 +65,10 @@ def run_rule(
     drafts: Sequence[dict[str, Any]] = (),
     now: datetime = f.NOW,
     params: Mapping[str, Any] | None = None,
+    config: Configuration | None = None,
 ) -> Finding | None:
     """The rule's finding (None: no card), evaluated as the engine would on this hook."""
-    config = configuration()
+    config = config or configuration()
     rule = config.rules[rule_id]
     builder = RecordBuilder(config.terminology, config.analytes)
     draft_orders = tuple(builder.draft_orders(drafts))
@@ -88,6 +89,31 @@ def run_rule(
 
 def outcome_of(finding: Finding | None) -> str | None:
     return finding.outcome if finding else None
+
+
+outcome = outcome_of
+
+
+def decide(
+    config: Configuration,
+    rule_id: str,
+    *,
+    hook: str = "order-sign",
+    patient: dict[str, Any] | None = None,
+    drafts: tuple[dict[str, Any], ...] = (),
+    observations: tuple[dict[str, Any], ...] = (),
+    medication_requests: tuple[dict[str, Any], ...] = (),
+    conditions: tuple[dict[str, Any], ...] = (),
+    params: dict[str, Any] | None = None,
+) -> Finding | None:
+    """``run_rule`` with the chart given as resources (order-sign by default)."""
+    prefetch = f.full_prefetch(
+        patient_resource=patient,
+        observations=observations,
+        medication_requests=medication_requests,
+        conditions=conditions,
+    )
+    return run_rule(rule_id, prefetch, hook=hook, drafts=drafts, params=params, config=config)
 
 
 def engine_cards(app: Flask, body: Mapping[str, Any]) -> list[IssuedCard]:

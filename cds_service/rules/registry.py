@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cds_service.rules import anti_tnf_liver_injury, mmf_teratogenicity, treatment_response
+from cds_service.rules import (
+    allopurinol_thiopurine,
+    anti_tnf_liver_injury,
+    budesonide_cirrhosis,
+    mmf_teratogenicity,
+    thiopurine_metabolites,
+    tpmt_before_thiopurine,
+    treatment_response,
+)
 from cds_service.rules.base import RuleSpec
 
 REGISTRY: Mapping[str, RuleSpec] = {
@@ -15,5 +23,9 @@ REGISTRY: Mapping[str, RuleSpec] = {
         treatment_response.INSUFFICIENT_SPEC,
         treatment_response.REFRACTORY_SPEC,
         anti_tnf_liver_injury.SPEC,
+        thiopurine_metabolites.SPEC,
+        tpmt_before_thiopurine.SPEC,
+        allopurinol_thiopurine.SPEC,
+        budesonide_cirrhosis.SPEC,
     )
 }

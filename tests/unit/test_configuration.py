@@ -133,6 +133,16 @@ def test_invalid_files_name_file_and_field(
     field: str,
     message: str,  # type: ignore[type-arg]
 ) -> None:
+    assert_config_error(cards, name, change, field, message)
+
+
+def assert_config_error(
+    cards: Path,
+    name: str,
+    change: Callable[[dict], None],  # type: ignore[type-arg]
+    field: str,
+    message: str,
+) -> None:
     edit_yaml(cards, name, change)
     with pytest.raises(ConfigError) as caught:
         load_configuration(cards, REGISTRY)
@@ -198,3 +208,87 @@ def test_every_valueset_entry_carries_a_verification_mark() -> None:
             ]
             assert notes, (path.name, entry["code"])
             assert notes[0].startswith(marks), (path.name, entry["code"])
+
+
+THIO = "rules/thiopurine-metabolites.yaml"
+TPMT = "rules/tpmt-before-thiopurine.yaml"
+ALLO = "rules/allopurinol-thiopurine.yaml"
+BUD = "rules/budesonide-cirrhosis.yaml"
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "field", "message"),
+    [
+        (
+            THIO,
+            lambda d: d["parameters"]["units"][0].update(tgn_low_below=500),
+            "parameters.units.0.tgn_low_below",
+            "below tgn_high_above",
+        ),
+        (THIO, lambda d: d["parameters"].update(units=[]), "parameters.units", "Shorter"),
+        (
+            THIO,
+            lambda d: d["parameters"]["units"][1]["spellings"].append("PMOL/8X10^8RBC"),
+            "parameters.units",
+            "listed twice",
+        ),
+        (
+            THIO,
+            lambda d: d["parameters"].update(tgn_valueset="tgn"),
+            "parameters.tgn_valueset",
+            "unknown value set 'tgn'",
+        ),
+        (
+            THIO,
+            lambda d: d["parameters"].update(allopurinol_class="xo"),
+            "parameters.allopurinol_class",
+            "unknown drug class",
+        ),
+        (
+            THIO,
+            lambda d: d["outcomes"]["shunting"].update(summary="${nope}"),
+            "outcomes.shunting.summary",
+            "unknown variable",
+        ),
+        (
+            TPMT,
+            lambda d: d["parameters"].update(absent_activity_fraction=1),
+            "parameters.absent_activity_fraction",
+            "less than",
+        ),
+        (
+            TPMT,
+            lambda d: d["parameters"].update(genotype_phenotype_valuesets=["nudt15", "x"]),
+            "parameters.genotype_phenotype_valuesets",
+            "unknown value set 'x'",
+        ),
+        (TPMT, lambda d: d["parameters"].pop("poor_terms"), "parameters.poor_terms", "required"),
+        (TPMT, lambda d: d["outcomes"].pop("no-result"), "outcomes.no-result", "missing"),
+        (
+            ALLO,
+            lambda d: d["parameters"]["reduced_dose_ceilings"][0].update(max_mg_per_day=0),
+            "parameters.reduced_dose_ceilings.0.max_mg_per_day",
+            "greater than",
+        ),
+        (
+            BUD,
+            lambda d: d["parameters"].update(cirrhosis_valueset="liver"),
+            "parameters.cirrhosis_valueset",
+            "unknown value set",
+        ),
+        (
+            BUD,
+            lambda d: d["parameters"]["non_systemic_terms"].append("ab"),
+            "parameters.non_systemic_terms.20",
+            "Shorter",
+        ),
+    ],
+)
+def test_drug_safety_rule_files_are_validated(
+    cards: Path,
+    name: str,
+    change: Callable[[dict], None],  # type: ignore[type-arg]
+    field: str,
+    message: str,
+) -> None:
+    assert_config_error(cards, name, change, field, message)

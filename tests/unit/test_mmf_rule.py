@@ -8,11 +8,9 @@ from typing import Any
 import pytest
 
 from cds_service.configuration import Configuration, load_configuration
-from cds_service.record import RecordBuilder, RecordInputs
-from cds_service.rules.base import RuleInput
-from cds_service.rules.mmf_teratogenicity import evaluate
 from cds_service.rules.registry import REGISTRY
 from tests import factories as f
+from tests.rule_harness import decide as rule_decide
 
 CARDS = Path(__file__).resolve().parents[2] / "cards"
 
@@ -32,27 +30,15 @@ def decide(
     drafts: tuple[dict[str, Any], ...] | None = None,
     params: dict[str, Any] | None = None,
 ) -> tuple[str | None, Any]:
-    builder = RecordBuilder(config.terminology, config.analytes)
-    record = builder.build(
-        RecordInputs(
-            patient_id=f.PATIENT_ID,
-            patient=patient if patient is not None else f.patient(),
-            observations=observations,
-            medication_requests=medication_requests,
-            conditions=conditions,
-        )
-    )
-    draft_orders = tuple(builder.draft_orders(drafts if drafts is not None else (f.mmf_draft(),)))
-    rule = config.rules["mmf-teratogenicity"]
-    finding = evaluate(
-        RuleInput(
-            record=record,
-            drafts=draft_orders,
-            params={**rule.params, **(params or {})},
-            terminology=config.terminology,
-            now=f.NOW,
-            hook="order-sign",
-        )
+    finding = rule_decide(
+        config,
+        "mmf-teratogenicity",
+        patient=patient,
+        observations=observations,
+        medication_requests=medication_requests,
+        conditions=conditions,
+        drafts=drafts if drafts is not None else (f.mmf_draft(),),
+        params=params,
     )
     return (finding.outcome if finding else None), finding
 

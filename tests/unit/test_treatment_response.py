@@ -523,7 +523,7 @@ def test_response_class_shows_the_change_from_baseline() -> None:
     [
         ((), None, True),
         ((f.tgn6(100),), None, False),
-        ((f.metabolite_panel(100),), None, False),
+        ((f.metabolite_panel_report(100),), None, False),
         ((f.tgn6(181),), None, True),
         ((f.effective(f.tgn6(10), None),), None, True),
         ((), (f.course(f.PREDNISOLONE, 250), f.course(f.MERCAPTOPURINE, 236)), True),
@@ -647,7 +647,7 @@ def test_nonresponse_card_on_order_sign_over_http(client: FlaskClient, app: Flas
 
 
 def test_observed_in_finds_results_of_the_value_sets_oldest_first() -> None:
-    panel, tgn_old, tgn_new = f.metabolite_panel(20), f.tgn6(300), f.tgn6(5)
+    panel, tgn_old, tgn_new = f.metabolite_panel_report(20), f.tgn6(300), f.tgn6(5)
     record = build_record(f.full_prefetch(observations=(tgn_new, f.alt(50, 3), panel, tgn_old)))
     terminology = configuration().terminology
     found = record.observed_in(terminology, ["tgn-6", "thiopurine-metabolite-panel"])
