@@ -106,6 +106,13 @@ _FEEDBACK_REQUEST = {
                 "type": "object",
                 "required": ["card", "outcome", "outcomeTimestamp"],
                 "description": "acceptedSuggestions is required when outcome is accepted.",
+                "anyOf": [
+                    {"properties": {"outcome": {"enum": ["overridden"]}}},
+                    {
+                        "required": ["acceptedSuggestions"],
+                        "properties": {"acceptedSuggestions": {"minItems": 1}},
+                    },
+                ],
                 "properties": {
                     "card": _STRING,
                     "outcome": {"type": "string", "enum": ["accepted", "overridden"]},
@@ -178,7 +185,7 @@ _CARD = {
                                 "type": {"type": "string", "enum": ["create", "update", "delete"]},
                                 "description": {"type": "string"},
                                 "resource": _OBJECT,
-                                "resourceId": {"type": "array", "items": {"type": "string"}},
+                                "resourceId": {"type": "string"},
                             },
                         },
                     },
@@ -294,7 +301,7 @@ def hook_request_schema(hook: str) -> dict[str, Any]:
         "properties": {
             "hook": {"type": "string", "enum": [hook]},
             "hookInstance": {"type": "string", "minLength": 1, "maxLength": 256},
-            "fhirServer": {"type": "string", "format": "uri"},
+            "fhirServer": {"type": "string", "format": "uri", "pattern": "^https?://[^/?#]+"},
             "fhirAuthorization": _FHIR_AUTHORIZATION,
             "context": CONTEXT_SCHEMAS[hook],
             "prefetch": {
