@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -132,6 +133,14 @@ def _register_errors(app: Flask) -> None:
         return json_response(operation_outcome(error.description or error.name, code=issue), code)
 
     @app.errorhandler(Exception)
-    def unexpected(_: Exception) -> Response:
-        log.exception("unexpected error answering %s %s", request.method, request.path)
+    def unexpected(error: Exception) -> Response:
+        # Type and stack only: an exception's message may quote request data (patient ids,
+        # tokens), which must not reach the logs.
+        log.error(
+            "unexpected %s answering %s %s\n%s",
+            type(error).__name__,
+            request.method,
+            request.path,
+            "".join(traceback.format_tb(error.__traceback__)).rstrip(),
+        )
         return json_response(operation_outcome("internal error", code="exception"), 500)
