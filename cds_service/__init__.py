@@ -100,14 +100,15 @@ def _authenticator(settings: Settings, store: Store) -> ClientAuthenticator | No
         log.warning(
             "no trusted CDS clients configured (CDS_TRUSTED_CLIENTS_FILE): every call will get 401"
         )
+    kind = _replay_cache_kind(settings)
     replay_cache: ReplayCache = (
-        DatabaseReplayCache(store) if settings.replay_cache == "database" else InMemoryReplayCache()
+        DatabaseReplayCache(store) if kind == "database" else InMemoryReplayCache()
     )
     log.info(
         "client JWTs verified: %d trusted client(s), algorithms %s, %s replay cache",
         len(clients),
         ",".join(settings.jwt_algorithms),
-        settings.replay_cache,
+        kind,
     )
     return ClientAuthenticator(
         clients,
@@ -118,6 +119,21 @@ def _authenticator(settings: Settings, store: Store) -> ClientAuthenticator | No
         jwks_timeout_s=settings.jwks_timeout_s,
         jwks_cache_ttl_s=settings.jwks_cache_ttl_s,
     )
+
+
+def _replay_cache_kind(settings: Settings) -> str:
+    """Several serving processes must share the replay cache, or a token replayed to another
+    process would pass: unless told otherwise they use the database."""
+    processes = int(settings.extra.get("serving_processes", 1))
+    if not settings.replay_cache:
+        return "database" if processes > 1 else "memory"
+    if settings.replay_cache == "memory" and processes > 1:
+        log.warning(
+            "CDS_REPLAY_CACHE=memory with %d serving processes: a token replayed to another "
+            "process is not detected",
+            processes,
+        )
+    return settings.replay_cache
 
 
 def _register_errors(app: Flask) -> None:

@@ -120,7 +120,8 @@ def _serve(args: argparse.Namespace) -> int:
             self.cfg.set("accesslog", "-")
 
         def load(self) -> Any:
-            return create_app()
+            # Several workers share one replay cache (the database) unless told otherwise.
+            return create_app({"serving_processes": args.workers})
 
     _Server().run()
     return 0

@@ -35,7 +35,8 @@ class Settings:
     jwt_max_lifetime_s: int = 3600
     jwks_timeout_s: float = 2.0
     jwks_cache_ttl_s: int = 300
-    replay_cache: str = "memory"
+    # "" (unset): in-process for one process, the database when several serve (see replay_store).
+    replay_cache: str = ""
     public_base_url: str = ""
     fhir_timeout_s: float = 2.0
     fhir_max_pages: int = 10
@@ -86,7 +87,7 @@ class Settings:
             raise SettingsError("CDS_MAX_JSON_DEPTH must be >= 16 (FHIR resources nest deeply)")
         if self.max_bundle_entries < 1:
             raise SettingsError("CDS_MAX_BUNDLE_ENTRIES must be >= 1")
-        if self.replay_cache not in REPLAY_CACHES:
+        if self.replay_cache and self.replay_cache not in REPLAY_CACHES:
             raise SettingsError(
                 f"CDS_REPLAY_CACHE must be one of {', '.join(REPLAY_CACHES)}, "
                 f"got {self.replay_cache!r}"

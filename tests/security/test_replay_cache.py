@@ -79,7 +79,7 @@ def test_concurrent_first_uses_admit_exactly_one(tmp_path: Path) -> None:
 
 
 def two_instances(
-    app_factory: Callable[..., Flask], tmp_path: Path, replay_cache: str
+    app_factory: Callable[..., Flask], tmp_path: Path, replay_cache: str, **extra: Any
 ) -> tuple[Flask, Flask]:
     trusted = json.dumps([{"iss": SANDBOX_ISS, "jwks": SANDBOX_PUBLIC_JWKS}])
     settings: dict[str, Any] = {
@@ -89,6 +89,7 @@ def two_instances(
         "public_base_url": "https://cds.example.org",
         "replay_cache": replay_cache,
         "uuid_factory": lambda: str(uuid.uuid4()),  # both replicas write one card log
+        **extra,
     }
     return app_factory(**settings), app_factory(**settings)
 
@@ -117,6 +118,23 @@ def test_the_in_process_cache_cannot_see_another_replica(
     assert call(first, token) == 200
     assert call(second, token) == 200
     assert call(second, token) == 401
+
+
+def test_several_serving_processes_share_the_database_cache_by_default(
+    app_factory: Callable[..., Flask], tmp_path: Path
+) -> None:
+    """``aih-cds serve --workers N`` tells the app how many processes serve it."""
+    first, second = two_instances(app_factory, tmp_path, "", serving_processes=2)
+    token = mint(SANDBOX_PRIVATE, iss=SANDBOX_ISS, aud="https://cds.example.org" + PATH)
+    assert call(first, token) == 200
+    assert call(second, token) == 401
+
+
+def test_memory_cache_with_several_processes_is_warned_about(
+    app_factory: Callable[..., Flask], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    two_instances(app_factory, tmp_path, "memory", serving_processes=3)
+    assert "CDS_REPLAY_CACHE=memory with 3 serving processes" in caplog.text
 
 
 def test_unknown_replay_cache_setting_is_refused(app_factory: Callable[..., Flask]) -> None:
