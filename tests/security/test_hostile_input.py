@@ -170,3 +170,21 @@ def test_auth_off_is_logged_loudly(
     with caplog.at_level(logging.INFO):
         app_factory(auth=True)
     assert not [r for r in caplog.records if "CDS_AUTH=off" in r.getMessage()]
+
+
+def test_preflight_needs_no_token_when_the_origin_is_allowlisted(
+    app_factory: Callable[..., Flask],
+) -> None:
+    """Browsers send no Authorization on a preflight: it must pass, and reveal nothing else."""
+    app = app_factory(auth=True, cors_origins=SANDBOX)
+    preflight = app.test_client().options(
+        SERVICE,
+        headers={
+            "Origin": SANDBOX,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == SANDBOX
+    assert preflight.data == b""
