@@ -188,3 +188,12 @@ def test_preflight_needs_no_token_when_the_origin_is_allowlisted(
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Origin"] == SANDBOX
     assert preflight.data == b""
+
+
+@pytest.mark.parametrize("body", [b"5", b'"text"', b"null", b"[]", b"true"])
+def test_bodies_that_are_not_objects_are_a_400(client: FlaskClient, body: bytes) -> None:
+    response = post_raw(client, body)
+    assert response.status_code == 400
+    assert "JSON object" in diagnostics(response)
+    feedback = post_raw(client, body, SERVICE + "/feedback")
+    assert feedback.status_code == 400
