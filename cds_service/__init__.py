@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -20,14 +21,20 @@ from cds_service.engine import Engine
 from cds_service.errors import operation_outcome
 from cds_service.fhir_client import FetchLimits, FhirFetcher
 from cds_service.fhir_validation import warm_models
+from cds_service.http_headers import register_response_headers
 from cds_service.logs import configure_logging
 from cds_service.observability import install as install_observability
 from cds_service.rules.registry import REGISTRY
 from cds_service.runtime import Runtime, Unauthorized, patient_hash_key, random_uuid, utc_now
 from cds_service.schema import require_head
-from cds_service.security import ClientAuthenticator, load_trusted_clients
+from cds_service.security import (
+    ClientAuthenticator,
+    InMemoryReplayCache,
+    ReplayCache,
+    load_trusted_clients,
+)
 from cds_service.settings import Settings
-from cds_service.store import PoolSettings, Store
+from cds_service.store import DatabaseReplayCache, PoolSettings, Store
 
 __all__ = ["create_app", "load_rules"]
 log = logging.getLogger("cds_service")
@@ -45,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """
     settings = Settings.load(config)
     configure_logging(settings.log_level, settings.log_format)
+    _quiet_url_logging()
     configuration = load_rules(settings)  # a bad file stops start-up here, naming file and field
     warm_models()
     clock: Callable[[], datetime] = settings.extra.get("clock", utc_now)
@@ -59,7 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         settings,
         Engine(configuration, fetcher, clock, new_uuid),
         store,
-        _authenticator(settings),
+        _authenticator(settings, store),
         clock,
     )
 
@@ -76,7 +84,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if settings.demo_enabled:
         register_demo(app, settings.extra.get("demo_patients_dir", DEFAULT_SCENARIOS_DIR))
     _register_errors(app)
-    _register_cors(app, settings)
+    register_response_headers(app, settings)
     log.info(
         "AIH CDS service ready: %d services, %d rules, %d value sets",
         len(configuration.services),
@@ -105,25 +113,67 @@ def open_store(settings: Settings) -> Store:
     return store
 
 
-def _authenticator(settings: Settings) -> ClientAuthenticator | None:
+def _quiet_url_logging() -> None:
+    """urllib3 logs every request URL at DEBUG, and FHIR search URLs carry the patient id."""
+    urllib3_log = logging.getLogger("urllib3")
+    if urllib3_log.getEffectiveLevel() < logging.INFO:
+        urllib3_log.setLevel(logging.INFO)
+
+
+def _authenticator(settings: Settings, store: Store) -> ClientAuthenticator | None:
     if not settings.auth:
-        log.warning(
-            "*** CDS_AUTH=off: client JWTs are NOT verified. Development only: never expose this "
-            "service to a network in this mode. ***"
+        log.critical(
+            "*** CDS_AUTH=off: client JWTs are NOT verified and CORS is open. Development only: "
+            "never expose this service to a network in this mode. ***"
         )
         return None
-    clients = load_trusted_clients(settings.trusted_issuers) if settings.trusted_issuers else ()
+    source = settings.trusted_clients_source
+    clients = load_trusted_clients(source) if source else ()
     if not clients:
         log.warning(
-            "no trusted CDS clients configured (CDS_TRUSTED_ISSUERS): every call will get 401"
+            "no trusted CDS clients configured (CDS_TRUSTED_CLIENTS_FILE): every call will get 401"
         )
-    return ClientAuthenticator(clients, leeway_s=settings.jwt_leeway_s)
+    kind = _replay_cache_kind(settings)
+    replay_cache: ReplayCache = (
+        DatabaseReplayCache(store) if kind == "database" else InMemoryReplayCache()
+    )
+    log.info(
+        "client JWTs verified: %d trusted client(s), algorithms %s, %s replay cache",
+        len(clients),
+        ",".join(settings.jwt_algorithms),
+        kind,
+    )
+    return ClientAuthenticator(
+        clients,
+        algorithms=settings.jwt_algorithms,
+        leeway_s=settings.jwt_leeway_s,
+        max_token_lifetime_s=settings.jwt_max_lifetime_s,
+        replay_cache=replay_cache,
+        jwks_timeout_s=settings.jwks_timeout_s,
+        jwks_cache_ttl_s=settings.jwks_cache_ttl_s,
+    )
+
+
+def _replay_cache_kind(settings: Settings) -> str:
+    """Several serving processes must share the replay cache, or a token replayed to another
+    process would pass: unless told otherwise they use the database."""
+    processes = int(settings.extra.get("serving_processes", 1))
+    if not settings.replay_cache:
+        return "database" if processes > 1 else "memory"
+    if settings.replay_cache == "memory" and processes > 1:
+        log.warning(
+            "CDS_REPLAY_CACHE=memory with %d serving processes: a token replayed to another "
+            "process is not detected",
+            processes,
+        )
+    return settings.replay_cache
 
 
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(Unauthorized)
     def unauthorized(_: Unauthorized) -> Response:
-        return Response(status=401)
+        # No detail (BP); the scheme alone is what RFC 6750 asks of a 401.
+        return Response(status=401, headers={"WWW-Authenticate": "Bearer"})
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
@@ -132,21 +182,14 @@ def _register_errors(app: Flask) -> None:
         return json_response(operation_outcome(error.description or error.name, code=issue), code)
 
     @app.errorhandler(Exception)
-    def unexpected(_: Exception) -> Response:
-        log.exception("unexpected error answering %s %s", request.method, request.path)
+    def unexpected(error: Exception) -> Response:
+        # Type and stack only: an exception's message may quote request data (patient ids,
+        # tokens), which must not reach the logs.
+        log.error(
+            "unexpected %s answering %s %s\n%s",
+            type(error).__name__,
+            request.method,
+            request.path,
+            "".join(traceback.format_tb(error.__traceback__)).rstrip(),
+        )
         return json_response(operation_outcome("internal error", code="exception"), 500)
-
-
-def _register_cors(app: Flask, settings: Settings) -> None:
-    allowed = set(settings.cors_origins)
-
-    @app.after_request
-    def cors(response: Response) -> Response:
-        origin = request.headers.get("Origin")
-        if origin and ("*" in allowed or origin in allowed):
-            response.headers["Access-Control-Allow-Origin"] = "*" if "*" in allowed else origin
-            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-            response.headers["Access-Control-Max-Age"] = "600"
-            response.headers.add("Vary", "Origin")
-        return response

@@ -10,14 +10,15 @@ from flask import Blueprint, Response, current_app, request
 
 from cds_service import tracing
 from cds_service.errors import (
-    BadRequest,
     NotFound,
     PayloadTooLarge,
     ServiceError,
     UnsupportedMediaType,
 )
+from cds_service.json_limits import check_limits, parse_json
 from cds_service.metrics import exposition, metrics
 from cds_service.observability import note_hook_instance
+from cds_service.openapi import openapi_document
 from cds_service.protocol import parse_feedback
 from cds_service.runtime import Runtime
 
@@ -48,10 +49,9 @@ def read_json_body() -> Any:
     if limit is not None and len(raw) >= limit:
         # A chunked body has no Content-Length: werkzeug stops reading at the limit instead.
         raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    document = parse_json(raw)
+    check_limits(document, runtime().json_limits)
+    return document
 
 
 @bp.get("/cds-services")
@@ -94,6 +94,13 @@ def feedback(service_id: str) -> Response:
             "unknownCards": receipt.unknown_cards,
         }
     )
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The API description names the services, so it is protected like discovery."""
+    runtime().authenticate(request, discovery=True)
+    return json_response(openapi_document(runtime().config))
 
 
 @bp.get("/healthz")

@@ -21,17 +21,18 @@ def error_outcomes(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
 def is_error(outcome: Mapping[str, Any]) -> bool:
     return any(
         i.get("severity") in {"error", "fatal"}
-        for i in outcome.get("issue") or ()
+        for i in array(outcome.get("issue"))
         if isinstance(i, Mapping)
     )
 
 
 def issue_text(outcome: Mapping[str, Any]) -> str:
-    for issue in outcome.get("issue") or ():
+    for issue in array(outcome.get("issue")):
         if isinstance(issue, Mapping):
+            details = issue.get("details")
             text = (
                 issue.get("diagnostics")
-                or (issue.get("details") or {}).get("text")
+                or (details.get("text") if isinstance(details, Mapping) else None)
                 or issue.get("code")
             )
             return str(text)[:200]
@@ -39,7 +40,7 @@ def issue_text(outcome: Mapping[str, Any]) -> str:
 
 
 def next_link(bundle: Mapping[str, Any]) -> str | None:
-    for link in bundle.get("link") or ():
+    for link in array(bundle.get("link")):
         if (
             isinstance(link, Mapping)
             and link.get("relation") == "next"
@@ -49,8 +50,13 @@ def next_link(bundle: Mapping[str, Any]) -> str | None:
     return None
 
 
+def array(value: Any) -> list[Any]:
+    """A member that FHIR defines as an array; anything else (hostile input) reads as empty."""
+    return value if isinstance(value, list) else []
+
+
 def _resources(bundle: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    for entry in bundle.get("entry") or ():
+    for entry in array(bundle.get("entry")):
         resource = entry.get("resource") if isinstance(entry, Mapping) else None
         if isinstance(resource, dict):
             yield resource

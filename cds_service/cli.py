@@ -193,7 +193,8 @@ def _serve(args: argparse.Namespace) -> int:
         def load(self) -> Any:
             from cds_service import create_app
 
-            return create_app()
+            # Several workers share one replay cache (the database) unless told otherwise.
+            return create_app({"serving_processes": args.workers})
 
     _Server().run()
     return 0

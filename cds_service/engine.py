@@ -165,7 +165,9 @@ def _for_patient(resources: list[dict[str, Any]], patient_id: str) -> list[dict[
     two patients' data. Resources without a subject are kept (they cannot be attributed)."""
     kept = []
     for resource in resources:
-        reference = (resource.get("subject") or {}).get("reference")
+        subject = resource.get("subject")
+        # A malformed subject is left for resource validation to skip and name on the card.
+        reference = subject.get("reference") if isinstance(subject, Mapping) else None
         if isinstance(reference, str) and reference.split("/")[-1] != patient_id:
             log.warning(
                 "dropped a %s that belongs to another patient", resource.get("resourceType")

@@ -155,6 +155,21 @@ def _check_shape(key: str, value: Any, resource_type: str) -> None:
             f"expected a {resource_type} or a Bundle, got {value['resourceType']}",
             expression=f"prefetch.{key}",
         )
+    if value["resourceType"] == "Bundle":
+        _check_entries(key, value)
+
+
+def _check_entries(key: str, bundle: Mapping[str, Any]) -> None:
+    """Entries that are not objects would be dropped without trace: refuse them instead."""
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise BadRequest("Bundle.entry must be an array", expression=f"prefetch.{key}.entry")
+    for index, entry in enumerate(entries):
+        where = f"prefetch.{key}.entry[{index}]"
+        if not isinstance(entry, Mapping):
+            raise BadRequest("Bundle entry must be an object", expression=where)
+        if "resource" in entry and not isinstance(entry["resource"], Mapping):
+            raise BadRequest("Bundle entry resource must be an object", expression=where)
 
 
 def _is_error_outcome(value: Any) -> bool:

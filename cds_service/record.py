@@ -287,9 +287,8 @@ class RecordBuilder:
             str(resource.get("resourceType", "?")), str(resource.get("id", "?")), problem
         )
         record.skipped.append(item)
-        log.warning(
-            "skipped malformed resource %s/%s: %s", item.resource_type, item.resource_id, problem
-        )
+        # The id is named on the card, never in logs: a Patient's id is the patient id.
+        log.warning("skipped a malformed %s: %s", item.resource_type, problem)
         return False
 
     def _index_medications(

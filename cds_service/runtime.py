@@ -13,6 +13,7 @@ from flask import Request
 
 from cds_service.configuration import Configuration
 from cds_service.engine import Engine, Evaluation
+from cds_service.json_limits import JsonLimits
 from cds_service.security import AuthError, ClientAuthenticator
 from cds_service.settings import Settings
 from cds_service.store import LoggedCard, Store
@@ -46,6 +47,10 @@ class Runtime:
     def config(self) -> Configuration:
         return self.engine.config
 
+    @property
+    def json_limits(self) -> JsonLimits:
+        return JsonLimits(self.settings.max_json_depth, self.settings.max_bundle_entries)
+
     def authenticate(self, request: Request, *, discovery: bool = False) -> None:
         if self.authenticator is None:
             return
@@ -57,7 +62,13 @@ class Runtime:
         except AuthError as exc:
             log.warning("client authentication failed: %s", exc)
             raise Unauthorized from exc
-        log.info("client authenticated: iss=%s jti=%s", claims.get("iss"), claims.get("jti"))
+        # iss, tenant and jti identify the call for audit without revealing anything (BP).
+        log.info(
+            "client authenticated: iss=%r tenant=%r jti=%r",
+            claims.get("iss"),
+            claims.get("tenant"),
+            claims.get("jti"),
+        )
 
     def audience(self, request: Request) -> str:
         """The exact URL the client called, as the client sees it (behind a proxy: public base)."""
@@ -95,6 +106,14 @@ class Runtime:
             evaluation.request.patient_id,
             logged,
             self.clock(),
+        )
+        # The patient appears in logs only as the card log's keyed hash, so both can be joined.
+        log.info(
+            "%s answered hookInstance=%r patient=%s with %d card(s)",
+            evaluation.service.id,
+            evaluation.request.hook_instance,
+            self.store.patient_hash(evaluation.request.patient_id),
+            len(logged),
         )
 
 

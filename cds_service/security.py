@@ -723,12 +723,14 @@ class ClientAuthenticator:
             raise AuthError(f"JWKS {url} unavailable")
 
     def _fetch_jwks(self, url: str) -> _KeySet | None:
+        deadline = time.monotonic() + self._jwks_timeout_s
         try:
             response = self._session.get(
                 url,
                 timeout=self._jwks_timeout_s,
                 allow_redirects=False,
                 headers={"Accept": "application/json"},
+                stream=True,
             )
         except requests.RequestException as exc:
             _log.warning("JWKS fetch from %s failed: %s", url, type(exc).__name__)
@@ -737,13 +739,26 @@ class ClientAuthenticator:
             if response.status_code != 200:
                 _log.warning("JWKS fetch from %s: HTTP %d", url, response.status_code)
                 return None
-            body = response.content
-            if len(body) > _MAX_JWKS_BYTES:
-                _log.warning("JWKS from %s too large (%d bytes)", url, len(body))
-                return None
+            body = _read_bounded(response, deadline)
             return _parse_jwks(json.loads(body), strict=False)
+        except requests.RequestException as exc:
+            _log.warning("JWKS fetch from %s failed: %s", url, type(exc).__name__)
+            return None
         except ValueError as exc:
             _log.warning("JWKS from %s is invalid: %s", url, exc)
             return None
         finally:
             response.close()
+
+
+def _read_bounded(response: requests.Response, deadline: float) -> bytes:
+    """The body, at most _MAX_JWKS_BYTES, read before ``deadline``: the per-read timeout alone
+    would let a server that trickles bytes hold the request thread indefinitely."""
+    body = bytearray()
+    for chunk in response.iter_content(chunk_size=16_384):
+        body.extend(chunk)
+        if len(body) > _MAX_JWKS_BYTES:
+            raise ValueError(f"larger than {_MAX_JWKS_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise ValueError("not received within the timeout")
+    return bytes(body)

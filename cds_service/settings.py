@@ -14,6 +14,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_CARDS_DIR = PACKAGE_ROOT.parent / "cards"
 ENV_PREFIX = "CDS_"
 LOG_FORMATS = ("text", "json")
+REPLAY_CACHES = ("memory", "database")
 
 
 class SettingsError(ValueError):
@@ -29,14 +30,24 @@ class Settings:
     auth: bool = True
     anonymous_discovery: bool = False
     trusted_issuers: str = ""
+    trusted_clients_file: str = ""
+    jwt_algorithms: tuple[str, ...] = ("ES384", "RS384")
     jwt_leeway_s: int = 60
+    jwt_max_lifetime_s: int = 3600
+    jwks_timeout_s: float = 2.0
+    jwks_cache_ttl_s: int = 300
+    # "" (unset): in-process for one process, the database when several serve (see replay_store).
+    replay_cache: str = ""
     public_base_url: str = ""
     fhir_timeout_s: float = 2.0
     fhir_max_pages: int = 10
     fhir_max_response_bytes: int = 20_000_000
     max_request_bytes: int = 5_000_000
+    max_json_depth: int = 64
+    max_bundle_entries: int = 5_000
     patient_hash_key: str = ""
-    cors_origins: tuple[str, ...] = ("*",)
+    # None: unset, which means "*" in development mode (CDS_AUTH=off) and no origin otherwise.
+    cors_origins: tuple[str, ...] | None = None
     log_level: str = "INFO"
     demo: str = "auto"  # /demo page: on, off, or auto (on exactly when auth is off)
     log_format: str = "text"
@@ -100,10 +111,37 @@ class Settings:
             raise SettingsError("retention days must be >= 0 (0 keeps rows forever)")
         if self.workers < 1 or self.threads < 1:
             raise SettingsError("CDS_WORKERS and CDS_THREADS must be >= 1")
+        if self.max_json_depth < 16:
+            raise SettingsError("CDS_MAX_JSON_DEPTH must be >= 16 (FHIR resources nest deeply)")
+        if self.max_bundle_entries < 1:
+            raise SettingsError("CDS_MAX_BUNDLE_ENTRIES must be >= 1")
+        if self.replay_cache and self.replay_cache not in REPLAY_CACHES:
+            raise SettingsError(
+                f"CDS_REPLAY_CACHE must be one of {', '.join(REPLAY_CACHES)}, "
+                f"got {self.replay_cache!r}"
+            )
+        if self.trusted_issuers and self.trusted_clients_file:
+            raise SettingsError(
+                "set either CDS_TRUSTED_CLIENTS_FILE or CDS_TRUSTED_ISSUERS, not both"
+            )
+        if self.jwks_timeout_s <= 0:
+            raise SettingsError("CDS_JWKS_TIMEOUT_S must be > 0")
 
     @property
     def demo_enabled(self) -> bool:
         return self.demo == "on" or (self.demo == "auto" and not self.auth)
+
+    @property
+    def trusted_clients_source(self) -> str:
+        """The trusted-client list: a file path, or inline JSON (CDS_TRUSTED_ISSUERS)."""
+        return self.trusted_clients_file or self.trusted_issuers
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """CORS origins: open in development mode unless configured, closed otherwise."""
+        if self.cors_origins is not None:
+            return self.cors_origins
+        return () if self.auth else ("*",)
 
 
 def _coerce(name: str, ftype: Any, raw: str) -> Any:

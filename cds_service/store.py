@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,6 +84,19 @@ class Feedback(Base):
     reason_display: Mapped[str | None] = mapped_column(String(512))
     user_comment: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+
+
+class SeenJti(Base):
+    """Client JWT ids already accepted, kept until the token could no longer be accepted.
+
+    The key is SHA-256 of ``iss`` NUL ``jti``: fixed width whatever the issuer sends, and the
+    primary key makes "insert if absent" atomic across every instance sharing the database.
+    """
+
+    __tablename__ = "seen_jti"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
 
 
 @dataclass(frozen=True)
@@ -327,6 +341,34 @@ def _delete_cards(session: Session, uuids: list[Any]) -> None:
     session.execute(delete(Feedback).where(Feedback.card_uuid.in_(uuids)))
     session.execute(delete(SuggestionLog).where(SuggestionLog.card_uuid.in_(uuids)))
     session.execute(delete(CardLog).where(CardLog.uuid.in_(uuids)))
+
+
+class DatabaseReplayCache:
+    """A :class:`cds_service.security.ReplayCache` shared by every replica through the database.
+
+    Each check first deletes expired rows, then inserts ``(iss, jti)``; a primary-key clash
+    means another call (in this or any other instance) already used the token.
+    """
+
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        self._sessions = store.sessions
+        self._clock = clock
+
+    def seen_before(self, jti: str, iss: str, expires_at: float) -> bool:
+        now = _utc_from_epoch(self._clock())
+        key = hashlib.sha256(f"{iss}\0{jti}".encode()).hexdigest()
+        with self._sessions.begin() as session:
+            session.execute(delete(SeenJti).where(SeenJti.expires_at <= now))
+        try:
+            with self._sessions.begin() as session:
+                session.add(SeenJti(key=key, expires_at=_utc_from_epoch(expires_at)))
+        except IntegrityError:
+            return True
+        return False
+
+
+def _utc_from_epoch(seconds: float) -> datetime:
+    return utc_naive(datetime.fromtimestamp(seconds, UTC))
 
 
 def _feedback_row(item: FeedbackItem, now: datetime) -> Feedback:

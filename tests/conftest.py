@@ -14,6 +14,9 @@ from flask.testing import FlaskClient
 from cds_service import create_app
 from tests.factories import NOW
 
+# Every log record of the run is scanned for tokens and patient ids at the end (issue 6).
+pytest_plugins = ["tests.log_scan"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 MATERIAL = SHARED / "cds-hooks" / "material"

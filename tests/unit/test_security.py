@@ -11,6 +11,7 @@ import base64
 import copy
 import hashlib
 import hmac
+import io
 import json
 import time
 import uuid
@@ -131,11 +132,11 @@ class FakeJwksAdapter(BaseAdapter):
         response.request = request
         if url in self.documents and self.status == 200:
             response.status_code = 200
-            response._content = json.dumps(self.documents[url]).encode()
+            response.raw = io.BytesIO(json.dumps(self.documents[url]).encode())
             response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
         else:
             response.status_code = 404 if self.status == 200 else self.status
-            response._content = b"{}"
+            response.raw = io.BytesIO(b"{}")
         return response
 
     def close(self) -> None:

@@ -1,0 +1,100 @@
+"""Hostile-input limits on request JSON: strict parsing, nesting depth and Bundle entry counts.
+
+Body size is bounded before parsing (``CDS_MAX_REQUEST_BYTES``). These checks bound the work
+that a small body can still cause: deep nesting (recursion in every later walker) and huge
+Bundles (each entry is validated and indexed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cds_service.errors import BadRequest, PayloadTooLarge
+
+
+@dataclass(frozen=True)
+class JsonLimits:
+    max_depth: int
+    max_bundle_entries: int
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse strict JSON: NaN and Infinity are not JSON and would poison later arithmetic."""
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadRequest("body is not valid JSON: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def check_limits(document: Any, limits: JsonLimits) -> None:
+    """Raise 400 when ``document`` nests deeper than allowed, 413 when a Bundle is too large.
+
+    Iterative (an explicit stack), so it cannot itself hit the recursion limit. The common
+    case (within limits) is checked without building member paths; only a violation is walked
+    again to name where it is.
+    """
+    if not _within_limits(document, limits):
+        _raise_first_violation(document, limits)
+
+
+def _within_limits(document: Any, limits: JsonLimits) -> bool:
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limits.max_depth:
+            return False
+        children: Iterable[Any]
+        if isinstance(value, dict):
+            if _oversized_bundle(value, limits):
+                return False
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue  # a scalar body: nothing nested
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return True
+
+
+def _raise_first_violation(document: Any, limits: JsonLimits) -> None:
+    stack: list[tuple[Any, int, str]] = [(document, 1, "")]
+    while stack:
+        value, depth, where = stack.pop()
+        if depth > limits.max_depth:
+            raise BadRequest(
+                f"JSON nested deeper than {limits.max_depth} levels", expression=where or "(body)"
+            )
+        if isinstance(value, dict):
+            if _oversized_bundle(value, limits):
+                raise PayloadTooLarge(
+                    f"Bundle has {len(value['entry'])} entries; "
+                    f"at most {limits.max_bundle_entries} are accepted",
+                    expression=f"{where}.entry" if where else "entry",
+                )
+            for key, child in value.items():
+                if isinstance(child, dict | list):
+                    stack.append((child, depth + 1, f"{where}.{key}" if where else str(key)))
+        elif isinstance(value, list):
+            stack.extend(
+                (child, depth + 1, f"{where}[{index}]")
+                for index, child in enumerate(value)
+                if isinstance(child, dict | list)
+            )
+
+
+def _oversized_bundle(value: dict[str, Any], limits: JsonLimits) -> bool:
+    entries = value.get("entry")
+    return (
+        value.get("resourceType") == "Bundle"
+        and isinstance(entries, list)
+        and len(entries) > limits.max_bundle_entries
+    )

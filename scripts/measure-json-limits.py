@@ -1,0 +1,39 @@
+"""Print how long strict parsing and the JSON limit walk take on a large realistic request.
+
+Run from the repository root (it uses the test factories):
+PYTHONPATH=. .venv/bin/python scripts/measure-json-limits.py [observations]
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+
+from cds_service.json_limits import JsonLimits, check_limits, parse_json
+from tests import factories as f
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 4999
+    observations = tuple(f.alt(30 + i % 50, days_ago=i % 300 + 1) for i in range(count))
+    prefetch = f.full_prefetch(observations=observations)
+    body = json.dumps(f.hook_request(drafts=(f.mmf_draft(),), prefetch=prefetch)).encode()
+    parse, walk = [], []
+    for _ in range(7):
+        start = time.perf_counter()
+        document = parse_json(body)
+        parsed = time.perf_counter()
+        check_limits(document, JsonLimits(max_depth=64, max_bundle_entries=5000))
+        parse.append(parsed - start)
+        walk.append(time.perf_counter() - parsed)
+    print(
+        f"{count} Observations, {len(body) / 1e6:.2f} MB: "
+        f"parse median {1000 * statistics.median(parse):.1f} ms, "
+        f"limit walk median {1000 * statistics.median(walk):.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
