@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from flask import g, has_request_context
 
 # Fields a log call may add with ``extra=``; only these reach a JSON line.
-EXTRA_FIELDS = ("method", "path", "status", "duration_ms", "service")
+EXTRA_FIELDS = ("method", "route", "status", "duration_ms", "service")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 

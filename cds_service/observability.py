@@ -58,15 +58,17 @@ def install(app: Flask, known_services: frozenset[str]) -> None:
             "cds.hook_instance": g.get("hook_instance"),
         }
         quiet = endpoint in PROBES  # probes and scrapes every few seconds would drown the log
+        # The route template, never the path: paths can carry patient ids (/demo/patients/<id>).
+        route = request.url_rule.rule if request.url_rule else "unmatched"
         log.log(
             logging.DEBUG if quiet else logging.INFO,
             "%s %s %s",
             request.method,
-            request.path,
+            route,
             response.status_code,
             extra={
                 "method": request.method,
-                "path": request.path,
+                "route": route,
                 "status": response.status_code,
                 "duration_ms": round(elapsed * 1000, 1),
                 "service": service,

@@ -42,12 +42,24 @@ def test_json_logs_carry_request_id_and_hook_instance_but_no_patient_id(
     assert response.status_code == 200
     err = capsys.readouterr().err
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
-    access = [line for line in lines if line.get("path") == "/cds-services/aih-order-sign"]
+    access = [line for line in lines if line.get("route") == "/cds-services/<service_id>"]
     assert len(access) == 1
     assert access[0]["request_id"] == "req-1"
     assert access[0]["hook_instance"] == body["hookInstance"]
     assert access[0]["status"] == 200
+    assert access[0]["service"] == "aih-order-sign"
     assert PATIENT not in err
+
+
+def test_access_log_names_the_route_not_the_path(
+    app_factory: Callable[..., Flask], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Paths can carry patient ids (the demo's /demo/patients/<id>/labs): only routes are logged."""
+    app = app_factory(log_format="text", demo="on")
+    assert app.test_client().get("/demo/patients/mmf-male/labs").status_code == 200
+    err = capsys.readouterr().err
+    assert "GET /demo/patients/<patient_id>/labs 200" in err
+    assert "mmf-male" not in err
 
 
 def test_text_logs_carry_the_request_id(
