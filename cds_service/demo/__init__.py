@@ -126,7 +126,7 @@ def hook_request(patient_id: str) -> Response:
         raise NotFound(f"no CDS service answers {hook}", expression="hook")
     now = runtime().clock()
     drafts = tuple(draft_order(patient_id, BY_KEY[k], i, now) for i, k in enumerate(keys, 1))
-    chart = Chart(patient_id, demo_patient.chart.resources, drafts)
+    chart = Chart(patient_id, demo_patient.chart_on(now).resources, drafts)
     instance = stable_hook_instance(f"demo:{patient_id}:{now.isoformat()}:{','.join(keys)}")
     return json_response(
         {

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cds_service.charts import Chart, Scenario, load_scenario, scenario_dirs
-from cds_service.fhirdates import age_in_years, parse_fhir_date
+from cds_service.date_shift import days_between, shift_resources
+from cds_service.fhirdates import age_in_years, parse_fhir_date, parse_fhir_datetime
 from cds_service.record import PatientRecord, RecordBuilder, RecordInputs
 
 CHART_ANALYTES = ("alt", "ast", "igg")
@@ -23,15 +24,19 @@ class DemoPatient:
     def id(self) -> str:
         return self.scenario.chart.patient_id
 
-    @property
-    def chart(self) -> Chart:
-        return self.scenario.chart
+    def chart_on(self, now: datetime) -> Chart:
+        """The chart moved in time so the scenario's ``now`` falls on ``now``'s day: the demo
+        shows the same story, and earns the same cards, on any day (see date_shift)."""
+        chart = self.scenario.chart
+        days = days_between(parse_fhir_datetime(self.scenario.now) or now, now)
+        return replace(chart, resources=shift_resources(chart.resources, days))
 
-    def resource(self) -> Mapping[str, Any]:
-        return next(r for r in self.chart.resources if r.get("resourceType") == "Patient")
+    def resource(self, now: datetime) -> Mapping[str, Any]:
+        resources = self.chart_on(now).resources
+        return next(r for r in resources if r.get("resourceType") == "Patient")
 
     def summary(self, now: datetime) -> dict[str, Any]:
-        patient = self.resource()
+        patient = self.resource(now)
         born = parse_fhir_date(patient.get("birthDate"))
         return {
             "id": self.id,
@@ -54,7 +59,7 @@ def patient_view_model(
 ) -> dict[str, Any]:
     """Lab history in canonical units with the ULN each result was judged against, treatment
     courses and conditions: read through the service's own record builder and terminology."""
-    record = builder.build(record_inputs(patient.chart))
+    record = builder.build(record_inputs(patient.chart_on(now)))
     return {
         **patient.summary(now),
         "labs": {analyte: _series(record, analyte, builder) for analyte in CHART_ANALYTES},

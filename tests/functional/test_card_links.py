@@ -57,3 +57,22 @@ def test_no_link_when_the_page_does_not_exist(app_factory: Callable[..., Flask])
     fresh_uuids = (str(uuid.UUID(int=n)) for n in itertools.count(1000))
     [card] = _call(_app(app_factory, demo="on", uuid_factory=lambda: next(fresh_uuids)), other)
     assert "links" not in card
+
+
+def test_demo_gives_the_golden_cards_on_any_day(app_factory: Callable[..., Flask]) -> None:
+    """The demo moves each chart so its scenario's now is today: months after the golden date
+    the same patient still earns the same card (windows like "last 90 days" still hold)."""
+    today = datetime.fromisoformat("2026-11-21T08:00:00+00:00")
+    app = app_factory(clock=lambda: today, demo="on")
+    client = app.test_client()
+    built = client.post(
+        "/demo/api/patients/aih-refractory-pred-aza/hook-requests", json={"hook": "patient-view"}
+    )
+    assert built.status_code == 200
+    answer = client.post(
+        f"/cds-services/{built.get_json()['serviceId']}", json=built.get_json()["request"]
+    )
+    [card] = answer.get_json()["cards"]
+    golden = json.loads((SCENARIO / "expected-cards.json").read_text(encoding="utf-8"))
+    assert card["summary"] == golden["cards"][0]["summary"]
+    assert "ALT 112 U/L on 2026-11-14" in card["detail"]  # 2026-05-25 moved by 173 days
