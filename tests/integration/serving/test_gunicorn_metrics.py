@@ -153,7 +153,7 @@ def test_metrics_add_up_over_two_workers(served: Served) -> None:
     lines = [
         json.loads(line) for line in served.log.read_text().splitlines() if line.startswith("{")
     ]
-    hook_lines = [line for line in lines if line.get("path") == "/cds-services/aih-order-sign"]
+    hook_lines = [line for line in lines if line.get("service") == "aih-order-sign"]
     assert {line["hook_instance"] for line in hook_lines} == {body["hookInstance"]}
     assert all(line["request_id"] for line in hook_lines)
     assert PATIENT not in served.log.read_text()
