@@ -18,7 +18,15 @@ from sqlalchemy import func, inspect, select
 
 from cds_service.cli import main
 from cds_service.schema import current_revision, head_revision, upgrade
-from cds_service.store import Base, CardLog, Feedback, PoolSettings, Store, database_engine
+from cds_service.store import (
+    Base,
+    CardLog,
+    DatabaseReplayCache,
+    Feedback,
+    PoolSettings,
+    Store,
+    database_engine,
+)
 from tests import factories as f
 
 pytestmark = pytest.mark.integration
@@ -171,3 +179,22 @@ def test_purge_removes_only_rows_past_retention(
     assert (report.cards, store.count_rows()) == (1, (0, 0))
     with store.sessions() as session:
         assert session.scalar(select(func.count()).select_from(CardLog)) == 0
+
+
+def test_replay_cache_shared_by_two_instances_admits_a_jti_once(pg_url: str) -> None:
+    """CDS_REPLAY_CACHE=database on PostgreSQL: a client JWT id raced by many threads through two
+    replicas' caches is accepted exactly once; another issuer's identical jti is its own."""
+    instances = [Store(pg_url, b"key") for _ in range(2)]
+    instances[0].create_schema()
+    caches = [DatabaseReplayCache(store) for store in instances]
+    start = threading.Barrier(THREADS)
+
+    def use(index: int) -> bool:
+        start.wait()
+        return caches[index % 2].seen_before("race", "https://ehr.example", expires_at=4e9)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        answers = list(pool.map(use, range(THREADS)))
+    assert sorted(answers) == [False] + [True] * (THREADS - 1)
+    assert caches[1].seen_before("race", "https://other-ehr.example", expires_at=4e9) is False
+    assert caches[0].seen_before("race", "https://other-ehr.example", expires_at=4e9) is True
