@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 import requests
 
 from tests.conftest import REPO
+from tests.integration.ports import free_port
 
 SERVERS = REPO / "servers"
 MEDPLUM_DIR = SERVERS / "medplum"
@@ -39,12 +39,6 @@ class RunningServer:
         if self.request_log is None or not self.request_log.exists():
             return []
         return self.request_log.read_text(encoding="utf-8").splitlines()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_medplum(workdir: Path, token: str) -> RunningServer:

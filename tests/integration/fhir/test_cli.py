@@ -12,7 +12,7 @@ from werkzeug.serving import make_server
 from cds_service import create_app
 from cds_service.cli import main
 from tests.integration.fhir.conftest import GOLDEN, LoadedServer
-from tests.integration.fhir.servers import free_port
+from tests.integration.ports import free_port
 
 pytestmark = pytest.mark.integration
 DEMO = ["mmf-pregnant-status", "mmf-male", "mmf-continuing-therapy"]

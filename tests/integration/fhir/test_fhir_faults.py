@@ -26,8 +26,8 @@ from tests.integration.fhir.fault_server import (
     chart_server,
     outcome,
 )
-from tests.integration.fhir.servers import free_port
 from tests.integration.fhir.test_fetch_path import read
+from tests.integration.ports import free_port
 
 # info card "recent-negative-test": any data mix-up (another patient's positive test, a lost
 # Observation) changes the answer, so a clean run proves the data came through intact.
