@@ -11,6 +11,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from cds_service.api import bp, json_response
+from cds_service.bench_echo import echo_bp
 from cds_service.configuration import Configuration, load_configuration
 from cds_service.engine import Engine
 from cds_service.errors import operation_outcome
@@ -61,6 +62,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["aih_cds"] = runtime
     app.register_blueprint(bp)
+    if settings.bench_echo:
+        app.register_blueprint(echo_bp)
     _register_errors(app)
     _register_cors(app, settings)
     log.info(

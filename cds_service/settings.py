@@ -37,6 +37,7 @@ class Settings:
     patient_hash_key: str = ""
     cors_origins: tuple[str, ...] = ("*",)
     log_level: str = "INFO"
+    bench_echo: bool = False  # POST /bench/echo for the load benchmark's ceiling (bench/ only)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
