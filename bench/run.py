@@ -45,6 +45,7 @@ SHIPPED_GUNICORN_CONF = REPO / "deploy" / "gunicorn.conf.py"
 FALLBACK_GUNICORN_CONF = HERE / "gunicorn_conf_fallback.py"
 WRK_SCRIPT = HERE / "report.lua"
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
+LOG_DIR = HERE / "results" / "logs"  # gunicorn and FHIR server logs of the last run (not committed)
 SERVICES = {"order-sign": "aih-order-sign", "patient-view": "aih-patient-view"}
 
 
@@ -104,7 +105,7 @@ class Service:
         return [m for pid in children(self.process.pid) if (m := rss_mb(pid)) is not None]
 
 
-def start_service(workdir: Path, workers: int) -> Service:
+def start_service(workdir: Path, log_dir: Path, workers: int) -> Service:
     port = free_port()
     env = os.environ | {
         "CDS_AUTH": "off",  # JWT checks cost ~0.1-0.9 ms; the benchmark measures the hook itself
@@ -124,7 +125,7 @@ def start_service(workdir: Path, workers: int) -> Service:
         str(workers),
         "cds_service:create_app()",
     ]
-    log = (workdir / "gunicorn.log").open("wb")
+    log = (log_dir / "gunicorn.log").open("wb")
     started = time.monotonic()
     process = subprocess.Popen(  # noqa: S603 - our own interpreter
         command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -155,6 +156,8 @@ def call(url: str, body_path: Path) -> dict[str, Any]:
             return payload
     except urllib.error.HTTPError as exc:
         raise BenchError(f"{url}: HTTP {exc.code}: {exc.read()[:500]!r}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise BenchError(f"{url}: {exc}; see the logs in {LOG_DIR}") from exc
 
 
 # ---------------------------------------------------------------- load
@@ -245,12 +248,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         workdir = Path(tmp)
         fhir_url = args.fhir_server or os.environ.get("BENCH_FHIR_SERVER")
         token = args.fhir_token or os.environ.get("BENCH_FHIR_TOKEN")
-        fhir = given_server(fhir_url, token) if fhir_url else start_sekmet(workdir)
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        fhir = given_server(fhir_url, token) if fhir_url else start_sekmet(LOG_DIR)
         try:
             fhir.load(patients[0].transaction())
             bodies = write_bodies(workdir, patients, fhir)
             body_bytes = {name: path.stat().st_size for name, path in bodies.items()}
-            service = start_service(workdir, plan.workers)
+            service = start_service(workdir, LOG_DIR, plan.workers)
             try:
                 cards = sanity(service, bodies)
                 for connections in plan.connections:

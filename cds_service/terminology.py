@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 # Systems are compared after these aliases, because EHRs send both spellings.
@@ -114,8 +115,13 @@ class CodedConcept:
                 return c.display
         return self.codes[0].code if self.codes else "unnamed concept"
 
+    @cached_property
+    def keys(self) -> frozenset[tuple[str, str]]:
+        """The codes as value-set keys, normalised once (matching runs per value set)."""
+        return frozenset((normalise_system(c.system), c.code.strip()) for c in self.codes)
+
     def in_valueset(self, valueset: ValueSet) -> bool:
-        return valueset.matches_any(self.codes)
+        return not valueset.codes.isdisjoint(self.keys)  # == valueset.matches_any(self.codes)
 
 
 @dataclass(frozen=True)
