@@ -11,3 +11,12 @@ accesslog = "-"
 # models and rules are shared copy-on-write. The card-log store drops inherited connections in
 # each worker (cds_service/store.py).
 preload_app = True
+
+
+def pre_fork(_server: object, _worker: object) -> None:
+    """Move everything loaded so far (models, rules, libraries) out of the garbage collector's
+    reach before forking: collections no longer walk it (~15-20 % of a large hook call's CPU)
+    and workers do not dirty shared pages by touching it."""
+    import gc  # noqa: PLC0415 - gunicorn reads this file as configuration
+
+    gc.freeze()

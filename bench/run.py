@@ -105,7 +105,9 @@ class Service:
         return [m for pid in children(self.process.pid) if (m := rss_mb(pid)) is not None]
 
 
-def start_service(workdir: Path, log_dir: Path, workers: int) -> Service:
+def start_service(
+    workdir: Path, log_dir: Path, workers: int, worker_class: str | None = None
+) -> Service:
     port = free_port()
     env = os.environ | {
         "CDS_AUTH": "off",  # JWT checks cost ~0.1-0.9 ms; the benchmark measures the hook itself
@@ -123,6 +125,7 @@ def start_service(workdir: Path, log_dir: Path, workers: int) -> Service:
         f"127.0.0.1:{port}",
         "--workers",
         str(workers),
+        *(["--worker-class", worker_class] if worker_class else []),
         "cds_service:create_app()",
     ]
     log = (log_dir / "gunicorn.log").open("wb")
@@ -254,7 +257,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             fhir.load(patients[0].transaction())
             bodies = write_bodies(workdir, patients, fhir)
             body_bytes = {name: path.stat().st_size for name, path in bodies.items()}
-            service = start_service(workdir, LOG_DIR, plan.workers)
+            service = start_service(workdir, LOG_DIR, plan.workers, args.worker_class)
             try:
                 cards = sanity(service, bodies)
                 for connections in plan.connections:
@@ -309,6 +312,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "duration_s_per_run": plan.duration_s,
             "gunicorn_config": str(gunicorn_config().relative_to(REPO)),
             "gunicorn_workers": plan.workers,
+            "gunicorn_worker_class": args.worker_class or "from the configuration",
             "fhir_server": fhir.name,
             "anchor_date": anchor.isoformat(),
             "patients": {
@@ -335,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (full mode)")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (issue: 2)")
+    parser.add_argument("--worker-class", help="override the configuration's (sync, gthread)")
     parser.add_argument(
         "--fhir-server", help="FHIR base URL (default: $BENCH_FHIR_SERVER, else SEKMET)"
     )

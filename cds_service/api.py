@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
+from cds_service import jsonparse
 from cds_service.errors import BadRequest, PayloadTooLarge, ServiceError, UnsupportedMediaType
 from cds_service.protocol import parse_feedback
 from cds_service.runtime import Runtime
@@ -40,7 +41,7 @@ def read_json_body() -> Any:
         # A chunked body has no Content-Length: werkzeug stops reading at the limit instead.
         raise PayloadTooLarge(f"request body exceeds {limit} bytes")
     try:
-        return json.loads(raw)
+        return jsonparse.loads(raw)  # json.loads, faster
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from exc
 

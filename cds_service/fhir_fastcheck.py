@@ -61,6 +61,7 @@ class _Element:
     many: bool
     primitive: _Primitive | None = None
     model: Any = None  # a FHIRAbstractModel subclass, checked with its own _Checker
+    checker: _Checker | None = None  # the model's, looked up on first use (types recurse)
 
 
 @dataclass
@@ -112,14 +113,16 @@ def _object_ok(checker: _Checker, data: dict[str, Any], *, root: bool = False) -
                 if (kind, item) not in accepted and not primitive.accepts(item):
                     return False
         else:
-            sub = _checker(element.model)
+            sub = element.checker
+            if sub is None:
+                sub = element.checker = _checker(element.model)
             for item in items:
                 if type(item) is not dict or not item or not _object_ok(sub, item):
                     return False
     if not checker.required <= data.keys():
         return False
     for names, required in checker.choices:
-        present = len(names & data.keys())
+        present = len(names.intersection(data))
         if present > 1 or (required and present == 0):
             return False
     return True
@@ -165,7 +168,10 @@ def _element(annotation: Any) -> _Element | None:
         return None
     many = typing.get_origin(inner) in (list, typing.List)  # noqa: UP006 - both spellings occur
     if many:
-        (inner,) = typing.get_args(inner)
+        # primitive lists may hold nulls (placeholders beside "_x"); nulls are never proven
+        inner = _without_none(typing.get_args(inner)[0])
+        if inner is None:
+            return None
     if isinstance(inner, type) and issubclass(inner, FhirBase):
         if issubclass(inner, FhirElementOrResourceBase):
             return None  # any resource type (contained, Bundle.entry.resource): pydantic decides
