@@ -265,7 +265,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         hook = name.split()[-1]
                         endpoints = {"service": f"/cds-services/{SERVICES[hook]}"}
                         if not name.startswith("fetch"):
-                            endpoints["echo"] = "/bench/echo"
+                            endpoints["echo"] = "/bench/echo"  # json.loads: the ceiling
+                            endpoints["echo-fast"] = "/bench/echo?parser=service"
                         for kind, path in endpoints.items():
                             result = wrk(
                                 wrk_path,

@@ -22,3 +22,16 @@ def test_echo_rejects_what_a_hook_call_rejects(app_factory: Callable[..., Flask]
     client = app_factory(bench_echo=True).test_client()
     assert client.post("/bench/echo", data="{", content_type="application/json").status_code == 400
     assert client.post("/bench/echo", data="{}", content_type="text/plain").status_code == 415
+
+
+def test_echo_parses_with_either_parser(app_factory: Callable[..., Flask]) -> None:
+    client = app_factory(bench_echo=True).test_client()
+    for query in ("", "?parser=service"):
+        answer = client.post(f"/bench/echo{query}", json={"prefetch": {"n": 12345678901234567890}})
+        assert answer.get_json() == {"cards": []}
+        assert (
+            client.post(
+                f"/bench/echo{query}", data="[", content_type="application/json"
+            ).status_code
+            == 400
+        )
