@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -40,8 +40,15 @@ class _Primitive:
 
     def __init__(self, annotation: Any) -> None:
         self._adapter: TypeAdapter[Any] = TypeAdapter(annotation)
-        # (type, value): 1, 1.0 and True are equal and hash alike but may get other verdicts
-        self.accepted: set[tuple[type, Any]] = set()
+        self.strings: set[str] = set()  # most values are strings: no key tuple for them
+        # (type, value) for the rest: 1, 1.0 and True are equal but may get other verdicts
+        self.others: set[tuple[type, Any]] = set()
+
+    def known(self, value: Any) -> bool:
+        kind = type(value)
+        if kind is str:
+            return value in self.strings
+        return kind in _SCALARS and (kind, value) in self.others
 
     def accepts(self, value: Any) -> bool:
         kind = type(value)
@@ -51,8 +58,11 @@ class _Primitive:
             self._adapter.validate_python(value)
         except ValidationError:
             return False
-        if len(self.accepted) < _MAX_REMEMBERED:
-            self.accepted.add((kind, value))
+        if len(self.strings) + len(self.others) < _MAX_REMEMBERED:
+            if kind is str:
+                self.strings.add(value)
+            else:
+                self.others.add((kind, value))
         return True
 
 
@@ -101,16 +111,19 @@ def _object_ok(checker: _Checker, data: dict[str, Any], *, root: bool = False) -
                 continue  # checked by proven_valid
             return False
         primitive = element.primitive
-        items = value if element.many else (value,)
-        if element.many and (type(value) is not list or not value):
-            return False
+        items: Sequence[Any]
+        if element.many:
+            if type(value) is not list or not value:
+                return False
+            items = value
+        else:
+            items = (value,)
         if primitive is not None:
-            accepted = primitive.accepted
+            strings = primitive.strings
             for item in items:
-                kind = type(item)
-                if kind not in _SCALARS:
-                    return False
-                if (kind, item) not in accepted and not primitive.accepts(item):
+                if type(item) is str and item in strings:
+                    continue
+                if not (primitive.known(item) or primitive.accepts(item)):
                     return False
         else:
             sub = element.checker

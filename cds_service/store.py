@@ -27,6 +27,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    insert,
     select,
     text,
 )
@@ -134,24 +135,26 @@ class Store:
         cards: Iterable[LoggedCard],
         now: datetime,
     ) -> None:
+        patient_hash = self.patient_hash(patient_id)
         rows = [
-            CardLog(
-                uuid=card.uuid,
-                service_id=service_id,
-                rule_id=card.rule_id,
-                rule_outcome=card.rule_outcome,
-                indicator=card.indicator,
-                hook_instance=hook_instance,
-                patient_hash=self.patient_hash(patient_id),
-                suggestion_uuids=json.dumps(list(card.suggestion_uuids)),
-                issued_at=utc_naive(now),
-            )
+            {
+                "uuid": card.uuid,
+                "service_id": service_id,
+                "rule_id": card.rule_id,
+                "rule_outcome": card.rule_outcome,
+                "indicator": card.indicator,
+                "hook_instance": hook_instance,
+                "patient_hash": patient_hash,
+                "suggestion_uuids": json.dumps(list(card.suggestion_uuids)),
+                "issued_at": utc_naive(now),
+            }
             for card in cards
         ]
         if not rows:
             return
-        with self.sessions.begin() as session:
-            session.add_all(rows)
+        # A plain INSERT, not the ORM unit of work: a third of the time (every hook call logs).
+        with self.engine.begin() as connection:
+            connection.execute(insert(CardLog), rows)
 
     def record_feedback(
         self, service_id: str, items: Sequence[FeedbackItem], now: datetime

@@ -6,7 +6,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
 
 # Systems are compared after these aliases, because EHRs send both spellings.
@@ -115,10 +114,15 @@ class CodedConcept:
                 return c.display
         return self.codes[0].code if self.codes else "unnamed concept"
 
-    @cached_property
+    @property
     def keys(self) -> frozenset[tuple[str, str]]:
-        """The codes as value-set keys, normalised once (matching runs per value set)."""
-        return frozenset((normalise_system(c.system), c.code.strip()) for c in self.codes)
+        """The codes as value-set keys, normalised once (matching runs per value set).
+        Cached by hand: functools.cached_property takes a lock on every read in 3.11."""
+        keys: frozenset[tuple[str, str]] | None = self.__dict__.get("_keys")
+        if keys is None:
+            keys = frozenset((normalise_system(c.system), c.code.strip()) for c in self.codes)
+            object.__setattr__(self, "_keys", keys)  # frozen: only this cache is ever set
+        return keys
 
     def in_valueset(self, valueset: ValueSet) -> bool:
         return not valueset.codes.isdisjoint(self.keys)  # == valueset.matches_any(self.codes)
