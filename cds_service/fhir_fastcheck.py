@@ -10,7 +10,7 @@ module walks the JSON instead, with rules compiled once per model from the model
 - required elements present, at most one element of each choice group (exactly one if required);
 - complex elements are non-empty objects checked recursively, lists non-empty, no nulls;
 - primitive values go through pydantic's own validator for the field's exact type
-  (``TypeAdapter``), and a value once accepted is remembered per type.
+  (``TypeAdapter``), and a value once accepted is remembered per type (bounded, see below).
 
 ``proven_valid`` answers True only when pydantic would accept the resource; False means "not
 proven", and the caller then runs the full model validation, which decides and names the problem.
@@ -30,8 +30,11 @@ from typing import Any
 from fhir_core.types import FhirBase, FhirElementOrResourceBase
 from pydantic import TypeAdapter, ValidationError
 
-# Accepted primitive values remembered per type; bounded so hostile input cannot grow it forever.
-_MAX_REMEMBERED = 50_000
+# Accepted primitive values remembered per type (codes, systems, units, displays, times repeat
+# across resources). Bounded: at most this many per type, short values only, forgotten wholesale
+# when full, so memory stays at a few MB and nothing lingers for long under varied traffic.
+_MAX_REMEMBERED = 4096
+_MAX_REMEMBERED_LENGTH = 200
 _SCALARS = frozenset({str, bool, int, float})
 
 
@@ -58,11 +61,13 @@ class _Primitive:
             self._adapter.validate_python(value)
         except ValidationError:
             return False
-        if len(self.strings) + len(self.others) < _MAX_REMEMBERED:
-            if kind is str:
-                self.strings.add(value)
-            else:
-                self.others.add((kind, value))
+        if len(self.strings) + len(self.others) >= _MAX_REMEMBERED:
+            self.strings.clear()
+            self.others.clear()
+        if kind is not str:
+            self.others.add((kind, value))
+        elif len(value) <= _MAX_REMEMBERED_LENGTH:
+            self.strings.add(value)
         return True
 
 

@@ -58,16 +58,28 @@ _MINIMAL: dict[str, dict[str, Any]] = {
 
 def validation_problem(resource: Mapping[str, Any]) -> str | None:
     """None when the resource is structurally valid R4, else a short reason (no patient data)."""
+    model, problem = _model_of(resource)
+    if model is None:
+        return problem
+    if proven_valid(model, resource):
+        return None  # the common case, ~15x cheaper; anything unproven gets the full models
+    return model_problem(model, resource)
+
+
+def models_verdict(resource: Mapping[str, Any]) -> str | None:
+    """``validation_problem`` from the fhir.resources models alone, without the fast proof."""
+    model, problem = _model_of(resource)
+    return problem if model is None else model_problem(model, resource)
+
+
+def _model_of(resource: Mapping[str, Any]) -> tuple[Any, str | None]:
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
-        return "no resourceType"
+        return None, "no resourceType"
     try:
-        model = model_for(resource_type)
+        return model_for(resource_type), None
     except (KeyError, ValueError, AttributeError):
-        return f"unknown resourceType {resource_type!r}"
-    if proven_valid(model, resource):
-        return None  # the common case, ~20x cheaper; anything unproven gets the full models
-    return model_problem(model, resource)
+        return None, f"unknown resourceType {resource_type!r}"
 
 
 def model_problem(model: Any, resource: Mapping[str, Any]) -> str | None:

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 
 from bench.patients import large_patient, small_patient
-from cds_service.fhir_fastcheck import proven_valid
+from cds_service.fhir_fastcheck import _checker, proven_valid
 from cds_service.fhir_validation import (
     VALIDATED_TYPES,
     model_for,
     model_problem,
+    models_verdict,
     validation_problem,
 )
 from tests.conftest import MATERIAL, REPO
@@ -58,15 +59,18 @@ ODD_VALUES: tuple[Any, ...] = (
 )
 
 
-def _resources(value: Any) -> Iterator[dict[str, Any]]:
+def _objects(value: Any) -> Iterator[dict[str, Any]]:
     if isinstance(value, dict):
-        if value.get("resourceType") in TYPES:
-            yield value
+        yield value
         for item in value.values():
-            yield from _resources(item)
+            yield from _objects(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _resources(item)
+            yield from _objects(item)
+
+
+def _resources(value: Any) -> Iterator[dict[str, Any]]:
+    return (o for o in _objects(value) if o.get("resourceType") in TYPES)
 
 
 def corpus() -> list[dict[str, Any]]:
@@ -85,16 +89,6 @@ def corpus() -> list[dict[str, Any]]:
 
 
 CORPUS = corpus()
-
-
-def _objects(value: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(value, dict):
-        yield value
-        for item in value.values():
-            yield from _objects(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _objects(item)
 
 
 def mutate(resource: dict[str, Any], rng: random.Random) -> dict[str, Any]:
@@ -123,18 +117,6 @@ def mutate(resource: dict[str, Any], rng: random.Random) -> dict[str, Any]:
             target[key] = copy.deepcopy(rng.choice(ODD_VALUES))
             target.pop(rng.choice(keys), None)
     return mutant
-
-
-def models_verdict(resource: dict[str, Any]) -> str | None:
-    """validation_problem as it was before the fast path: the models alone."""
-    resource_type = resource.get("resourceType")
-    if not isinstance(resource_type, str):
-        return "no resourceType"
-    try:
-        model = model_for(resource_type)
-    except (KeyError, ValueError, AttributeError):
-        return f"unknown resourceType {resource_type!r}"
-    return model_problem(model, resource)
 
 
 def test_the_corpus_is_broad() -> None:
@@ -198,3 +180,14 @@ def test_values_the_models_reject_are_never_proven() -> None:
 def test_a_resource_that_crashes_the_model_validators_is_reported_not_raised() -> None:
     observation = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
     assert validation_problem(observation | {"_status": 1.5}) is not None
+
+
+def test_remembered_values_stay_bounded() -> None:
+    model = model_for("Observation")
+    for n in range(10_000):
+        text = f"note {n}"
+        observation = {"resourceType": "Observation", "status": "final", "code": {"text": text}}
+        assert proven_valid(model, observation)
+    primitive = _checker(model_for("CodeableConcept")).elements["text"].primitive
+    assert primitive is not None
+    assert 0 < len(primitive.strings) <= 4096
