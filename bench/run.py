@@ -58,12 +58,59 @@ class Plan:
     duration_s: int
     connections: tuple[int, ...]
     workers: int
+    rounds: int  # each run repeated; the report keeps the median by requests/s
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Plan:
         if args.quick:
-            return cls(1, (8,), args.workers)
-        return cls(args.duration, tuple(args.connections), args.workers)
+            return cls(1, (8,), args.workers, 1)
+        return cls(args.duration, tuple(args.connections), args.workers, args.rounds)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One wrk run: a scenario against one endpoint at one connection count."""
+
+    scenario: str
+    endpoint: str
+    connections: int
+    url: str
+    body: Path | None = None
+    headers: dict[str, str] | None = None
+
+    def labels(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "endpoint": self.endpoint,
+            "connections": self.connections,
+        }
+
+
+def load_jobs(
+    plan: Plan, bodies: dict[str, Path], service: Service, fhir: FhirServer, patient: Patient
+) -> list[Job]:
+    """Service, ceiling and fast ceiling on each body; the fetch path; each FHIR query alone."""
+    jobs: list[Job] = []
+    queries = prefetch_queries(patient, SERVICES["patient-view"])
+    for connections in plan.connections:
+        for name, body in bodies.items():
+            path = f"/cds-services/{SERVICES[name.split()[-1]]}"
+            jobs.append(Job(name, "service", connections, service.base_url + path, body))
+            if not name.startswith("fetch"):
+                echo = service.base_url + "/bench/echo"  # json.loads: the issue's ceiling
+                jobs.append(Job(name, "echo", connections, echo, body))
+                jobs.append(Job(name, "echo-fast", connections, echo + "?parser=service", body))
+        jobs.extend(
+            Job(
+                f"fhir query {key}",
+                "fhir",
+                connections,
+                f"{fhir.base_url}/{query}",
+                headers=fhir.headers(),
+            )
+            for key, query in queries.items()
+        )
+    return jobs
 
 
 # ---------------------------------------------------------------- tools
@@ -260,45 +307,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             service = start_service(workdir, LOG_DIR, plan.workers, args.worker_class)
             try:
                 cards = sanity(service, bodies)
-                for connections in plan.connections:
-                    for name, body in bodies.items():
-                        hook = name.split()[-1]
-                        endpoints = {"service": f"/cds-services/{SERVICES[hook]}"}
-                        if not name.startswith("fetch"):
-                            endpoints["echo"] = "/bench/echo"  # json.loads: the issue's ceiling
-                            endpoints["echo-fast"] = "/bench/echo?parser=service"
-                        for kind, path in endpoints.items():
-                            result = wrk(
-                                wrk_path,
-                                service.base_url + path,
-                                connections,
-                                plan.duration_s,
-                                workdir,
-                                body=body,
-                            )
-                            runs.append(
-                                {"scenario": name, "endpoint": kind, "connections": connections}
-                                | result
-                            )
-                    for key, query in prefetch_queries(
-                        patients[0], SERVICES["patient-view"]
-                    ).items():
+                jobs = load_jobs(plan, bodies, service, fhir, patients[0])
+                for round_number in range(plan.rounds):  # interleaved: bursts hit all alike
+                    for job in jobs:
                         result = wrk(
                             wrk_path,
-                            f"{fhir.base_url}/{query}",
-                            connections,
+                            job.url,
+                            job.connections,
                             plan.duration_s,
                             workdir,
-                            headers=fhir.headers(),
+                            body=job.body,
+                            headers=job.headers,
                         )
-                        runs.append(
-                            {
-                                "scenario": f"fhir query {key}",
-                                "endpoint": "fhir",
-                                "connections": connections,
-                            }
-                            | result
-                        )
+                        runs.append(job.labels() | {"round": round_number} | result)
                 worker_rss = service.worker_rss_mb()
                 cold_start = service.cold_start_s
             finally:
@@ -311,6 +332,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
             "mode": "quick" if args.quick else "full",
             "duration_s_per_run": plan.duration_s,
+            "rounds": plan.rounds,
             "gunicorn_config": str(gunicorn_config().relative_to(REPO)),
             "gunicorn_workers": plan.workers,
             "gunicorn_worker_class": args.worker_class or "from the configuration",
@@ -337,7 +359,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 s per run, 8 connections only")
-    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (full mode)")
+    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run (full mode)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="repeat every run (full mode); median kept"
+    )
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (issue: 2)")
     parser.add_argument("--worker-class", help="override the configuration's (sync, gthread)")

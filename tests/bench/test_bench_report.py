@@ -81,3 +81,18 @@ def test_service_errors_are_reported_and_shown() -> None:
     failed = results(service_errors=3)
     assert failed["errors"]["large order-sign service c1"] == 3
     assert "ERRORS" in table(failed)
+
+
+def test_rounds_keep_the_median_and_every_error() -> None:
+    made = runs()
+    extra = [dict(r) | wrk_report(r["requests"] * 2, 1.0) for r in made]
+    extra[0]["errors"] = dict(extra[0]["errors"], status=2)
+    slow = [dict(r) | wrk_report(r["requests"] // 2, 50.0) for r in made]
+    meta = {"mode": "full", "duration_s_per_run": 5, "gunicorn_workers": 2}
+    meta |= {"gunicorn_config": "x", "fhir_server": "y", "rounds": 3}
+    summary = summarise(made + extra + slow, meta=meta, worker_rss_mb=[], cold_start_s=1.0)
+    first = summary["scenarios"][0]["service"]
+    assert first["rps"] == 60.0
+    assert first["rps_rounds"] == [60.0, 120.0, 30.0]
+    assert first["errors"] == 2
+    assert summary["errors"] == {"large order-sign service c1": 2}
