@@ -173,6 +173,7 @@ def start_service(
         "--workers",
         str(workers),
         *(["--worker-class", worker_class] if worker_class else []),
+        *_without_control_socket(),
         "cds_service:create_app()",
     ]
     log = (log_dir / "gunicorn.log").open("wb")
@@ -194,6 +195,15 @@ def start_service(
         time.sleep(0.01)
     stop_process_group(process)
     raise BenchError("the service did not become ready within 60 s")
+
+
+def _without_control_socket() -> list[str]:
+    """gunicorn >= 25 opens a control socket at one fixed path per user: another gunicorn on the
+    machine (a parallel test run) would share it. The benchmark needs none."""
+    from gunicorn import config  # noqa: PLC0415 - only the benchmark's parent process needs it
+
+    known = {setting.name for setting in config.KNOWN_SETTINGS}
+    return ["--no-control-socket"] if "control_socket_disable" in known else []
 
 
 def call(url: str, body_path: Path) -> dict[str, Any]:
