@@ -40,5 +40,11 @@ test: $(STAMP) fhir-servers browser-deps postgres
 postgres:
 	sh scripts/install-postgres.sh
 
+## bench: load benchmark under gunicorn + wrk (installs wrk and a local SEKMET FHIR server when
+## missing); writes bench/results/latest.json and prints the table. BENCH_ARGS=--quick for a short run.
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

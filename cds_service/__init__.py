@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from cds_service import tracing
 from cds_service.analytics_api import analytics_bp
 from cds_service.api import bp, json_response
+from cds_service.bench_echo import echo_bp
 from cds_service.charts import DEFAULT_SCENARIOS_DIR
 from cds_service.configuration import Configuration, load_configuration
 from cds_service.demo import register_demo
@@ -83,6 +84,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(analytics_bp)
     if settings.demo_enabled:
         register_demo(app, settings.extra.get("demo_patients_dir", DEFAULT_SCENARIOS_DIR))
+    if settings.bench_echo:
+        app.register_blueprint(echo_bp)
     _register_errors(app)
     register_response_headers(app, settings)
     log.info(

@@ -6,7 +6,6 @@ hostile Bundle cannot send our bearer token elsewhere.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from cds_service import tracing
+from cds_service import jsonparse, tracing
 from cds_service.bundles import entry_resources, error_outcomes, issue_text, next_link
 from cds_service.metrics import metrics
 
@@ -217,7 +216,7 @@ class FhirFetcher:
             finally:
                 response.close()
             try:
-                data = json.loads(body)
+                data = jsonparse.loads(body)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise FetchError("the FHIR server sent malformed JSON", "malformed") from exc
             if not isinstance(data, dict):

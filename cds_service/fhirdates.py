@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
@@ -17,6 +18,11 @@ def parse_fhir_datetime(value: object) -> datetime | None:
     """
     if not isinstance(value, str) or not value:
         return None
+    return _parse(value)
+
+
+@lru_cache(maxsize=4096)  # one visit's results share a time; bounded, holds no identifiers
+def _parse(value: str) -> datetime | None:
     match = _PARTIAL.match(value)
     if match:
         year, month, day = match.groups()

@@ -8,7 +8,7 @@ Bundles (each entry is validated and indexed).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +21,11 @@ class JsonLimits:
     max_bundle_entries: int
 
 
-def parse_json(raw: bytes) -> Any:
-    """Parse strict JSON: NaN and Infinity are not JSON and would poison later arithmetic."""
+def parse_json(raw: bytes, loads: Callable[..., Any] = json.loads) -> Any:
+    """Parse strict JSON: NaN and Infinity are not JSON and would poison later arithmetic.
+    ``loads`` is json.loads or an equivalent taking ``parse_constant`` (see jsonparse)."""
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return loads(raw, parse_constant=_reject_constant)
     except RecursionError:
         raise BadRequest("body is not valid JSON: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -163,8 +163,8 @@ class PatientRecord:
         self, terminology: Terminology, valueset_ids: Iterable[str]
     ) -> list[ObservedCode]:
         """Resulted Observations coded in any of the value sets, oldest first."""
-        valuesets = [terminology.valueset(vs) for vs in valueset_ids]
-        return [o for o in self.observed if any(o.code.in_valueset(vs) for vs in valuesets)]
+        codes = frozenset().union(*(terminology.valueset(vs).codes for vs in valueset_ids))
+        return [o for o in self.observed if not codes.isdisjoint(o.code.keys)]
 
     def courses_in(self, drug_class: str) -> list[MedicationCourse]:
         return [c for c in self.courses if drug_class in c.classes]

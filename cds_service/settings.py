@@ -64,6 +64,7 @@ class Settings:
     bind: str = "127.0.0.1:8080"
     workers: int = 2
     threads: int = 4
+    bench_echo: bool = False  # POST /bench/echo for the load benchmark's ceiling (bench/ only)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -9,10 +9,13 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -24,7 +27,9 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     delete,
+    event,
     func,
+    insert,
     select,
     text,
 )
@@ -169,6 +174,11 @@ class Store:
         self, database_url: str, patient_hash_key: bytes, pool: PoolSettings | None = None
     ) -> None:
         self.engine = database_engine(database_url, pool or PoolSettings())
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_write_ahead_log)
+        # Under a pre-forking server (gunicorn preload_app) each worker opens its own
+        # connections: none inherited from the parent may ever be shared.
+        os.register_at_fork(after_in_child=partial(_forget_connections, weakref.ref(self.engine)))
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._key = patient_hash_key
 
@@ -199,34 +209,36 @@ class Store:
         now: datetime,
     ) -> None:
         cards = list(cards)  # read twice below
+        patient_hash = self.patient_hash(patient_id)
         rows = [
-            CardLog(
-                uuid=card.uuid,
-                service_id=service_id,
-                rule_id=card.rule_id,
-                rule_outcome=card.rule_outcome,
-                indicator=card.indicator,
-                hook_instance=hook_instance,
-                patient_hash=self.patient_hash(patient_id),
-                suggestion_uuids=json.dumps(list(card.suggestion_uuids)),
-                issued_at=utc_naive(now),
-                mode=card.mode,
-            )
+            {
+                "uuid": card.uuid,
+                "service_id": service_id,
+                "rule_id": card.rule_id,
+                "rule_outcome": card.rule_outcome,
+                "indicator": card.indicator,
+                "hook_instance": hook_instance,
+                "patient_hash": patient_hash,
+                "suggestion_uuids": json.dumps(list(card.suggestion_uuids)),
+                "issued_at": utc_naive(now),
+                "mode": card.mode,
+            }
             for card in cards
         ]
         if not rows:
             return
         suggestions = [
-            SuggestionLog(uuid=suggestion_uuid, card_uuid=card.uuid, label=label[:512])
+            {"uuid": suggestion_uuid, "card_uuid": card.uuid, "label": label[:512]}
             for card in cards
             for suggestion_uuid, label in zip(
                 card.suggestion_uuids, card.suggestion_labels, strict=False
             )
         ]
-        with self.sessions.begin() as session:
-            session.add_all(rows)
-            session.flush()  # card rows first: suggestion rows reference them
-            session.add_all(suggestions)
+        # Plain INSERTs, not the ORM unit of work: a third of the time (every hook call logs).
+        with self.engine.begin() as connection:
+            connection.execute(insert(CardLog), rows)
+            if suggestions:  # after the cards: suggestion rows reference them
+                connection.execute(insert(SuggestionLog), suggestions)
 
     def record_feedback(
         self, service_id: str, items: Sequence[FeedbackItem], now: datetime
@@ -383,6 +395,23 @@ def _feedback_row(item: FeedbackItem, now: datetime) -> Feedback:
         user_comment=item.user_comment,
         received_at=utc_naive(now),
     )
+
+
+def _sqlite_write_ahead_log(connection: Any, _record: Any) -> None:
+    """WAL: readers never wait for the writer (two workers share one file), and commits need
+    no fsync of the database file (synchronous=NORMAL): a crash of the service loses nothing;
+    a power loss may lose the last commits but never corrupts the file. About 6 ms saved per
+    logged hook call on this machine."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _forget_connections(engine_ref: weakref.ref[Engine]) -> None:
+    engine = engine_ref()
+    if engine is not None:
+        engine.dispose(close=False)  # the parent keeps using (and closes) its own
 
 
 def utc_naive(moment: datetime) -> datetime:

@@ -114,8 +114,18 @@ class CodedConcept:
                 return c.display
         return self.codes[0].code if self.codes else "unnamed concept"
 
+    @property
+    def keys(self) -> frozenset[tuple[str, str]]:
+        """The codes as value-set keys, normalised once (matching runs per value set).
+        Cached by hand: functools.cached_property takes a lock on every read in 3.11."""
+        keys: frozenset[tuple[str, str]] | None = self.__dict__.get("_keys")
+        if keys is None:
+            keys = frozenset((normalise_system(c.system), c.code.strip()) for c in self.codes)
+            object.__setattr__(self, "_keys", keys)  # frozen: only this cache is ever set
+        return keys
+
     def in_valueset(self, valueset: ValueSet) -> bool:
-        return valueset.matches_any(self.codes)
+        return not valueset.codes.isdisjoint(self.keys)  # == valueset.matches_any(self.codes)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,179 @@
+"""The FHIR server for the fetch-path scenario: one given by URL, or one started locally.
+
+``--fhir-server URL`` / ``BENCH_FHIR_SERVER`` points the benchmark at a running server. Otherwise
+it starts the Medplum-based server of ``servers/medplum/`` (the issue's choice; installed by
+``scripts/install-fhir-servers.sh``) or, with ``--local-fhir sekmet``, SEKMET (``pip install
+sekmet-fhir``, into its own venv under ``bench/.venvs/``, in-memory, order simulator off: it
+would mutate the chart). Either binds 127.0.0.1 on a free port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.processes import free_port, stop_process_group
+
+HERE = Path(__file__).resolve().parent
+MEDPLUM_DIR = HERE.parent / "servers" / "medplum"
+MEDPLUM_NODE = MEDPLUM_DIR / "node_modules" / ".bin" / "node"
+INSTALL_SERVERS = HERE.parent / "scripts" / "install-fhir-servers.sh"
+SEKMET_VENV = HERE / ".venvs" / "sekmet"
+SEKMET_PACKAGE = "sekmet-fhir==0.1.1"
+FHIR_JSON = "application/fhir+json"
+
+
+@dataclass
+class FhirServer:
+    base_url: str
+    name: str
+    token: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+    workdir: tempfile.TemporaryDirectory[str] | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Accept": FHIR_JSON}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def load(self, transaction: dict[str, Any]) -> None:
+        """POST a transaction Bundle (PUT entries: stable ids, repeatable)."""
+        request = urllib.request.Request(  # noqa: S310 - a URL we were given or started
+            self.base_url.rstrip("/"),
+            data=json.dumps(transaction).encode("utf-8"),
+            headers=self.headers() | {"Content-Type": FHIR_JSON},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            answer = json.loads(response.read())
+        failed = [
+            e["response"]["status"]
+            for e in answer.get("entry", ())
+            if not str(e.get("response", {}).get("status", "")).startswith(("200", "201"))
+        ]
+        if failed:
+            raise RuntimeError(f"{self.name}: transaction entries failed: {failed[:5]}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process_group(self.process)
+            self.process = None
+        if self.workdir is not None:
+            self.workdir.cleanup()
+            self.workdir = None
+
+
+def given_server(url: str, token: str | None) -> FhirServer:
+    return FhirServer(base_url=url.rstrip("/"), name=f"given: {url}", token=token)
+
+
+def start_medplum(log_dir: Path) -> FhirServer:
+    if not MEDPLUM_NODE.exists():
+        subprocess.run([str(INSTALL_SERVERS)], check=True)  # noqa: S603 - the project's script
+    port = free_port()
+    token = "bench-token"  # noqa: S105 - a local throw-away server's token
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "FHIR_TOKEN": token,
+        # one page for the whole chart: the yardstick is the slowest single query, not a page
+        "MAX_COUNT": "1000",
+    }
+    log = (log_dir / "medplum.log").open("wb")
+    process = subprocess.Popen(  # noqa: S603 - the project's own server
+        [str(MEDPLUM_NODE), str(MEDPLUM_DIR / "server.cjs")],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = FhirServer(
+        f"http://127.0.0.1:{port}/fhir", "Medplum fhir-router (MemoryRepository)", token
+    )
+    server.process = process
+    try:
+        _wait_ready(server, timeout_s=60)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def start_sekmet(log_dir: Path) -> FhirServer:
+    sekmet = _ensure_sekmet()
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}/fhir"
+    workdir = tempfile.TemporaryDirectory(prefix="bench-sekmet-")
+    settings = Path(workdir.name) / "settings.yaml"
+    settings.write_text(
+        json.dumps(  # JSON is YAML: no PyYAML needed here
+            {
+                "base_url": base_url,
+                "host": "127.0.0.1",
+                "port": port,
+                "db_path": ":memory:",
+                "simulator": {"enabled": False},
+                "log_inbound": False,
+            }
+        ),
+        encoding="utf-8",
+    )
+    log = (log_dir / "sekmet.log").open("wb")
+    process = subprocess.Popen(  # noqa: S603 - our own venv's executable
+        [str(sekmet), "serve", "--config", str(settings)],
+        cwd=workdir.name,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = FhirServer(base_url, f"SEKMET {SEKMET_PACKAGE.split('==')[1]} (in-memory)")
+    server.process, server.workdir = process, workdir
+    try:
+        _wait_ready(server, timeout_s=60)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_ready(server: FhirServer, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.process is not None and server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.process.returncode}")
+        try:
+            request = urllib.request.Request(  # noqa: S310
+                f"{server.base_url}/metadata", headers=server.headers()
+            )
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.name} did not answer /metadata within {timeout_s} s")
+
+
+def _ensure_sekmet() -> Path:
+    executable = SEKMET_VENV / "bin" / "sekmet"
+    if executable.exists():
+        return executable
+    print(f"installing {SEKMET_PACKAGE} into {SEKMET_VENV} ...", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", str(SEKMET_VENV)], check=True)  # noqa: S603
+    subprocess.run(  # noqa: S603
+        [str(SEKMET_VENV / "bin" / "pip"), "install", "--quiet", SEKMET_PACKAGE],
+        check=True,
+        env=os.environ | {"PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    return executable

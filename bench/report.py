@@ -1,0 +1,213 @@
+"""Turn raw wrk reports into the figures of issue 7 (ratios, targets) and print them as a table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+REALISTIC = ("large order-sign", "large patient-view")
+TARGETS = {
+    "throughput_ratio_min": 0.5,
+    "p99_ms_max_at_8": 50.0,
+    "fetch_factor": 1.5,
+    "fetch_slack_ms": 10.0,
+    "rss_mb_max": 150.0,
+    "cold_start_s_max": 2.0,
+}
+
+
+def _figures(run: Mapping[str, Any]) -> dict[str, Any]:
+    seconds = run["duration_us"] / 1e6
+    latency = run["latency_us"]
+    errors = run["errors"]
+    return {
+        "requests": run["requests"],
+        "rps": round(run["requests"] / seconds, 1) if seconds else 0.0,
+        "p50_ms": round(latency["p50"] / 1000, 2),
+        "p90_ms": round(latency["p90"] / 1000, 2),
+        "p99_ms": round(latency["p99"] / 1000, 2),
+        "max_ms": round(latency["max"] / 1000, 2),
+        "errors": sum(errors.values()),
+        "non_2xx": errors["status"],
+    }
+
+
+def _median(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median requests/s; errors of every round count."""
+    ordered = sorted(rounds, key=lambda f: f["rps"])
+    kept = dict(ordered[(len(ordered) - 1) // 2])
+    kept["errors"] = sum(f["errors"] for f in rounds)
+    kept["non_2xx"] = sum(f["non_2xx"] for f in rounds)
+    kept["rps_rounds"] = [f["rps"] for f in rounds]
+    return kept
+
+
+def _ratio(service: Mapping[str, Any], ceiling: Mapping[str, Any]) -> float | None:
+    return round(service["rps"] / ceiling["rps"], 3) if ceiling["rps"] else None
+
+
+def summarise(
+    runs: Sequence[Mapping[str, Any]],
+    *,
+    meta: Mapping[str, Any],
+    worker_rss_mb: list[float],
+    cold_start_s: float,
+) -> dict[str, Any]:
+    scenarios: list[dict[str, Any]] = []
+    rounds: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for run in runs:
+        key = (run["scenario"], run["endpoint"], run["connections"])
+        rounds.setdefault(key, []).append(_figures(run))
+    by_key = {key: _median(figures) for key, figures in rounds.items()}
+    for (name, endpoint, connections), figures in by_key.items():
+        if endpoint != "service" or name.startswith("fetch"):
+            continue
+        echo = by_key[(name, "echo", connections)]
+        fast = by_key[(name, "echo-fast", connections)]
+        scenarios.append(
+            {
+                "scenario": name,
+                "connections": connections,
+                "service": figures,
+                "ceiling": echo,
+                "ceiling_service_parser": fast,
+                "ratio_rps": _ratio(figures, echo),
+                "ratio_rps_vs_service_parser": _ratio(figures, fast),
+            }
+        )
+    fetch = []
+    for (name, _, connections), figures in by_key.items():
+        if not name.startswith("fetch"):
+            continue
+        queries = {
+            n.removeprefix("fhir query "): f
+            for (n, e, c), f in by_key.items()
+            if e == "fhir" and c == connections
+        }
+        slowest_key = max(queries, key=lambda k: queries[k]["p50_ms"])
+        slowest = queries[slowest_key]
+        fetch.append(
+            {
+                "connections": connections,
+                "service": figures,
+                "queries": queries,
+                "slowest_query": slowest_key,
+                "allowed_p50_ms": round(
+                    TARGETS["fetch_factor"] * slowest["p50_ms"] + TARGETS["fetch_slack_ms"], 2
+                ),
+            }
+        )
+    errors = {
+        f"{name} {endpoint} c{connections}": f["errors"]
+        for (name, endpoint, connections), f in by_key.items()
+        if f["errors"]
+    }
+    results: dict[str, Any] = {
+        "meta": dict(meta),
+        "scenarios": scenarios,
+        "fetch_path": fetch,
+        "worker_rss_mb": worker_rss_mb,
+        "cold_start_s": cold_start_s,
+        "errors": errors,
+    }
+    results["targets"] = _targets(results)
+    return results
+
+
+def _targets(results: Mapping[str, Any]) -> dict[str, Any]:
+    realistic = [s for s in results["scenarios"] if s["scenario"] in REALISTIC]
+    ratios = [s["ratio_rps"] for s in realistic if s["ratio_rps"] is not None]
+    p99_at_8 = [s["service"]["p99_ms"] for s in realistic if s["connections"] == 8]
+    fetch_1 = [f for f in results["fetch_path"] if f["connections"] == 1]
+    targets: dict[str, Any] = {}
+    if ratios:
+        worst = min(ratios)
+        targets["throughput_ratio"] = {
+            "worst": worst,
+            "target": f">= {TARGETS['throughput_ratio_min']}",
+            "met": worst >= TARGETS["throughput_ratio_min"],
+        }
+    if p99_at_8:
+        worst_p99 = max(p99_at_8)
+        targets["p99_at_8_connections_ms"] = {
+            "worst": worst_p99,
+            "target": f"<= {TARGETS['p99_ms_max_at_8']}",
+            "met": worst_p99 <= TARGETS["p99_ms_max_at_8"],
+        }
+    if fetch_1:
+        f = fetch_1[0]
+        targets["fetch_path_p50_ms"] = {
+            "value": f["service"]["p50_ms"],
+            "target": f"<= 1.5 x slowest query p50 + 10 = {f['allowed_p50_ms']}",
+            "met": f["service"]["p50_ms"] <= f["allowed_p50_ms"],
+        }
+    if results["worker_rss_mb"]:
+        rss = max(results["worker_rss_mb"])
+        targets["rss_mb_per_worker"] = {
+            "worst": rss,
+            "target": f"<= {TARGETS['rss_mb_max']}",
+            "met": rss <= TARGETS["rss_mb_max"],
+        }
+    targets["cold_start_s"] = {
+        "value": results["cold_start_s"],
+        "target": f"<= {TARGETS['cold_start_s_max']}",
+        "met": results["cold_start_s"] <= TARGETS["cold_start_s_max"],
+    }
+    return targets
+
+
+def table(results: Mapping[str, Any]) -> str:
+    meta = results["meta"]
+    lines = [
+        f"AIH CDS benchmark ({meta['mode']}, {meta['duration_s_per_run']} s per run, "
+        f"median of {meta.get('rounds', 1)} interleaved rounds, "
+        f"{meta['gunicorn_workers']} workers, {meta['gunicorn_config']}, "
+        f"FHIR: {meta['fhir_server']})",
+        "",
+        "ceiling: POST /bench/echo, json.loads of the same body and a fixed empty answer; "
+        "fast ceiling: the same with the service's own parser (orjson where exact)",
+        "",
+        "| scenario | conns | req/s | p50 ms | p90 ms | p99 ms | ceiling req/s | ceiling p50 ms "
+        "| ratio | fast ceiling req/s | ratio to it |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in results["scenarios"]:
+        svc, echo, fast = s["service"], s["ceiling"], s["ceiling_service_parser"]
+        lines.append(
+            f"| {s['scenario']} | {s['connections']} | {svc['rps']} | {svc['p50_ms']} | "
+            f"{svc['p90_ms']} | {svc['p99_ms']} | {echo['rps']} | {echo['p50_ms']} | "
+            f"{s['ratio_rps']} | {fast['rps']} | {s['ratio_rps_vs_service_parser']} |"
+        )
+    if results["fetch_path"]:
+        lines += [
+            "",
+            "| fetch path (patient-view, no prefetch) | conns | req/s | p50 ms | p99 ms | "
+            "slowest query | its p50 ms | its p99 ms | allowed p50 ms |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for f in results["fetch_path"]:
+            q = f["queries"][f["slowest_query"]]
+            svc = f["service"]
+            lines.append(
+                f"| large patient | {f['connections']} | {svc['rps']} | {svc['p50_ms']} | "
+                f"{svc['p99_ms']} | {f['slowest_query']} | {q['p50_ms']} | {q['p99_ms']} | "
+                f"{f['allowed_p50_ms']} |"
+            )
+    lines += [
+        "",
+        f"RSS per worker (MB): {results['worker_rss_mb']}; "
+        f"cold start (process start to first 200 on /readyz): {results['cold_start_s']} s",
+        "",
+        "| target | value | wanted | met |",
+        "|---|---|---|---|",
+    ]
+    for name, t in results["targets"].items():
+        value = t.get("worst", t.get("value"))
+        lines.append(f"| {name} | {value} | {t['target']} | {'yes' if t['met'] else 'NO'} |")
+    if results["errors"]:
+        lines += ["", f"ERRORS: {results['errors']}"]
+    return "\n".join(lines)
+
+
+def print_table(results: Mapping[str, Any]) -> None:
+    print(table(results))

@@ -1,0 +1,45 @@
+"""The quick load benchmark runs in CI. It fails only if the service errors, never on timings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.integration
+def test_quick_benchmark_gets_an_answer_to_every_request(tmp_path: Path) -> None:
+    output = tmp_path / "quick.json"
+    run = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    results = json.loads(output.read_text(encoding="utf-8"))
+    assert results["errors"] == {}
+    assert {s["scenario"] for s in results["scenarios"]} == {
+        "large order-sign",
+        "large patient-view",
+        "small order-sign",
+        "small patient-view",
+    }
+    for scenario in results["scenarios"]:
+        assert scenario["service"]["requests"] > 0
+        assert scenario["ceiling"]["requests"] > 0
+    assert results["fetch_path"][0]["service"]["requests"] > 0
+    # the rules really ran on the generated patients: the MMF draft and the ALT relapse give cards
+    assert "warning: mmf-teratogenicity" in results["meta"]["cards"]["large order-sign"]
+    assert "critical: anti-tnf-liver-injury" in results["meta"]["cards"]["large patient-view"]
+    assert (
+        results["meta"]["cards"]["fetch patient-view"]
+        == (results["meta"]["cards"]["large patient-view"])
+    )
