@@ -30,6 +30,7 @@ INSTALL_SERVERS = HERE.parent / "scripts" / "install-fhir-servers.sh"
 SEKMET_VENV = HERE / ".venvs" / "sekmet"
 SEKMET_PACKAGE = "sekmet-fhir==0.1.1"
 FHIR_JSON = "application/fhir+json"
+TRANSACTION_ENTRIES = 50
 
 
 @dataclass
@@ -47,7 +48,13 @@ class FhirServer:
         return headers
 
     def load(self, transaction: dict[str, Any]) -> None:
-        """POST a transaction Bundle (PUT entries: stable ids, repeatable)."""
+        """POST a transaction Bundle (PUT entries: stable ids, repeatable), in transactions of at
+        most ``TRANSACTION_ENTRIES`` entries (Medplum refuses more than 50 updates in one)."""
+        entries = transaction.get("entry", [])
+        for start in range(0, len(entries), TRANSACTION_ENTRIES):
+            self._post({**transaction, "entry": entries[start : start + TRANSACTION_ENTRIES]})
+
+    def _post(self, transaction: dict[str, Any]) -> None:
         request = urllib.request.Request(  # noqa: S310 - a URL we were given or started
             self.base_url.rstrip("/"),
             data=json.dumps(transaction).encode("utf-8"),

@@ -13,15 +13,18 @@ service evaluates against its real clock: the rules must see "recent" results to
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from cds_service.charts import prefetch_for
+from cds_service.configuration import ServiceConfig, load_configuration
+from cds_service.rules.registry import REGISTRY
+from cds_service.settings import DEFAULT_CARDS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 LOINC = "http://loinc.org"
@@ -311,22 +314,15 @@ def _mmf_draft(patient_id: str, anchor: date) -> dict[str, Any]:
 
 
 @cache
-def _golden_build() -> ModuleType:
-    """fixtures/fhir/build.py: how a conformant EHR fills each prefetch template (one copy)."""
-    spec = importlib.util.spec_from_file_location("golden_build", REPO / "fixtures/fhir/build.py")
-    if spec is None or spec.loader is None:
-        raise ImportError("fixtures/fhir/build.py is missing")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _services() -> dict[str, ServiceConfig]:
+    return dict(load_configuration(DEFAULT_CARDS_DIR, REGISTRY).services)
 
 
 def hook_request(
     patient: Patient, service_id: str, *, fhir_server: str | None = None
 ) -> dict[str, Any]:
     """The request an EHR sends: with full prefetch, or (``fhir_server`` given) none at all."""
-    build = _golden_build()
-    service = build.load_services()[service_id]
+    service = _services()[service_id]
     context: dict[str, Any] = {"userId": PRESCRIBER, "patientId": patient.id}
     if service.hook == "order-sign":
         context["draftOrders"] = {
@@ -340,7 +336,7 @@ def hook_request(
         "context": context,
     }
     if fhir_server is None:
-        request["prefetch"] = build.prefetch_for(service, patient.resources)
+        request["prefetch"] = prefetch_for(service, list(patient.resources))
     else:
         request["fhirServer"] = fhir_server
     return request
@@ -348,8 +344,7 @@ def hook_request(
 
 def prefetch_queries(patient: Patient, service_id: str) -> dict[str, str]:
     """The relative FHIR queries the service issues for a request without prefetch."""
-    build = _golden_build()
-    service = build.load_services()[service_id]
+    service = _services()[service_id]
     return {
         key: template.replace("{{context.patientId}}", patient.id)
         for key, template in service.prefetch.items()

@@ -12,14 +12,21 @@ metric values follow the worker's pid.
 from __future__ import annotations
 
 import gc
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from cds_service.metrics import prepare_multiprocess_dir, worker_exited
+from cds_service.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, worker_exited
 from cds_service.settings import Settings
 
 _settings = Settings.load()
+# Now, while gunicorn reads this file: with preload_app the master builds the application (its
+# metrics, and the schema migration when CDS_DATABASE_MIGRATE is on: once, before any worker
+# exists) before any server hook such as on_starting runs.
+prepare_multiprocess_dir(
+    Path(os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="aih-cds-metrics-"))
+)
 
 wsgi_app = "cds_service:create_app()"
 bind = _settings.bind
@@ -36,18 +43,6 @@ preload_app = True
 # gunicorn's control socket lives at a fixed path in $HOME: two servers on one host would share
 # it, and a read-only container home cannot hold it. Nothing here uses it.
 control_socket_disable = True
-
-
-def on_starting(_server: Any) -> None:
-    prepare_multiprocess_dir(Path(tempfile.mkdtemp(prefix="aih-cds-metrics-")))
-    if _settings.database_migrate:
-        # Migrate once here rather than in every worker at the same moment (SQLite has no lock).
-        from cds_service.schema import upgrade  # noqa: PLC0415 - only the master needs it
-        from cds_service.store import PoolSettings, database_engine  # noqa: PLC0415
-
-        engine = database_engine(_settings.database_url, PoolSettings())
-        upgrade(engine)
-        engine.dispose()
 
 
 def pre_fork(_server: Any, _worker: Any) -> None:
