@@ -40,10 +40,11 @@ test: $(STAMP) fhir-servers browser-deps postgres
 postgres:
 	sh scripts/install-postgres.sh
 
-## bench: load benchmark under gunicorn + wrk (installs wrk and a local SEKMET FHIR server when
-## missing); writes bench/results/latest.json and prints the table. BENCH_ARGS=--quick for a short run.
+## bench: load benchmark under gunicorn + wrk (installs wrk when missing; the fetch path runs
+## against the local Medplum FHIR server); writes bench/results/latest.json and prints the table.
+## BENCH_ARGS=--quick for a short run.
 .PHONY: bench
-bench: $(STAMP)
+bench: $(STAMP) fhir-servers
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

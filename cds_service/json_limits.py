@@ -8,7 +8,7 @@ Bundles (each entry is validated and indexed).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,22 +47,27 @@ def check_limits(document: Any, limits: JsonLimits) -> None:
         _raise_first_violation(document, limits)
 
 
+_CONTAINERS = (dict, list)
+
+
 def _within_limits(document: Any, limits: JsonLimits) -> bool:
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
+    """Level by level: one list per depth and comprehensions instead of a tuple per node (a
+    large hook request is ~100k nodes, and this runs on every call)."""
+    level = [document] if isinstance(document, _CONTAINERS) else []
+    depth = 1
+    while level:
         if depth > limits.max_depth:
             return False
-        children: Iterable[Any]
-        if isinstance(value, dict):
-            if _oversized_bundle(value, limits):
-                return False
-            children = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue  # a scalar body: nothing nested
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        below: list[Any] = []
+        for value in level:
+            if isinstance(value, dict):
+                if _oversized_bundle(value, limits):
+                    return False
+                below += [child for child in value.values() if isinstance(child, _CONTAINERS)]
+            else:
+                below += [child for child in value if isinstance(child, _CONTAINERS)]
+        level = below
+        depth += 1
     return True
 
 
