@@ -50,7 +50,7 @@ LABS: dict[str, tuple[str, str, str]] = {
     "bilirubin": ("1975-2", "Bilirubin.total [Mass/volume] in Serum or Plasma", "mg/dL"),
     "haemoglobin": ("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL"),
     "platelets": ("777-3", "Platelets [#/volume] in Blood by Automated count", "10*3/uL"),
-    "tgn6": ("32660-3", "6-Thioguanine [Entitic substance] in Red Blood Cells", "pmol/10*8{RBCs}"),
+    "tgn6": ("32660-3", "6-Thioguanine [Entitic substance] in Red Blood Cells", "pmol/8x10^8 RBC"),
     "hcg": ("2106-3", "Choriogonadotropin (pregnancy test) [Presence] in Urine", ""),
 }
 ULN = {"alt": 35, "ast": 35, "igg": 16, "bilirubin": 1.2}
