@@ -109,12 +109,7 @@ def start_medplum(log_dir: Path) -> FhirServer:
         f"http://127.0.0.1:{port}/fhir", "Medplum fhir-router (MemoryRepository)", token
     )
     server.process = process
-    try:
-        _wait_ready(server, timeout_s=60)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return _ready(server)
 
 
 def start_sekmet(log_dir: Path) -> FhirServer:
@@ -146,6 +141,11 @@ def start_sekmet(log_dir: Path) -> FhirServer:
     )
     server = FhirServer(base_url, f"SEKMET {SEKMET_PACKAGE.split('==')[1]} (in-memory)")
     server.process, server.workdir = process, workdir
+    return _ready(server)
+
+
+def _ready(server: FhirServer) -> FhirServer:
+    """The started server once it answers /metadata; stopped (and the error raised) otherwise."""
     try:
         _wait_ready(server, timeout_s=60)
     except BaseException:
