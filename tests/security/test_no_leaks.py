@@ -219,7 +219,8 @@ def test_logs_and_database_hold_no_token_and_no_patient_identifier(
     leaks = {name for name, value in secrets_of(run).items() if value in log_text}
     assert leaks == set()
 
-    database = (tmp_path / "cards.sqlite").read_bytes()
+    # the database and its write-ahead log (WAL mode: recent rows live in cards.sqlite-wal)
+    database = b"".join(p.read_bytes() for p in sorted(tmp_path.glob("cards.sqlite*")))
     assert patient_hash.encode() in database
     stored = {name for name, value in secrets_of(run).items() if value.encode() in database}
     assert stored == set()
