@@ -209,10 +209,11 @@ def signed_percent(fraction: Decimal) -> str:
 def course_variables(
     course: TreatmentCourse,
     record: PatientRecord,
-    terminology: Terminology,
     params: Mapping[str, Any],
+    metabolite_fact: str,
 ) -> dict[str, str]:
-    """Template variables every treatment-response outcome offers."""
+    """Template variables every treatment-response outcome offers (``metabolite_fact`` is the
+    second half of ``metabolite_status``, computed once by the caller)."""
     shown = course.alt_since_t0[-int(params["alt_results_shown"]) :]
     igg = latest(between(dated(record.lab_series("igg"), course.now), course.t0, None))
     started = "; ".join(
@@ -230,7 +231,7 @@ def course_variables(
         or "- no ALT result since treatment start",
         "latest_igg": describe(igg, "IgG") if igg else "not measured since treatment start",
         "response_class": response_class(course, params),
-        "metabolite_status": metabolite_status(course, record, terminology, params)[1],
+        "metabolite_status": metabolite_fact,
     }
 
 

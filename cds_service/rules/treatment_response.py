@@ -58,8 +58,10 @@ def _finding(
 ) -> Finding:
     """A treatment-response finding: shared course facts, the rule's own facts, and the
     metabolite-panel suggestion only when it applies (on AZA/MP, no recent 6-TGN)."""
-    variables = course_variables(course, inp.record, inp.terminology, inp.params) | extra
-    suggest_panel, _ = metabolite_status(course, inp.record, inp.terminology, inp.params)
+    suggest_panel, metabolite_fact = metabolite_status(
+        course, inp.record, inp.terminology, inp.params
+    )
+    variables = course_variables(course, inp.record, inp.params, metabolite_fact) | extra
     applicable = frozenset({METABOLITE_SUGGESTION}) if suggest_panel else frozenset()
     alt_used = [*([course.baseline] if course.baseline else []), *course.alt_since_t0]
     return Finding(
