@@ -56,10 +56,10 @@ class Reading:
 
 def readings_in(record: PatientRecord, valueset: ValueSet) -> list[Reading]:
     """Readings whose code is in ``valueset``, oldest first (undated first)."""
-    readings: list[Reading] | None = record.derived.get("readings")
-    if readings is None:  # read once per record: several rules ask for different value sets
-        readings = record.derived["readings"] = all_readings(record.observation_resources)
-    found = [r for r in readings if r.code.in_valueset(valueset)]
+    elements: list[_CodedElement] | None = record.derived.get("coded_elements")
+    if elements is None:  # codes parsed once per record: several rules ask for other value sets
+        elements = record.derived["coded_elements"] = _coded_elements(record.observation_resources)
+    found = _readings(elements, valueset)
     found.sort(key=_sort_key)
     return found
 
@@ -68,22 +68,53 @@ def all_readings(
     observations: Iterable[Mapping[str, Any]], valueset: ValueSet | None = None
 ) -> list[Reading]:
     """Every reading, or only those whose code is in ``valueset`` (the others are not built)."""
+    return _readings(_coded_elements(observations), valueset)
+
+
+@dataclass(frozen=True)
+class _CodedElement:
+    """A value-carrying element (an Observation or one of its components) with its parsed code;
+    readings are built only for the elements a value set asks for."""
+
+    element: Mapping[str, Any]
+    code: CodedConcept
+    element_id: str
+    origin: str
+    observation: Mapping[str, Any]
+    panel: Mapping[str, Any] | None
+
+
+def _readings(elements: Iterable[_CodedElement], valueset: ValueSet | None) -> list[Reading]:
+    readings = []
+    for item in elements:
+        if valueset is not None and not item.code.in_valueset(valueset):
+            continue
+        when = _observation_time(item.observation) or (
+            _observation_time(item.panel) if item.panel else None
+        )
+        reading = _reading(item.element, item.code, item.element_id, when, item.origin)
+        if reading is not None:
+            readings.append(reading)
+    return readings
+
+
+def _coded_elements(observations: Iterable[Mapping[str, Any]]) -> list[_CodedElement]:
     observations = list(observations)
     panel_of: dict[str, Mapping[str, Any]] = {}
-    readings: list[Reading] = []
+    elements: list[_CodedElement] = []
     for panel in observations:
         for reference in _member_references(panel):
             if reference.startswith("#"):
                 member = _contained(panel, reference[1:])
                 if member is not None:
                     member_id = f"{panel.get('id', '')}{reference}"
-                    readings += _readings_of(member, panel, member_id, valueset)
+                    elements += _elements_of(member, panel, member_id)
             else:
                 panel_of.setdefault("/".join(reference.rstrip("/").split("/")[-2:]), panel)
     for observation in observations:
         parent = panel_of.get(f"Observation/{observation.get('id', '')}")
-        readings += _readings_of(observation, parent, str(observation.get("id", "")), valueset)
-    return readings
+        elements += _elements_of(observation, parent, str(observation.get("id", "")))
+    return elements
 
 
 def _member_references(observation: Mapping[str, Any]) -> list[str]:
@@ -103,29 +134,28 @@ def _contained(panel: Mapping[str, Any], member_id: str) -> Mapping[str, Any] | 
     return None
 
 
-def _readings_of(
-    observation: Mapping[str, Any],
-    panel: Mapping[str, Any] | None,
-    observation_id: str,
-    valueset: ValueSet | None,
-) -> list[Reading]:
+def _elements_of(
+    observation: Mapping[str, Any], panel: Mapping[str, Any] | None, observation_id: str
+) -> list[_CodedElement]:
     if observation.get("status") not in LAB_STATUSES:
         return []
-    elements = [(observation, observation_id, "panel member" if panel else "result")]
+    origin = "panel member" if panel else "result"
+    elements = [(observation, observation_id, origin)]
     elements += [
         (component, f"{observation_id}#component{index}", "panel component")
         for index, component in enumerate(observation.get("component") or ())
     ]
-    wanted = []
-    for element, element_id, origin in elements:
-        code = CodedConcept.from_fhir(element.get("code"))
-        if valueset is None or code.in_valueset(valueset):
-            wanted.append((element, code, element_id, origin))
-    if not wanted:
-        return []
-    when = _observation_time(observation) or (_observation_time(panel) if panel else None)
-    readings = [_reading(element, code, i, when, origin) for element, code, i, origin in wanted]
-    return [r for r in readings if r is not None]
+    return [
+        _CodedElement(
+            element,
+            CodedConcept.from_fhir(element.get("code")),
+            element_id,
+            kind,
+            observation,
+            panel,
+        )
+        for element, element_id, kind in elements
+    ]
 
 
 def _reading(

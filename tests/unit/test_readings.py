@@ -109,4 +109,4 @@ def test_readings_are_read_once_per_record() -> None:
     assert len(readings_in(record, config.terminology.valueset("tgn-6"))) == 1
     record.observation_resources.append(f.tgn(200))  # after the first read: not seen again
     assert len(readings_in(record, config.terminology.valueset("tgn-6"))) == 1
-    assert len(record.derived["readings"]) == 1
+    assert len(record.derived["coded_elements"]) == 1
