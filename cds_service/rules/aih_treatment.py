@@ -23,7 +23,6 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from cds_service.record import DraftOrder, LabResult, MedicationCourse, PatientRecord
-from cds_service.rules.base import DataKind
 from cds_service.rules.common import fmt_date
 from cds_service.rules.series import (
     CLOCK_SKEW,
@@ -38,9 +37,6 @@ from cds_service.rules.series import (
 )
 from cds_service.terminology import Terminology
 
-NEEDS = frozenset(
-    {DataKind.PATIENT, DataKind.OBSERVATIONS, DataKind.MEDICATION_REQUESTS, DataKind.CONDITIONS}
-)
 HOOKS = frozenset({"patient-view", "order-sign", "order-select"})
 
 

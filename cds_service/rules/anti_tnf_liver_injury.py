@@ -21,7 +21,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from cds_service.record import DraftOrder, LabResult, MedicationCourse, PatientRecord
-from cds_service.rules.base import DataKind, Finding, RuleInput, RuleSpec
+from cds_service.rules.base import WHOLE_CHART, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import fmt_date
 from cds_service.rules.series import (
     TIMES,
@@ -236,9 +236,7 @@ _COMMON = frozenset(
 SPEC = RuleSpec(
     id=RULE_ID,
     hooks=frozenset({"patient-view", "order-sign", "order-select"}),
-    needs=frozenset(
-        {DataKind.PATIENT, DataKind.OBSERVATIONS, DataKind.MEDICATION_REQUESTS, DataKind.CONDITIONS}
-    ),
+    needs=WHOLE_CHART,
     outcomes={
         "severe-injury": _COMMON | {"criterion", "bilirubin"},
         "marked-elevation": _COMMON,

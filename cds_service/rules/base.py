@@ -24,6 +24,10 @@ class DataKind(StrEnum):
     CONDITIONS = "Condition"
 
 
+# Rules that read every part of the chart (the patient, labs, medications and conditions).
+WHOLE_CHART = frozenset(DataKind)
+
+
 @dataclass(frozen=True)
 class Finding:
     """A rule's conclusion: which configured outcome, with the values its card text uses."""

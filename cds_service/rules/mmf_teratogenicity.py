@@ -24,7 +24,7 @@ from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
 from cds_service.record import DraftOrder, PatientRecord
-from cds_service.rules.base import DataKind, Finding, RuleInput, RuleSpec
+from cds_service.rules.base import WHOLE_CHART, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import age_at, describe_sex, fmt_date, within_days
 from cds_service.terminology import Terminology
 
@@ -251,9 +251,7 @@ _BASE_VARS = frozenset({"drug", "age", "sex", "age_window"})
 SPEC = RuleSpec(
     id=RULE_ID,
     hooks=frozenset({"order-sign", "order-select"}),
-    needs=frozenset(
-        {DataKind.PATIENT, DataKind.OBSERVATIONS, DataKind.MEDICATION_REQUESTS, DataKind.CONDITIONS}
-    ),
+    needs=WHOLE_CHART,
     outcomes={
         "pregnant": _BASE_VARS | {"pregnancy_evidence"},
         "pregnancy-test-needed": _BASE_VARS | {"last_test", "window_days"},

@@ -19,7 +19,6 @@ from cds_service.record import MedicationCourse
 from cds_service.rules.aih_treatment import (
     COURSE_VARIABLES,
     HOOKS,
-    NEEDS,
     TreatmentCourse,
     TreatmentParameters,
     course_variables,
@@ -28,7 +27,7 @@ from cds_service.rules.aih_treatment import (
     treatment_course,
     trigger,
 )
-from cds_service.rules.base import Finding, RuleInput, RuleSpec
+from cds_service.rules.base import WHOLE_CHART, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import fmt_date
 from cds_service.rules.series import (
     after,
@@ -279,7 +278,7 @@ def _spec(
     return RuleSpec(
         id=rule_id,
         hooks=HOOKS,
-        needs=NEEDS,
+        needs=WHOLE_CHART,
         outcomes={name: COURSE_VARIABLES | extra for name, extra in outcomes.items()},
         parameters=parameters,
         triggered=trigger,
