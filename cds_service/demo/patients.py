@@ -28,12 +28,15 @@ class DemoPatient:
         """The chart moved in time so the scenario's ``now`` falls on ``now``'s day: the demo
         shows the same story, and earns the same cards, on any day (see date_shift)."""
         chart = self.scenario.chart
-        days = days_between(parse_fhir_datetime(self.scenario.now) or now, now)
-        return replace(chart, resources=shift_resources(chart.resources, days))
+        return replace(chart, resources=shift_resources(chart.resources, self._shift(now)))
 
     def resource(self, now: datetime) -> Mapping[str, Any]:
-        resources = self.chart_on(now).resources
-        return next(r for r in resources if r.get("resourceType") == "Patient")
+        """The Patient alone, moved like the chart (listing patients moves no other resource)."""
+        patient = next(r for r in self.scenario.chart.resources if r["resourceType"] == "Patient")
+        return shift_resources([patient], self._shift(now))[0]
+
+    def _shift(self, now: datetime) -> int:
+        return days_between(parse_fhir_datetime(self.scenario.now) or now, now)
 
     def summary(self, now: datetime) -> dict[str, Any]:
         patient = self.resource(now)
