@@ -18,8 +18,8 @@ from tests.factories import NOW
 pytest_plugins = ["tests.log_scan"]
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-MATERIAL = SHARED / "cds-hooks" / "material"
+# Public CDS Hooks test material copied into the repository (provenance: tests/material/README.md).
+MATERIAL = REPO / "tests" / "material"
 
 
 def deterministic_uuids() -> Callable[[], str]:

@@ -37,7 +37,7 @@ _RELATIVE_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 
 
 def load_material(relative: str) -> Any:
-    """A JSON file of the shared material, parsed fresh (callers may mutate the result)."""
+    """A JSON file of tests/material, parsed fresh (callers may mutate the result)."""
     return json.loads((MATERIAL / relative).read_text(encoding="utf-8"))
 
 
