@@ -35,7 +35,7 @@ def view(config: Configuration, *observations: dict[str, Any], **kwargs: Any) ->
         (235, 9000, None),  # 235 is not low
         (450, 9000, None),  # 450 is not high
         (450.1, 100, "high-tgn"),
-        (300, 9000, None),  # normal 6-TGN: RULES.md lists no card, whatever the 6-MMP
+        (300, 9000, None),  # normal 6-TGN: the specification lists no card, whatever the 6-MMP
     ],
 )
 def test_patterns_and_boundaries(

@@ -1,5 +1,5 @@
 """aih-nonresponse, aih-insufficient-response and aih-refractory decisions, through the rule
-functions with the bundled configuration (RULES.md "treatment response"), plus the shared
+functions with the bundled configuration (docs/clinical-spec.md), plus the shared
 treatment course (T0, baseline, response class, metabolite-panel suggestion).
 
 Conventions: ``on_aih_treatment`` starts prednisolone ``start_days_ago`` days before NOW (T0) and
@@ -621,7 +621,7 @@ def test_refractory_card_over_http(client: FlaskClient, app: Flask) -> None:
     assert len(card["summary"]) < 140
     assert card["overrideReasons"]
     assert all(r["display"] for r in card["overrideReasons"])
-    for fact in ("Tacrolimus", "59 %", "seed 001", "Response class"):
+    for fact in ("Tacrolimus", "59 %", "Hegade", "Response class"):
         assert fact in card["detail"]
 
 
