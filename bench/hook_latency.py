@@ -1,7 +1,7 @@
 """Rough latency and memory of one order-sign call with prefetch under real gunicorn (2 workers).
 
 Not a benchmark (that is its own issue): one client, sequential, first 50 calls discarded.
-Run from the repository root: .venv/bin/python scripts/measure-hook-latency.py
+Run from the repository root: .venv/bin/python -m bench.hook_latency
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Hook latency on the fetch path (no prefetch) against each real FHIR server; prints figures.
 
-    .venv/bin/python -m benchmarks.fetch_path [--calls 300]
+    .venv/bin/python -m bench.fetch_path [--calls 300]
 
 Starts Medplum and SEKMET on free loopback ports (as the integration tests do), loads the golden
 scenarios, then times complete hook calls (in-process Flask client, real HTTP to the FHIR server,

@@ -1,6 +1,6 @@
 """Prints the time of one order-sign call that triggers the drug-safety rules.
 
-    PYTHONPATH=. .venv/bin/python scripts/bench_drug_safety.py [--mmf] [--calls N]
+    .venv/bin/python -m bench.drug_safety [--mmf] [--calls N]
 
 Chart: 480 ALT results and 20 thiopurine metabolite panels (500 Observations, the prefetch
 _count), an active allopurinol course; draft: azathioprine (or, with --mmf, mycophenolate, for

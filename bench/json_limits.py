@@ -1,7 +1,7 @@
 """Print how long strict parsing and the JSON limit walk take on a large realistic request.
 
 Run from the repository root (it uses the test factories):
-PYTHONPATH=. .venv/bin/python scripts/measure-json-limits.py [observations]
+.venv/bin/python -m bench.json_limits [observations]
 """
 
 from __future__ import annotations
