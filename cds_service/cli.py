@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cds_service import cli_feedback, cli_rules, cli_whatif
+from cds_service.card_text import format_cards
 from cds_service.configuration import ConfigError
 from cds_service.db_cli import add_db_commands, run_db_command
 from cds_service.settings import PACKAGE_ROOT, Settings
@@ -157,22 +158,6 @@ def _service_for(app: Any, hook: Any) -> str:
         if service.hook == hook:
             return str(service.id)
     raise SystemExit(f"no service answers hook {hook!r}")
-
-
-def format_cards(cards: list[dict[str, Any]]) -> str:
-    if not cards:
-        return "No cards."
-    blocks = []
-    for card in cards:
-        topic = card["source"].get("topic", {}).get("code", "?")
-        lines = [f"[{card['indicator'].upper()}] {card['summary']}", f"  rule: {topic}"]
-        lines += [f"  {line}" for line in card.get("detail", "").splitlines()]
-        for suggestion in card.get("suggestions", ()):
-            lines.append(f"  suggestion: {suggestion['label']}")
-        for reason in card.get("overrideReasons", ()):
-            lines.append(f"  override reason: {reason['display']}")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from cds_service import create_app
-from cds_service.cli import format_cards
+from cds_service.card_text import format_cards
 
 SCENARIO_FILE = "scenario.json"
 REQUEST_FILE = "request.json"
