@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Flask, Response, current_app
+from flask import Blueprint, Flask, Response, current_app, redirect
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from cds_service.api import json_response, read_json_body, runtime
 from cds_service.charts import Chart, stable_hook_instance
@@ -50,6 +51,12 @@ def register_demo(app: Flask, scenarios_dir: Path) -> None:
         {"lab-trend": lab_trend_path(patient_id)} if patient_id in patients else {}
     )
     app.register_blueprint(demo_bp)
+    if not app.extensions["aih_cds"].settings.auth:  # development mode: the root opens the demo
+        app.add_url_rule("/", "demo_root", _to_demo_page)
+
+
+def _to_demo_page() -> WerkzeugResponse:
+    return redirect("/demo", code=302)
 
 
 def _patients() -> dict[str, DemoPatient]:

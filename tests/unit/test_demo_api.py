@@ -37,6 +37,25 @@ def test_demo_is_served_only_when_enabled(
     assert (client.get("/demo/api/patients").status_code == 200) is enabled
 
 
+@pytest.mark.parametrize(
+    ("settings", "redirects"),
+    [
+        ({"auth": False, "demo": "auto"}, True),  # development mode: `make run`
+        ({"auth": True, "demo": "on"}, False),  # demo beside client JWTs: the root stays unused
+        ({"auth": False, "demo": "off"}, False),  # no demo page to open
+    ],
+)
+def test_root_opens_the_demo_page_in_development_mode(
+    app_factory: Callable[..., Flask], settings: dict[str, Any], redirects: bool
+) -> None:
+    response = app_factory(**settings).test_client().get("/")
+    if redirects:
+        assert response.status_code == 302
+        assert response.headers["Location"] == "/demo"
+    else:
+        assert response.status_code == 404
+
+
 def test_bad_demo_setting_stops_startup(app_factory: Callable[..., Flask]) -> None:
     with pytest.raises(SettingsError, match="CDS_DEMO"):
         app_factory(demo="maybe")
