@@ -18,10 +18,25 @@ venv: $(STAMP)
 fhir-servers:
 	scripts/install-fhir-servers.sh
 
-## run: set up and serve on http://127.0.0.1:8080 with the bundled cards/ (development mode: no client JWTs),
-## beside a demo FHIR server on http://127.0.0.1:8090/fhir loaded with the demo patients
-run: $(STAMP) fhir-servers
-	scripts/run-demo.sh
+## run: serve on http://127.0.0.1:$(PORT) with the bundled cards/ (development mode: no client JWTs;
+## / opens the demo page) beside a demo FHIR server on http://127.0.0.1:$(FHIR_PORT)/fhir loaded with
+## the demo patients. Checks both ports first; installs only the runtime dependencies and Medplum.
+## Other ports: make run PORT=8081 FHIR_PORT=8091
+PORT ?= 8080
+FHIR_PORT ?= 8090
+RUN_STAMP := $(VENV)/.installed-run
+
+# Runtime dependencies only (no dev tools); a .venv made by `make venv` already has them.
+$(RUN_STAMP): pyproject.toml
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then touch $@; else \
+	    $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --upgrade pip && \
+	    $(BIN)/pip install --quiet -e . && touch $@; fi
+
+run:
+	@PORT=$(PORT) FHIR_PORT=$(FHIR_PORT) scripts/check-ports.sh
+	@$(MAKE) --no-print-directory $(RUN_STAMP)
+	@scripts/install-fhir-servers.sh medplum
+	PORT=$(PORT) FHIR_PORT=$(FHIR_PORT) scripts/run-demo.sh
 
 ## browser-deps: Debian chromium + chromium-driver and npm playwright-core for tests/browser
 browser-deps:

@@ -9,6 +9,7 @@ FHIR_PORT=${FHIR_PORT:-8090}
 FHIR_TOKEN=${FHIR_TOKEN:-demo-token}
 FHIR_URL="http://127.0.0.1:${FHIR_PORT}/fhir"
 SERVICE="http://127.0.0.1:${PORT}"
+PORT=$PORT FHIR_PORT=$FHIR_PORT scripts/check-ports.sh
 
 HOST=127.0.0.1 PORT=$FHIR_PORT FHIR_TOKEN=$FHIR_TOKEN \
     servers/medplum/node_modules/.bin/node servers/medplum/server.cjs &
@@ -32,6 +33,7 @@ PY
 example=fixtures/fhir/mmf-pregnant-status/request.json
 cat <<TXT
 
+Demo EHR page: $SERVICE/ (development mode opens /demo)
 Demo FHIR server: $FHIR_URL (bearer token: $FHIR_TOKEN), demo patients = fixtures/fhir/* ids.
 Ready-to-paste requests once the service below is up:
 
@@ -42,7 +44,7 @@ Ready-to-paste requests once the service below is up:
        $SERVICE/cds-services/aih-order-sign | python3 -m json.tool
 
   # without prefetch: the service reads the chart from the demo FHIR server
-  .venv/bin/python -c 'import json,sys; from cds_service.demo import without_prefetch as w; print(json.dumps(w(json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3])))' \\
+  .venv/bin/python -c 'import json,sys; from cds_service.demo_run import without_prefetch as w; print(json.dumps(w(json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3])))' \\
        $example $FHIR_URL $FHIR_TOKEN \\
     | curl -s -H 'Content-Type: application/json' --data @- $SERVICE/cds-services/aih-order-sign | python3 -m json.tool
 
@@ -50,5 +52,6 @@ Ready-to-paste requests once the service below is up:
   .venv/bin/aih-cds demo --fhir-server $FHIR_URL --bearer $FHIR_TOKEN                          # clock pinned per scenario
   .venv/bin/aih-cds demo --fhir-server $FHIR_URL --bearer $FHIR_TOKEN --service-url $SERVICE   # this running service, real clock
 
+Other ports: make run PORT=<service port> FHIR_PORT=<FHIR server port>. Ctrl-C stops both.
 TXT
 CDS_AUTH=${CDS_AUTH:-off} .venv/bin/aih-cds serve --host 127.0.0.1 --port "$PORT"
