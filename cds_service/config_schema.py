@@ -1,18 +1,21 @@
-"""JSON Schema (draft 2020-12) of the ``cards/`` files, derived from the marshmallow schemas.
+"""JSON Schema (draft 2020-12) of the ``cards/`` files, generated from the marshmallow schemas.
 
-The loader's schemas are the single source of truth: this module only translates them, so the
-schema editors and CI see can never drift from what start-up accepts. Cross-file checks (a value
-set that must exist, template variables, outcomes a rule implements) are not expressible in JSON
-Schema and stay in ``aih-cds rules validate``.
+The loader's schemas are the single source of truth: apispec's marshmallow plugin translates them
+(the same converter publishes the request schemas of ``/openapi.json``), so the schema editors and
+CI see can never drift from what start-up accepts. Cross-file checks (a value set that must exist,
+template variables, outcomes a rule implements) are not expressible in JSON Schema and stay in
+``aih-cds rules validate``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, missing, validate
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields, validate
 
 from cds_service.configuration import (
     RuleFileSchema,
@@ -24,6 +27,7 @@ from cds_service.rules.base import RuleSpec
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "urn:aih-cds:configuration-schema"
+_COMPONENTS = "#/components/schemas/"
 FILE_KINDS: Mapping[str, type[Schema]] = {
     "service": ServiceSchema,
     "rule": RuleFileSchema,
@@ -34,10 +38,10 @@ FILE_KINDS: Mapping[str, type[Schema]] = {
 
 def configuration_schema(registry: Mapping[str, RuleSpec]) -> dict[str, Any]:
     """One document: ``$defs`` per file kind; rule files get their rule's parameter schema."""
-    converter = _Converter()
-    defs = {kind: converter.schema(schema_class()) for kind, schema_class in FILE_KINDS.items()}
-    defs["rule"] = _with_rule_parameters(defs["rule"], registry, converter)
-    defs.update(converter.defs)
+    generator = JsonSchemaGenerator(reserved=FILE_KINDS)
+    defs = {kind: generator.schema(schema_class) for kind, schema_class in FILE_KINDS.items()}
+    defs["rule"] = _with_rule_parameters(defs["rule"], registry, generator)
+    defs.update(generator.defs())
     return {
         "$schema": DIALECT,
         "$id": SCHEMA_ID,
@@ -63,12 +67,12 @@ def file_kind_schema(full: Mapping[str, Any], kind: str) -> dict[str, Any]:
 
 
 def _with_rule_parameters(
-    rule: dict[str, Any], registry: Mapping[str, RuleSpec], converter: _Converter
+    rule: dict[str, Any], registry: Mapping[str, RuleSpec], generator: JsonSchemaGenerator
 ) -> dict[str, Any]:
     """``parameters`` depends on ``id``: one if/then branch per implemented rule."""
     branches = []
     for rule_id, spec in sorted(registry.items()):
-        parameters = converter.schema(spec.parameters())
+        parameters = generator.schema(spec.parameters())
         branches.append(
             {
                 "if": {"properties": {"id": {"const": rule_id}}, "required": ["id"]},
@@ -83,117 +87,79 @@ def _with_rule_parameters(
     return rule
 
 
-class _Converter:
-    """Marshmallow fields -> JSON Schema; nested schemas become shared ``$defs``."""
+class JsonSchemaGenerator:
+    """Marshmallow schemas -> JSON Schema with apispec; nested schemas become ``$defs`` named after
+    their class (``OutcomeSchema`` -> ``outcome``). OpenAPI 3.1 schemas are JSON Schema 2020-12
+    (null allowed as ``type: [T, "null"]``); 3.0 writes ``nullable: true`` instead."""
 
-    def __init__(self) -> None:
-        self.defs: dict[str, dict[str, Any]] = {}
+    def __init__(self, reserved: Collection[str] = (), openapi_version: str = "3.1.0") -> None:
         self._names: dict[type[Schema], str] = {}
+        self._reserved = set(reserved)
+        plugin = MarshmallowPlugin(schema_name_resolver=self._name)
+        self._spec = APISpec("schemas", "1", openapi_version, plugins=[plugin])
+        if plugin.converter is None:  # set by APISpec; None only before that
+            raise RuntimeError("apispec did not initialise its marshmallow converter")
+        self._converter = plugin.converter
+        if openapi_version.startswith("3.1"):  # JSON Schema 2020-12 keywords OpenAPI 3.0 lacks
+            self._converter.add_attribute_function(_exclusive_bounds)
+            self._converter.add_attribute_function(_property_names)
 
-    def schema(self, schema: Schema) -> dict[str, Any]:
-        properties = {name: self.field(field) for name, field in schema.fields.items()}
-        required = sorted(name for name, field in schema.fields.items() if field.required)
-        result: dict[str, Any] = {"type": "object", "properties": properties}
-        if required:
-            result["required"] = required
-        if schema.unknown == RAISE:
-            result["additionalProperties"] = False
-        return result
+    def schema(self, schema: Schema | type[Schema]) -> dict[str, Any]:
+        generated = self._converter.schema2jsonschema(schema)
+        converted: dict[str, Any] = _as_json_schema(generated)
+        return converted
 
-    def field(self, field: fields.Field[Any]) -> dict[str, Any]:
-        result = self._type(field)
-        for validator in field.validators:
-            result.update(_constraint(validator))
-        default = field.load_default
-        if default is not missing and default is not None and not callable(default):
-            result["default"] = _json_value(default)
-        description = field.metadata.get("description")
-        if description:
-            result["description"] = description
-        return _nullable(result) if field.allow_none else result
+    def defs(self) -> dict[str, Any]:
+        components = self._spec.to_dict().get("components", {}).get("schemas", {})
+        return {name: _as_json_schema(schema) for name, schema in components.items()}
 
-    def _type(self, field: fields.Field[Any]) -> dict[str, Any]:
-        if isinstance(field, fields.Nested):
-            return {"$ref": f"#/$defs/{self._define(field.schema)}"}
-        if isinstance(field, fields.List):
-            return {"type": "array", "items": self.field(field.inner)}
-        if isinstance(field, fields.Dict):
-            result: dict[str, Any] = {"type": "object"}
-            if field.value_field is not None:
-                result["additionalProperties"] = self.field(field.value_field)
-            if field.key_field is not None:
-                keys = self.field(field.key_field)
-                keys.pop("type", None)
-                if keys:
-                    result["propertyNames"] = keys
-            return result
-        return _scalar(field)
-
-    def _define(self, nested: Schema) -> str:
-        known = self._names.get(type(nested))
+    def _name(self, schema: Schema | type[Schema]) -> str:
+        schema_class = schema if isinstance(schema, type) else type(schema)
+        known = self._names.get(schema_class)
         if known is not None:
             return known
-        base = type(nested).__name__.removesuffix("Schema").lower()
-        name = base
-        while name in self.defs or name in FILE_KINDS:
+        name = schema_class.__name__.removesuffix("Schema").lower()
+        taken = self._reserved | set(self._names.values())
+        while name in taken:
             name += "_"  # two schema classes of the same name in different modules
-        self._names[type(nested)] = name
-        self.defs[name] = {}  # reserved before recursing: a schema may nest itself
-        self.defs[name] = self.schema(nested)
+        self._names[schema_class] = name
         return name
 
 
-def _nullable(result: dict[str, Any]) -> dict[str, Any]:
-    """``allow_none`` (also implied by ``load_default=None``): null is a valid value too."""
-    if isinstance(result.get("type"), str):
-        result["type"] = [result["type"], "null"]
-        if "enum" in result:
-            result["enum"] = [*result["enum"], None]
-        return result
-    return {"anyOf": [result, {"type": "null"}]}
-
-
-def _scalar(field: fields.Field[Any]) -> dict[str, Any]:
-    # Order matters: Url is a String, Integer is a Number.
-    if isinstance(field, fields.Url):
-        return {"type": "string", "format": "uri"}
-    if isinstance(field, fields.String):
-        return {"type": "string"}
-    if isinstance(field, fields.Boolean):
-        return {"type": "boolean"}
-    if isinstance(field, fields.Integer):
-        return {"type": "integer"}
-    if isinstance(field, fields.Number):  # Decimal and Float
-        return {"type": "number"}
+def _exclusive_bounds(_converter: Any, field: fields.Field[Any], ret: dict[str, Any]) -> Any:
+    """apispec writes every ``Range`` bound as inclusive; 2020-12 has exclusive bounds."""
+    for validator in field.validators:
+        if not isinstance(validator, validate.Range):
+            continue
+        if validator.min is not None and not validator.min_inclusive:
+            ret.pop("minimum", None)
+            ret["exclusiveMinimum"] = validator.min
+        if validator.max is not None and not validator.max_inclusive:
+            ret.pop("maximum", None)
+            ret["exclusiveMaximum"] = validator.max
     return {}
 
 
-def _constraint(validator: Any) -> dict[str, Any]:
-    if isinstance(validator, validate.OneOf):
-        return {"enum": list(validator.choices)}
-    if isinstance(validator, validate.Equal):
-        return {"const": validator.comparable}
-    if isinstance(validator, validate.Regexp):
-        return {"pattern": validator.regex.pattern}
-    if isinstance(validator, validate.Length):
-        return _bounds(validator.min, validator.max, "minLength", "maxLength")
-    if isinstance(validator, validate.Range):
-        low = "minimum" if validator.min_inclusive else "exclusiveMinimum"
-        high = "maximum" if validator.max_inclusive else "exclusiveMaximum"
-        return _bounds(validator.min, validator.max, low, high)
-    return {}
+def _property_names(converter: Any, field: fields.Field[Any], **_: Any) -> Any:
+    """The key field of a ``Dict`` (e.g. ``OneOf(["female", "male"])``) as ``propertyNames``."""
+    if not isinstance(field, fields.Dict) or field.key_field is None:
+        return {}
+    keys = dict(converter.field2property(field.key_field))
+    keys.pop("type", None)
+    return {"propertyNames": keys} if keys else {}
 
 
-def _bounds(low: Any, high: Any, low_name: str, high_name: str) -> dict[str, Any]:
-    result = {}
-    if low is not None:
-        result[low_name] = _json_value(low)
-    if high is not None:
-        result[high_name] = _json_value(high)
-    return result
-
-
-def _json_value(value: Any) -> Any:
+def _as_json_schema(value: Any) -> Any:
+    """apispec's output as plain JSON Schema: ``$defs`` references, JSON numbers, ``uri``."""
+    if isinstance(value, Mapping):
+        converted = {key: _as_json_schema(item) for key, item in value.items()}
+        if isinstance(converted.get("$ref"), str):
+            converted["$ref"] = converted["$ref"].replace(_COMPONENTS, "#/$defs/")
+        if converted.get("format") == "url":
+            converted["format"] = "uri"
+        return converted
+    if isinstance(value, list):
+        return [_as_json_schema(item) for item in value]
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value

@@ -147,14 +147,16 @@ def test_rules_show_unknown_rule_exits_2(capsys: pytest.CaptureFixture[str]) -> 
 def test_nullable_fields_accept_null() -> None:
     from marshmallow import Schema, fields, validate
 
-    from cds_service.config_schema import _Converter
+    from cds_service.config_schema import JsonSchemaGenerator
 
     class Example(Schema):
         threshold = fields.Decimal(load_default=None)
         mode = fields.String(allow_none=True, validate=validate.OneOf(["a", "b"]))
         nested = fields.Nested(type("Inner", (Schema,), {"x": fields.Integer()}), allow_none=True)
 
-    converted = _Converter().schema(Example())
-    validator = Draft202012Validator(converted | {"$defs": {"inner": {"type": "object"}}})
+    generator = JsonSchemaGenerator()
+    converted = generator.schema(Example())
+    validator = Draft202012Validator(converted | {"$defs": generator.defs()})
     assert list(validator.iter_errors({"threshold": None, "mode": None, "nested": None})) == []
     assert list(validator.iter_errors({"mode": "c"}))
+    assert list(validator.iter_errors({"nested": {"x": "not an integer"}}))
