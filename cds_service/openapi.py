@@ -1,10 +1,12 @@
 """OpenAPI 3.0 description of this service's HTTP API, served at ``/openapi.json``.
 
-Request schemas mirror :mod:`cds_service.protocol` (same required members, types and bounds;
-unknown members allowed, as clients add extensions); each configured service gets its own
-path with the context schema of its hook. Cross-member rules that JSON Schema cannot state
-(``selections`` must name draft orders; ``fhirAuthorization`` needs ``fhirServer``) are given in
-descriptions and answered 400.
+Request schemas are generated from the parser's marshmallow schemas in
+:mod:`cds_service.protocol` (:mod:`cds_service.json_schema`, apispec), so they cannot drift from
+what the service accepts; unknown members are allowed, as clients add extensions. Each configured
+service gets its own path with the context schema of its hook. Cross-member rules that JSON Schema
+cannot state (``selections`` must name draft orders; ``fhirAuthorization`` needs ``fhirServer``)
+are field descriptions there and answered 400. Answer schemas are written here: the service builds
+its answers, and schemathesis checks every answer against them.
 """
 
 from __future__ import annotations
@@ -12,79 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from marshmallow import fields, validate
+
 from cds_service.configuration import Configuration
+from cds_service.json_schema import JsonSchemaGenerator
+from cds_service.protocol import CONTEXT_SCHEMAS, FeedbackSchema, HookRequestSchema
 
 OPENAPI_VERSION = "3.0.3"
 
 _STRING = {"type": "string", "minLength": 1}
 _OBJECT = {"type": "object"}
-
-_FHIR_AUTHORIZATION = {
-    "type": "object",
-    "description": "OAuth 2.0 bearer token for fhirServer; never logged or stored.",
-    "required": ["access_token", "token_type", "expires_in", "scope", "subject"],
-    "properties": {
-        "access_token": _STRING,
-        "token_type": {"type": "string", "enum": ["Bearer", "bearer"]},
-        "expires_in": {"type": "integer"},
-        "scope": {"type": "string"},
-        "subject": {"type": "string"},
-        "patient": {"type": "string"},
-    },
-}
-_BUNDLE = {
-    "type": "object",
-    "required": ["resourceType"],
-    "properties": {
-        "resourceType": {"type": "string", "enum": ["Bundle"]},
-        "entry": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["resource"],
-                "properties": {
-                    "resource": {
-                        "type": "object",
-                        "required": ["resourceType"],
-                        "properties": {"resourceType": _STRING, "id": {"type": "string"}},
-                    }
-                },
-            },
-        },
-    },
-}
-_PATIENT_VIEW_CONTEXT: dict[str, Any] = {
-    "type": "object",
-    "required": ["userId", "patientId"],
-    "properties": {
-        "userId": _STRING,
-        "patientId": _STRING,
-        "encounterId": {"type": "string"},
-    },
-}
-_ORDER_SIGN_CONTEXT: dict[str, Any] = {
-    "type": "object",
-    "required": ["userId", "patientId", "draftOrders"],
-    "properties": {**_PATIENT_VIEW_CONTEXT["properties"], "draftOrders": _BUNDLE},
-}
-_ORDER_SELECT_CONTEXT = {
-    "type": "object",
-    "required": ["userId", "patientId", "draftOrders", "selections"],
-    "properties": {
-        **_ORDER_SIGN_CONTEXT["properties"],
-        "selections": {
-            "type": "array",
-            "minItems": 1,
-            "items": _STRING,
-            "description": "References (Type/id) of resources in draftOrders; others are a 400.",
-        },
-    },
-}
-CONTEXT_SCHEMAS: Mapping[str, Mapping[str, Any]] = {
-    "patient-view": _PATIENT_VIEW_CONTEXT,
-    "order-sign": _ORDER_SIGN_CONTEXT,
-    "order-select": _ORDER_SELECT_CONTEXT,
-}
 
 _CODING = {
     "type": "object",
@@ -93,46 +32,6 @@ _CODING = {
         "system": {"type": "string"},
         "code": {"type": "string"},
         "display": {"type": "string"},
-    },
-}
-_FEEDBACK_REQUEST = {
-    "type": "object",
-    "required": ["feedback"],
-    "properties": {
-        "feedback": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["card", "outcome", "outcomeTimestamp"],
-                "description": "acceptedSuggestions is required when outcome is accepted.",
-                "anyOf": [
-                    {"properties": {"outcome": {"enum": ["overridden"]}}},
-                    {
-                        "required": ["acceptedSuggestions"],
-                        "properties": {"acceptedSuggestions": {"minItems": 1}},
-                    },
-                ],
-                "properties": {
-                    "card": _STRING,
-                    "outcome": {"type": "string", "enum": ["accepted", "overridden"]},
-                    "outcomeTimestamp": {"type": "string", "format": "date-time"},
-                    "acceptedSuggestions": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["id"],
-                            "properties": {"id": _STRING},
-                        },
-                    },
-                    "overrideReason": {
-                        "type": "object",
-                        "description": "{reason: Coding, userComment}, or the older {code, system}",
-                        "properties": {"reason": _CODING, "userComment": {"type": "string"}},
-                    },
-                },
-            },
-        }
     },
 }
 _FEEDBACK_RECEIPT = {
@@ -293,24 +192,25 @@ def _post(summary: str, body: Mapping[str, Any], ok: Mapping[str, Any], **extra:
     }
 
 
+def _request_schemas() -> JsonSchemaGenerator:
+    return JsonSchemaGenerator(openapi_version=OPENAPI_VERSION, inline=True)
+
+
 def hook_request_schema(hook: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["hook", "hookInstance", "context"],
-        "description": "fhirServer is required when fhirAuthorization is present.",
-        "properties": {
-            "hook": {"type": "string", "enum": [hook]},
-            "hookInstance": {"type": "string", "minLength": 1, "maxLength": 256},
-            "fhirServer": {"type": "string", "format": "uri", "pattern": "^https?://[^/?#]+"},
-            "fhirAuthorization": _FHIR_AUTHORIZATION,
-            "context": CONTEXT_SCHEMAS[hook],
-            "prefetch": {
-                "type": "object",
-                "additionalProperties": {"type": "object", "nullable": True},
-            },
-            "extension": _OBJECT,
+    """The request body of a service for ``hook``: the parser's schema with that hook's context."""
+    published = type(
+        f"{hook.title().replace('-', '')}RequestSchema",
+        (HookRequestSchema,),
+        {
+            "hook": fields.String(required=True, validate=validate.OneOf([hook])),
+            "context": fields.Nested(CONTEXT_SCHEMAS[hook], required=True),
         },
-    }
+    )
+    return _request_schemas().schema(published)
+
+
+def feedback_request_schema() -> dict[str, Any]:
+    return _request_schemas().schema(FeedbackSchema)
 
 
 def openapi_document(configuration: Configuration) -> dict[str, Any]:
@@ -357,7 +257,7 @@ def openapi_document(configuration: Configuration) -> dict[str, Any]:
         paths[path + "/feedback"] = {
             "post": _post(
                 f"Feedback on cards of {service.id}",
-                _FEEDBACK_REQUEST,
+                feedback_request_schema(),
                 _json(_FEEDBACK_RECEIPT, "Feedback items stored, duplicates, unknown cards"),
             )
         }

@@ -32,10 +32,21 @@ class FhirAuthorizationSchema(_Lenient):
 class HookRequestSchema(_Lenient):
     hook = fields.String(required=True, validate=validate.Length(min=1))
     hookInstance = fields.String(required=True, validate=validate.Length(min=1, max=256))  # noqa: N815
-    fhirServer = fields.Url(require_tld=False, schemes={"http", "https"})  # noqa: N815
+    fhirServer = fields.Url(  # noqa: N815
+        require_tld=False,
+        schemes={"http", "https"},
+        metadata={"description": "Required when fhirAuthorization is present."},
+    )
     fhirAuthorization = fields.Nested(FhirAuthorizationSchema)  # noqa: N815
     context = fields.Dict(required=True)
-    prefetch = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True))
+    # Each value is checked in prefetch.py (a resource or Bundle, else 400); published as an object.
+    prefetch = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(
+            allow_none=True,
+            metadata={"type": "object", "description": "A FHIR resource or Bundle; null: no data"},
+        ),
+    )
     extension = fields.Dict()
 
     @validates_schema
@@ -54,7 +65,11 @@ class _Context(_Lenient):
 
 class BundleSchema(_Lenient):
     resourceType = fields.String(required=True, validate=validate.Equal("Bundle"))  # noqa: N815
-    entry = fields.List(fields.Dict(), load_default=list)
+    entry = fields.List(
+        fields.Dict(),
+        load_default=list,
+        metadata={"description": "Each entry holds a resource with a resourceType (else 400)."},
+    )
 
 
 class PatientViewContext(_Context):
@@ -70,6 +85,7 @@ class OrderSelectContext(OrderSignContext):
         fields.String(validate=validate.Length(min=1)),
         required=True,
         validate=validate.Length(min=1),
+        metadata={"description": "References (Type/id) of resources in draftOrders; others: 400."},
     )
 
 
@@ -171,9 +187,17 @@ class AcceptedSuggestionSchema(_Lenient):
 class FeedbackItemSchema(_Lenient):
     card = fields.String(required=True, validate=validate.Length(min=1))
     outcome = fields.String(required=True, validate=validate.OneOf(["accepted", "overridden"]))
-    acceptedSuggestions = fields.List(fields.Nested(AcceptedSuggestionSchema))  # noqa: N815
-    overrideReason = fields.Raw()  # noqa: N815 - normalised below (two historic shapes)
-    outcomeTimestamp = fields.String(required=True)  # noqa: N815
+    acceptedSuggestions = fields.List(  # noqa: N815
+        fields.Nested(AcceptedSuggestionSchema),
+        metadata={"description": "Required (at least one) when outcome is accepted."},
+    )
+    overrideReason = fields.Raw(  # noqa: N815 - normalised below (two historic shapes)
+        metadata={
+            "type": "object",
+            "description": "{reason: Coding, userComment}, or the older {code, system}",
+        }
+    )
+    outcomeTimestamp = fields.String(required=True, metadata={"format": "date-time"})  # noqa: N815
 
     @validates_schema
     def _conditional(self, data: Mapping[str, Any], **_: Any) -> None:

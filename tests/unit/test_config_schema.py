@@ -147,7 +147,7 @@ def test_rules_show_unknown_rule_exits_2(capsys: pytest.CaptureFixture[str]) -> 
 def test_nullable_fields_accept_null() -> None:
     from marshmallow import Schema, fields, validate
 
-    from cds_service.config_schema import JsonSchemaGenerator
+    from cds_service.json_schema import JsonSchemaGenerator
 
     class Example(Schema):
         threshold = fields.Decimal(load_default=None)
