@@ -128,7 +128,6 @@ def open_card_log(settings: Settings, store: Store) -> CardLogWriter:
         directory or default_spool_dir(settings.database_url),
         max_entries=settings.spool_max_entries,
         max_age_s=settings.spool_max_age_s,
-        busy_timeout_s=settings.database_query_timeout_s or 2.0,
     )
     log.info("card-log spool at %s", spool.path)
     return CardLogWriter(store, spool, retry_interval_s=settings.spool_retry_s)
