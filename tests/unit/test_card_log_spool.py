@@ -242,3 +242,20 @@ def test_feedback_for_a_card_still_in_the_spool_is_503(degradable: Flask, tmp_pa
     answer = degradable.test_client().post(f"{ORDER_SIGN}/feedback", json={"feedback": [item]})
     assert answer.status_code == 503  # not "unknown card": the client must send it again
     assert "Retry-After" in answer.headers
+
+
+def test_a_restarted_service_replays_what_the_previous_one_spooled(
+    app_factory: Callable[..., Flask], tmp_path: Path
+) -> None:
+    settings = {"uuid_factory": lambda: uuid.uuid4().hex, "database_query_timeout_s": 0.2}
+    first = app_factory(**settings, spool_retry_s=30)
+    with write_lock(tmp_path / "cards.sqlite"):
+        issued = [card["uuid"] for _ in range(3) for card in order_sign(first)]
+        card_log(first).stop()  # the process ends before replaying anything
+    assert card_log(first).spool.status().depth == 3
+    assert logged_uuids(card_log(first).store) == []
+
+    restarted = app_factory(**settings, spool_retry_s=0.1)
+    assert restarted.test_client().get("/readyz").get_json()["spoolDepth"] == 3
+    wait_until_drained(card_log(restarted))
+    assert sorted(logged_uuids(card_log(restarted).store)) == sorted(issued)
