@@ -222,18 +222,6 @@ class Store:
     def patient_hash(self, patient_id: str) -> str:
         return hmac.new(self._key, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
-    def log_cards(
-        self,
-        service_id: str,
-        hook_instance: str,
-        patient_id: str,
-        cards: Iterable[LoggedCard],
-        now: datetime,
-    ) -> None:
-        entry = self.card_log_entry(service_id, hook_instance, patient_id, cards, now)
-        if entry is not None:
-            self.write_card_log(entry)
-
     def card_log_entry(
         self,
         service_id: str,

@@ -7,9 +7,6 @@ tests assert on it and print it (``pytest -s`` shows the figures)."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +17,10 @@ from pathlib import Path
 import requests
 
 from tests import factories as f
-from tests.conftest import REPO
 from tests.integration.ports import free_port
-from tests.integration.serving.test_gunicorn_metrics import samples, value, wait_until_up
+from tests.integration.serving.gunicorn_process import HTTP_TIMEOUT, gunicorn_serving
+from tests.integration.serving.test_gunicorn_metrics import samples, value
 
-HTTP_TIMEOUT = 30  # generous: a busy 2-core machine is slow, and no test measures time
 OUTAGE_CALLS = 40  # hook calls made while the database is down (4 at a time)
 CALLS_AROUND = 8  # before and after the outage
 RECOVERY_POLLS = 240  # x 0.25 s: at most a minute for the spool to drain
@@ -78,21 +74,8 @@ def gunicorn(tmp_path: Path, database_url: str, **settings: str) -> Iterator[str
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         **settings,
     }
-    with (tmp_path / "server.log").open("wb") as sink:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"],
-            cwd=REPO,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base, server)
+    with gunicorn_serving(env, tmp_path / "server.log") as base:
         yield base
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
 
 
 def hook_call(base: str) -> tuple[int, list[str]]:
@@ -160,10 +143,17 @@ def run_outage(base: str, begin: Callable[[], None], end: Callable[[], None]) ->
         after = list(pool.map(lambda _: hook_call(base), range(CALLS_AROUND)))
         assert {status for status, _ in after} == {200}
         report.issued += [u for _, uuids in after for u in uuids]
-    found = samples(base)
-    report.spooled_metric = value(found, "cds_card_log_entries_total", result="spooled")
-    report.replayed_metric = value(found, "cds_card_log_entries_total", result="replayed")
-    report.dropped_metric = value(found, "cds_card_log_dropped_total")
+    # A worker that spooled keeps spooling until its replay thread sees the spool empty (at
+    # most CDS_SPOOL_RETRY_S): calls just after the recovery may still pass through the spool.
+    wait_for_empty_spool(base)
+    for _ in range(RECOVERY_POLLS):
+        found = samples(base)
+        report.spooled_metric = value(found, "cds_card_log_entries_total", result="spooled")
+        report.replayed_metric = value(found, "cds_card_log_entries_total", result="replayed")
+        report.dropped_metric = value(found, "cds_card_log_dropped_total")
+        if report.replayed_metric >= report.spooled_metric:
+            break
+        time.sleep(0.25)
     return report
 
 

@@ -10,16 +10,9 @@ import pytest
 
 from cds_service.security import AuthError
 from cds_service.store import DatabaseReplayCache, Store
+from tests.security.test_replay_cache import Clock
 
 ISS = "https://ehr.example"
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def unavailable_store(tmp_path: Path) -> tuple[Store, Path]:

@@ -21,16 +21,9 @@ from cds_service.card_log import CardLogWriter, default_spool_dir
 from cds_service.spool import Spool, SpoolFull
 from cds_service.store import CardLog, CardLogEntry, Feedback, LoggedCard, Store
 from tests import factories as f
+from tests.security.test_replay_cache import Clock
 
 ORDER_SIGN = "/cds-services/aih-order-sign"
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def entry(card_uuid: str) -> dict[str, Any]:
