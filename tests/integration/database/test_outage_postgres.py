@@ -1,16 +1,25 @@
 """PostgreSQL stopped and restarted while gunicorn (2 workers) answers a bounded request loop:
 every hook call during the outage answers 200 with its cards, the card log holds every issued
 card exactly once after recovery, and feedback refused with 503 during the outage is stored
-when sent again. Run with ``-s`` to see the figures of the run."""
+when sent again. Run with ``-s`` to see the figures of the run. Also: a slow (locked) card log
+cannot hold a hook call past the per-query limit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from flask import Flask
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
+from cds_service.card_log import CardLogWriter
+from cds_service.store import CardLog, PoolSettings, database_engine
+from tests import factories as f
 from tests.integration.database.postgres import PostgresServer
 from tests.integration.outage import gunicorn, run_outage
 
@@ -56,3 +65,41 @@ def test_postgres_outage_under_gunicorn(own_postgres: PostgresServer, tmp_path: 
     assert rows == distinct == len(report.issued) == len(set(report.issued))
     assert report.dropped_metric == 0
     assert report.replayed_metric == report.spooled_metric > 0
+
+
+def test_a_slow_database_cannot_hold_a_hook_call(
+    pg_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """card_log locked by another transaction: the insert waits, statement_timeout ends it,
+    the entry is spooled and the call answered; replayed once the lock is gone."""
+    app = app_factory(
+        database_url=pg_url,
+        uuid_factory=lambda: str(uuid.uuid4()),
+        database_query_timeout_s=0.5,
+        spool_retry_s=0.2,
+    )
+    writer: CardLogWriter = app.extensions["aih_cds"].card_log
+    body = f.hook_request(drafts=(f.mmf_draft(),), prefetch=f.full_prefetch())
+    with psycopg.connect(pg_url) as blocker:
+        blocker.execute("LOCK TABLE card_log IN ACCESS EXCLUSIVE MODE")
+        response = app.test_client().post("/cds-services/aih-order-sign", json=body)
+        assert response.status_code == 200
+        assert writer.spool.status().depth == 1
+        blocker.rollback()
+    for _ in range(100):  # bounded: 10 s
+        if writer.spool.status().depth == 0:
+            break
+        time.sleep(0.1)
+    with writer.store.sessions() as session:
+        logged = set(session.scalars(select(CardLog.uuid)))
+    assert logged == {card["uuid"] for card in response.get_json()["cards"]}
+    writer.stop()
+
+
+def test_every_query_has_a_time_limit(pg_url: str) -> None:
+    engine = database_engine(pg_url, PoolSettings(query_timeout_s=0.3))
+    with engine.connect() as connection:
+        assert connection.execute(text("SHOW statement_timeout")).scalar() == "300ms"
+        with pytest.raises(OperationalError, match="statement timeout"):
+            connection.execute(text("SELECT pg_sleep(5)"))
+    engine.dispose()
