@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cds_service.metrics import metrics
 from cds_service.spool import Spool, SpoolFull, SpoolStatus
@@ -87,6 +87,8 @@ class CardLogWriter:
         if not self._spooling:
             try:
                 self.store.write_card_log(entry)
+            except IntegrityError as exc:  # a card uuid already logged: a bug, not an outage
+                return self._dropped("duplicate-uuid", exc, len(entry.cards))
             except SQLAlchemyError as exc:
                 log.error(  # noqa: TRY400 - the cause is known; a stack per call is noise
                     "card log not writable (%s): entries go to the spool %s until the database "
@@ -117,7 +119,7 @@ class CardLogWriter:
         log.error(
             "card-log entry DROPPED (%s: %s): %d card(s) answered but not recorded",
             reason,
-            error,
+            type(error).__name__ if isinstance(error, SQLAlchemyError) else error,
             cards,
         )
         metrics().card_log_dropped.labels(reason).inc()

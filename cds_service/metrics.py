@@ -100,8 +100,8 @@ def _create_metrics() -> Metrics:
         ),
         card_log_dropped=Counter(
             "cds_card_log_dropped_total",
-            "Card-log entries lost, by reason (full, expired, spool-error): cards answered "
-            "but never recorded",
+            "Card-log entries lost, by reason (full, expired, spool-error, duplicate-uuid): cards "
+            "answered but never recorded",
             ["reason"],
         ),
         database_up=state("cds_database_up", "1 when the card-log database answered, else 0"),

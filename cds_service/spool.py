@@ -76,6 +76,9 @@ class Spool:
         with self._transaction() as connection:
             for statement in _SCHEMA:
                 connection.execute(statement)
+        # Created at start-up, possibly in a pre-forking master: no connection may be inherited.
+        connection.close()
+        self._connection = None
 
     # -- writing
 

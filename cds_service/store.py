@@ -214,8 +214,10 @@ class Store:
         try:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
-        except Exception:  # readiness must answer, whatever the driver raises
-            log.exception("database not reachable")
+        except Exception as exc:  # noqa: BLE001 - readiness must answer, whatever the driver raises
+            # A warning, not a stack: probes during an outage (which the service rides out
+            # with its spool) would fill the log with identical tracebacks.
+            log.warning("database not reachable: %s", type(exc).__name__)
             return False
         return True
 

@@ -252,3 +252,15 @@ def test_a_restarted_service_replays_what_the_previous_one_spooled(
     assert restarted.test_client().get("/readyz").get_json()["spoolDepth"] == 3
     wait_until_drained(card_log(restarted))
     assert sorted(logged_uuids(card_log(restarted).store)) == sorted(issued)
+
+
+def test_a_colliding_card_uuid_is_dropped_loudly_not_spooled(
+    app_factory: Callable[..., Flask],
+) -> None:
+    first, second = app_factory(), app_factory()  # same database, same deterministic uuids
+    before = REGISTRY.get_sample_value("cds_card_log_dropped_total", {"reason": "duplicate-uuid"})
+    order_sign(first)
+    order_sign(second)  # answered, although its card uuid is already in the log
+    after = REGISTRY.get_sample_value("cds_card_log_dropped_total", {"reason": "duplicate-uuid"})
+    assert (after or 0) == (before or 0) + 1
+    assert card_log(second).spool.status().depth == 0
