@@ -143,7 +143,6 @@ def prometheus_metrics() -> Response:
 @bp.app_errorhandler(ServiceError)
 def service_error(error: ServiceError) -> Response:
     response = json_response(error.outcome(), error.status)
-    retry_after = getattr(error, "retry_after_s", None)
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
+    if error.retry_after_s is not None:
+        response.headers["Retry-After"] = str(error.retry_after_s)
     return response

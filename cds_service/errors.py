@@ -23,6 +23,7 @@ class ServiceError(Exception):
 
     status = 400
     issue_code = "invalid"
+    retry_after_s: int | None = None  # sent as Retry-After when set (503)
 
     def __init__(self, diagnostics: str, *, expression: str | None = None) -> None:
         super().__init__(diagnostics)
