@@ -17,7 +17,9 @@ import os
 import sqlite3
 import tempfile
 import threading
+import weakref
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -74,16 +76,17 @@ class CardLogWriter:
         self._retry_interval_s = retry_interval_s
         self._batch = batch
         self._guard = threading.Lock()
-        self._pid = -1
+        self._started = False  # in this process: leftover entries looked for
         self._spooling = False  # this process sends new entries to the spool
         self._replayer: threading.Thread | None = None
         self._stop = threading.Event()
+        os.register_at_fork(after_in_child=partial(_reset_after_fork, weakref.ref(self)))
 
     # -- the hook call's side
 
     def record(self, entry: CardLogEntry) -> str:
         """Log one hook call's cards: "logged", "spooled" or "dropped". Never raises."""
-        self._after_fork_or_start()
+        self._first_use()
         if not self._spooling:
             try:
                 self.store.write_card_log(entry)
@@ -136,7 +139,7 @@ class CardLogWriter:
     # -- readiness and metrics
 
     def status(self) -> CardLogStatus:
-        self._after_fork_or_start()
+        self._first_use()
         up = self.store.ping()
         try:
             spool: SpoolStatus | None = self.spool.status()
@@ -231,15 +234,13 @@ class CardLogWriter:
                 self._spooling = False
             return empty
 
-    def _after_fork_or_start(self) -> None:
-        """A forked worker inherits neither the parent's thread nor its lock; it starts the
-        replay of entries left by an earlier run the first time it is used."""
-        if self._pid == os.getpid():
-            return
-        self._pid = os.getpid()
-        self._guard = threading.Lock()
-        self._replayer = None
-        self._spooling = False
+    def _first_use(self) -> None:
+        """The first time this process uses the card log, replay what an earlier run (or a
+        worker that ended) left in the spool."""
+        with self._guard:
+            if self._started:
+                return
+            self._started = True
         try:
             leftover = not self.spool.is_empty()
         except SPOOL_ERRORS:
@@ -247,6 +248,16 @@ class CardLogWriter:
         if leftover:
             log.warning("card-log spool holds entries from before: replaying them")
             self.ensure_replaying()
+
+
+def _reset_after_fork(writer_ref: weakref.ref[CardLogWriter]) -> None:
+    """A forked worker inherits neither the parent's replay thread nor its lock."""
+    writer = writer_ref()
+    if writer is not None:
+        writer._guard = threading.Lock()
+        writer._replayer = None
+        writer._spooling = False
+        writer._started = False
 
 
 def _try_lock(lock_file: IO[str]) -> bool:

@@ -17,9 +17,11 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,7 @@ class SpoolFull(Exception):
 
 class Spool:
     """Entries in arrival order. Thread-safe, and safe across forked worker processes: each
-    process opens its own connection (a SQLite connection must never cross a fork)."""
+    process opens its own connection (a SQLite connection must never be used across a fork)."""
 
     def __init__(
         self,
@@ -69,9 +71,9 @@ class Spool:
         self.max_age_s = max_age_s
         self._busy_timeout_s = busy_timeout_s
         self._clock = clock
-        self._pid = -1
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=partial(_forget_after_fork, weakref.ref(self)))
         directory.mkdir(parents=True, exist_ok=True)
         with self._transaction() as connection:
             for statement in _SCHEMA:
@@ -160,10 +162,6 @@ class Spool:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One immediate (write-locked) transaction on this process's connection."""
-        if self._pid != os.getpid():  # first use, or first use after a fork
-            self._lock = threading.Lock()
-            self._connection = None
-            self._pid = os.getpid()
         with self._lock:
             connection = self._connection or self._open()
             connection.execute("BEGIN IMMEDIATE")
@@ -185,6 +183,15 @@ class Spool:
         connection.execute("PRAGMA synchronous=FULL")  # fsync the log at every commit
         self._connection = connection
         return connection
+
+
+def _forget_after_fork(spool_ref: weakref.ref[Spool]) -> None:
+    """In a forked child: a new lock, and no connection of the parent's (never used, never
+    closed: closing it here could disturb the parent's locks)."""
+    spool = spool_ref()
+    if spool is not None:
+        spool._lock = threading.Lock()
+        spool._connection = None
 
 
 def _add_dropped(connection: sqlite3.Connection, reason: str, count: int) -> None:
