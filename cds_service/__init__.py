@@ -6,6 +6,7 @@ import logging
 import traceback
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, request
@@ -13,13 +14,14 @@ from werkzeug.exceptions import HTTPException
 
 from cds_service import tracing
 from cds_service.analytics_api import analytics_bp
-from cds_service.api import bp, json_response
+from cds_service.api import bp, json_response, service_error
 from cds_service.bench_echo import echo_bp
+from cds_service.card_log import CardLogWriter, default_spool_dir
 from cds_service.charts import DEFAULT_SCENARIOS_DIR
 from cds_service.configuration import Configuration, load_configuration
 from cds_service.demo import register_demo
 from cds_service.engine import Engine
-from cds_service.errors import operation_outcome
+from cds_service.errors import DATABASE_UNAVAILABLE, DatabaseUnavailable, operation_outcome
 from cds_service.fhir_client import FetchLimits, FhirFetcher
 from cds_service.fhir_validation import warm_models
 from cds_service.http_headers import register_response_headers
@@ -35,6 +37,7 @@ from cds_service.security import (
     load_trusted_clients,
 )
 from cds_service.settings import Settings
+from cds_service.spool import Spool
 from cds_service.store import DatabaseReplayCache, PoolSettings, Store
 
 __all__ = ["create_app", "load_rules"]
@@ -69,6 +72,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         Engine(configuration, fetcher, clock, new_uuid),
         store,
         _authenticator(settings, store),
+        open_card_log(settings, store),
         clock,
     )
 
@@ -107,6 +111,7 @@ def open_store(settings: Settings) -> Store:
             max_overflow=settings.database_max_overflow,
             timeout_s=settings.database_pool_timeout_s,
             recycle_s=settings.database_pool_recycle_s,
+            query_timeout_s=settings.database_query_timeout_s,
         ),
     )
     if settings.database_migrate:
@@ -114,6 +119,18 @@ def open_store(settings: Settings) -> Store:
     else:
         require_head(store.engine)
     return store
+
+
+def open_card_log(settings: Settings, store: Store) -> CardLogWriter:
+    """The card log's local spool (created if missing: a start-up that cannot create it stops)."""
+    directory = Path(settings.spool_dir) if settings.spool_dir else None
+    spool = Spool(
+        directory or default_spool_dir(settings.database_url),
+        max_entries=settings.spool_max_entries,
+        max_age_s=settings.spool_max_age_s,
+    )
+    log.info("card-log spool at %s", spool.path)
+    return CardLogWriter(store, spool, retry_interval_s=settings.spool_retry_s)
 
 
 def _quiet_url_logging() -> None:
@@ -138,7 +155,9 @@ def _authenticator(settings: Settings, store: Store) -> ClientAuthenticator | No
         )
     kind = _replay_cache_kind(settings)
     replay_cache: ReplayCache = (
-        DatabaseReplayCache(store) if kind == "database" else InMemoryReplayCache()
+        DatabaseReplayCache(store, fallback_s=settings.replay_fallback_s)
+        if kind == "database"
+        else InMemoryReplayCache()
     )
     log.info(
         "client JWTs verified: %d trusted client(s), algorithms %s, %s replay cache",
@@ -177,6 +196,18 @@ def _register_errors(app: Flask) -> None:
     def unauthorized(_: Unauthorized) -> Response:
         # No detail (BP); the scheme alone is what RFC 6750 asks of a 401.
         return Response(status=401, headers={"WWW-Authenticate": "Bearer"})
+
+    def database_unavailable(error: Exception) -> Response:
+        log.error(
+            "database unavailable answering %s %s: %s",
+            request.method,
+            request.path,
+            type(error).__name__,
+        )
+        return service_error(DatabaseUnavailable("database unavailable, retry later"))
+
+    for kind in DATABASE_UNAVAILABLE:
+        app.register_error_handler(kind, database_unavailable)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:

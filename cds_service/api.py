@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, request
 
 from cds_service import jsonparse, tracing
 from cds_service.errors import (
+    DatabaseUnavailable,
     NotFound,
     PayloadTooLarge,
     ServiceError,
@@ -89,6 +90,8 @@ def feedback(service_id: str) -> Response:
     rt.engine.service(service_id)
     rt.authenticate(request)
     items = parse_feedback(read_json_body())
+    if rt.card_log.holds_any([item.card for item in items]):
+        raise DatabaseUnavailable("the card is not in the card log yet, retry later")
     receipt = rt.store.record_feedback(service_id, items, rt.clock())
     for item, result in zip(items, receipt.results, strict=True):
         metrics().feedback.labels(service_id, item.outcome, result).inc()
@@ -115,24 +118,31 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
+    """Ready while hook calls can be answered: rules loaded and the card log writable, to the
+    database or to the spool. The database's own state is reported, not required."""
     rt = runtime()
-    database = rt.store.ping()
+    card_log = rt.card_log.status()
+    ready = card_log.database_up or card_log.spool_room
     body = {
-        "status": "ready" if database else "not ready",
+        "status": "ready" if ready else "not ready",
         "rules": len(rt.config.rules),
-        "database": database,
+        **card_log.as_json(),
     }
-    return json_response(body, 200 if database else 503)
+    return json_response(body, 200 if ready else 503)
 
 
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
     if not runtime().settings.metrics:
         raise NotFound("metrics are switched off (CDS_METRICS)")
+    runtime().card_log.status()  # brings the database and spool gauges up to date
     body, content_type = exposition()
     return Response(body, status=200, content_type=content_type)
 
 
 @bp.app_errorhandler(ServiceError)
 def service_error(error: ServiceError) -> Response:
-    return json_response(error.outcome(), error.status)
+    response = json_response(error.outcome(), error.status)
+    if error.retry_after_s is not None:
+        response.headers["Retry-After"] = str(error.retry_after_s)
+    return response

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from prometheus_client import Counter, Histogram
+    from prometheus_client import Counter, Gauge, Histogram
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Hook calls are bounded by the FHIR budget (default 2 s); the tail buckets show timeouts.
@@ -31,6 +31,12 @@ class Metrics:
     fhir_fetch_latency: Histogram
     fhir_fetch_failures: Counter
     feedback: Counter
+    card_log_entries: Counter
+    card_log_dropped: Counter
+    database_up: Gauge
+    spool_depth: Gauge
+    spool_oldest_age: Gauge
+    spool_dropped: Gauge
 
 
 _creating = threading.Lock()
@@ -44,7 +50,15 @@ def metrics() -> Metrics:
 
 @cache
 def _create_metrics() -> Metrics:
-    from prometheus_client import Counter, Histogram  # noqa: PLC0415 - see module docstring
+    from prometheus_client import (  # noqa: PLC0415 - see module docstring
+        Counter,
+        Gauge,
+        Histogram,
+    )
+
+    def state(name: str, documentation: str) -> Gauge:
+        # Every worker reads the same database and spool: the latest reading is the state.
+        return Gauge(name, documentation, multiprocess_mode="mostrecent")
 
     return Metrics(
         requests=Counter(
@@ -77,6 +91,26 @@ def _create_metrics() -> Metrics:
             "cds_feedback_items_total",
             "Feedback items received, by service, outcome and what was done with them",
             ["service", "outcome", "result"],
+        ),
+        card_log_entries=Counter(
+            "cds_card_log_entries_total",
+            "Card-log entries (one per hook call with cards) by result: logged, spooled "
+            "(database unavailable), replayed (from the spool into the database)",
+            ["result"],
+        ),
+        card_log_dropped=Counter(
+            "cds_card_log_dropped_total",
+            "Card-log entries lost, by reason (full, expired, spool-error, duplicate-uuid): cards "
+            "answered but never recorded",
+            ["reason"],
+        ),
+        database_up=state("cds_database_up", "1 when the card-log database answered, else 0"),
+        spool_depth=state("cds_card_log_spool_depth", "Card-log entries waiting in the spool"),
+        spool_oldest_age=state(
+            "cds_card_log_spool_oldest_age_seconds", "Age of the oldest spooled entry (0: empty)"
+        ),
+        spool_dropped=state(
+            "cds_card_log_spool_dropped", "Entries the spool dropped since it was created"
         ),
     )
 

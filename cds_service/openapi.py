@@ -147,13 +147,18 @@ _OPERATION_OUTCOME = {
     },
 }
 _STATUS = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+_COUNT_OR_NULL = {"type": "integer", "minimum": 0, "nullable": True}
 _READINESS = {
     "type": "object",
-    "required": ["status", "rules", "database"],
+    "required": ["status", "rules", "database", "spoolDepth", "dropped", "spoolWritable"],
     "properties": {
         "status": {"type": "string", "enum": ["ready", "not ready"]},
         "rules": {"type": "integer", "minimum": 0},
         "database": {"type": "boolean"},
+        "spoolDepth": _COUNT_OR_NULL,
+        "oldestSpooledAgeSeconds": _COUNT_OR_NULL,
+        "dropped": _COUNT_OR_NULL,
+        "spoolWritable": {"type": "boolean"},
     },
 }
 
@@ -238,8 +243,12 @@ def openapi_document(configuration: Configuration) -> dict[str, Any]:
                 "summary": "Readiness",
                 "security": [],
                 "responses": {
-                    "200": _json(_READINESS, "Rules loaded and database reachable"),
-                    "503": _json(_READINESS, "Database not reachable"),
+                    "200": _json(
+                        _READINESS,
+                        "Hook calls can be answered: rules loaded, and the card log writable "
+                        "to the database or to the local spool (database state reported)",
+                    ),
+                    "503": _json(_READINESS, "Neither the database nor the spool can log"),
                 },
             }
         },
@@ -259,6 +268,17 @@ def openapi_document(configuration: Configuration) -> dict[str, Any]:
                 f"Feedback on cards of {service.id}",
                 feedback_request_schema(),
                 _json(_FEEDBACK_RECEIPT, "Feedback items stored, duplicates, unknown cards"),
+                **{
+                    "503": {
+                        **_json(_OPERATION_OUTCOME, "Database unavailable: nothing stored"),
+                        "headers": {
+                            "Retry-After": {
+                                "description": "seconds to wait before sending it again",
+                                "schema": {"type": "integer"},
+                            }
+                        },
+                    }
+                },
             )
         }
     return {

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from flask import Request
 
+from cds_service.card_log import CardLogWriter
 from cds_service.configuration import Configuration
 from cds_service.engine import Engine, Evaluation
 from cds_service.json_limits import JsonLimits
@@ -39,6 +40,8 @@ class Runtime:
     engine: Engine
     store: Store
     authenticator: ClientAuthenticator | None
+    # the card log: the database, or the local spool when the database cannot take an entry
+    card_log: CardLogWriter
     clock: Callable[[], datetime] = utc_now
     # pages of this service per patient that cards may link to (name -> path); the demo sets it
     patient_pages: Callable[[str], Mapping[str, str]] | None = None
@@ -100,13 +103,15 @@ class Runtime:
             )
             for issued in evaluation.cards
         ]
-        self.store.log_cards(
+        entry = self.store.card_log_entry(
             evaluation.service.id,
             evaluation.request.hook_instance,
             evaluation.request.patient_id,
             logged,
             self.clock(),
         )
+        if entry is not None:
+            self.card_log.record(entry)  # never raises: the answer does not depend on it
         # The patient appears in logs only as the card log's keyed hash, so both can be joined.
         log.info(
             "%s answered hookInstance=%r patient=%s with %d card(s)",

@@ -47,6 +47,9 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine, target: str = "head") -> None:
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
+            # Migrations and the wait for another replica's migration may take longer than
+            # the per-query limit that protects hook calls (CDS_DATABASE_QUERY_TIMEOUT_S).
+            connection.execute(text("SET LOCAL statement_timeout = 0"))
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
             )

@@ -720,6 +720,12 @@ class ClientAuthenticator:
                 entry.attempted_at = now  # keep the still-valid keys
                 return entry.keys
             self._jwks_cache[url] = _JwksEntry(keys=None, fetched_at=0.0, attempted_at=now)
+            if entry is not None and entry.keys is not None:  # the JWKS endpoint is down
+                raise AuthError(
+                    f"JWKS {url} unavailable and its cached keys expired "
+                    f"{now - entry.fetched_at - self._jwks_ttl_s:.0f} s ago "
+                    "(CDS_JWKS_CACHE_TTL_S)"
+                )
             raise AuthError(f"JWKS {url} unavailable")
 
     def _fetch_jwks(self, url: str) -> _KeySet | None:

@@ -54,8 +54,15 @@ class Settings:
     database_migrate: bool = True
     database_pool_size: int = 5
     database_max_overflow: int = 5
-    database_pool_timeout_s: float = 5.0
+    database_pool_timeout_s: float = 2.0
     database_pool_recycle_s: int = 1800
+    database_query_timeout_s: float = 2.0
+    # Card-log spool: "" means beside a SQLite file, else a per-database temp directory.
+    spool_dir: str = ""
+    spool_max_entries: int = 100_000
+    spool_max_age_s: int = 7 * 24 * 3600
+    spool_retry_s: float = 2.0
+    replay_fallback_s: int = 300
     card_log_retention_days: int = 0
     feedback_retention_days: int = 0
     metrics: bool = True
@@ -107,6 +114,14 @@ class Settings:
         if self.database_pool_size < 1 or self.database_max_overflow < 0:
             raise SettingsError(
                 "CDS_DATABASE_POOL_SIZE must be >= 1, CDS_DATABASE_MAX_OVERFLOW >= 0"
+            )
+        if self.database_query_timeout_s < 0 or self.replay_fallback_s < 0:
+            raise SettingsError(
+                "CDS_DATABASE_QUERY_TIMEOUT_S and CDS_REPLAY_FALLBACK_S must be >= 0"
+            )
+        if self.spool_max_entries < 1 or self.spool_max_age_s < 1 or self.spool_retry_s <= 0:
+            raise SettingsError(
+                "CDS_SPOOL_MAX_ENTRIES and CDS_SPOOL_MAX_AGE_S must be >= 1, CDS_SPOOL_RETRY_S > 0"
             )
         if self.card_log_retention_days < 0 or self.feedback_retention_days < 0:
             raise SettingsError("retention days must be >= 0 (0 keeps rows forever)")

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import time
 import weakref
@@ -33,12 +34,15 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql import Select
 
 from cds_service.protocol import FeedbackItem
+from cds_service.security import AuthError, InMemoryReplayCache
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +125,11 @@ class PoolSettings:
 
     size: int = 5
     max_overflow: int = 5
-    timeout_s: float = 5.0
+    timeout_s: float = 2.0
     recycle_s: int = 1800
+    # Every query's limit (PostgreSQL statement_timeout and connect_timeout, SQLite busy
+    # timeout), so a slow database cannot hold a hook call past its budget; 0: no limit.
+    query_timeout_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -158,7 +165,7 @@ def database_url(raw: str) -> URL:
 
 def database_engine(raw_url: str, pool: PoolSettings) -> Engine:
     url = database_url(raw_url)
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    options: dict[str, Any] = {"pool_pre_ping": True, "connect_args": _time_limits(url, pool)}
     if url.get_backend_name() != "sqlite":
         options.update(
             pool_size=pool.size,
@@ -167,6 +174,21 @@ def database_engine(raw_url: str, pool: PoolSettings) -> Engine:
             pool_recycle=pool.recycle_s,
         )
     return create_engine(url, **options)
+
+
+def _time_limits(url: URL, pool: PoolSettings) -> dict[str, Any]:
+    limit = pool.query_timeout_s
+    if limit <= 0:
+        return {}
+    if url.get_backend_name() == "sqlite":
+        return {"timeout": limit}  # how long a write waits for another writer's lock
+    if url.get_backend_name() == "postgresql":
+        # libpq counts connect_timeout in whole seconds (and treats 1 as 2).
+        return {
+            "connect_timeout": max(2, math.ceil(limit)),
+            "options": f"-c statement_timeout={round(limit * 1000)}",
+        }
+    return {}
 
 
 class Store:
@@ -192,22 +214,25 @@ class Store:
         try:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
-        except Exception:  # readiness must answer, whatever the driver raises
-            log.exception("database not reachable")
+        except Exception as exc:  # noqa: BLE001 - readiness must answer, whatever the driver raises
+            # A warning, not a stack: probes during an outage (which the service rides out
+            # with its spool) would fill the log with identical tracebacks.
+            log.warning("database not reachable: %s", type(exc).__name__)
             return False
         return True
 
     def patient_hash(self, patient_id: str) -> str:
         return hmac.new(self._key, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
-    def log_cards(
+    def card_log_entry(
         self,
         service_id: str,
         hook_instance: str,
         patient_id: str,
         cards: Iterable[LoggedCard],
         now: datetime,
-    ) -> None:
+    ) -> CardLogEntry | None:
+        """The rows one hook call adds to the card log (None: no card, nothing to log)."""
         cards = list(cards)  # read twice below
         patient_hash = self.patient_hash(patient_id)
         rows = [
@@ -226,7 +251,7 @@ class Store:
             for card in cards
         ]
         if not rows:
-            return
+            return None
         suggestions = [
             {"uuid": suggestion_uuid, "card_uuid": card.uuid, "label": label[:512]}
             for card in cards
@@ -234,11 +259,25 @@ class Store:
                 card.suggestion_uuids, card.suggestion_labels, strict=False
             )
         ]
+        return CardLogEntry(tuple(rows), tuple(suggestions))
+
+    def write_card_log(self, entry: CardLogEntry) -> None:
         # Plain INSERTs, not the ORM unit of work: a third of the time (every hook call logs).
         with self.engine.begin() as connection:
-            connection.execute(insert(CardLog), rows)
-            if suggestions:  # after the cards: suggestion rows reference them
-                connection.execute(insert(SuggestionLog), suggestions)
+            connection.execute(insert(CardLog), list(entry.cards))
+            if entry.suggestions:  # after the cards: suggestion rows reference them
+                connection.execute(insert(SuggestionLog), list(entry.suggestions))
+
+    def replay_card_log(self, entries: Sequence[CardLogEntry]) -> None:
+        """Write spooled entries in one transaction, skipping rows already there (an entry may
+        have been committed before its acknowledgement was lost, or replayed before a crash)."""
+        cards = [row for entry in entries for row in entry.cards]
+        suggestions = [row for entry in entries for row in entry.suggestions]
+        with self.engine.begin() as connection:
+            upsert = _insert_if_absent(connection.dialect.name)
+            connection.execute(upsert(CardLog).on_conflict_do_nothing(), cards)
+            if suggestions:
+                connection.execute(upsert(SuggestionLog).on_conflict_do_nothing(), suggestions)
 
     def record_feedback(
         self, service_id: str, items: Sequence[FeedbackItem], now: datetime
@@ -360,13 +399,36 @@ class DatabaseReplayCache:
 
     Each check first deletes expired rows, then inserts ``(iss, jti)``; a primary-key clash
     means another call (in this or any other instance) already used the token.
+
+    When the table cannot be reached, tokens are checked against a per-process cache for at
+    most ``fallback_s`` seconds of continuous failure, then refused (AuthError: a 401 whose
+    reason is logged). During the fallback a token replayed to *another* process is not
+    detected: the price of answering hook calls through a database outage. A token first seen
+    by the fallback stays refused by this process after the database is back. 0: refuse at once.
     """
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: Store, *, clock: Callable[[], float] = time.time, fallback_s: float = 300.0
+    ) -> None:
         self._sessions = store.sessions
         self._clock = clock
+        self._fallback_s = fallback_s
+        self._fallback = InMemoryReplayCache(clock=clock)
+        self._failing_since: float | None = None
 
     def seen_before(self, jti: str, iss: str, expires_at: float) -> bool:
+        try:
+            seen = self._seen_in_database(jti, iss, expires_at)
+        except SQLAlchemyError as exc:
+            return self._seen_during_outage(jti, iss, expires_at, exc)
+        if self._failing_since is not None:
+            log.warning("replay-cache table reachable again: shared replay detection restored")
+            self._failing_since = None
+        if len(self._fallback):  # tokens accepted during an outage are still known here
+            return self._fallback.seen_before(jti, iss, expires_at) or seen
+        return seen
+
+    def _seen_in_database(self, jti: str, iss: str, expires_at: float) -> bool:
         now = _utc_from_epoch(self._clock())
         key = hashlib.sha256(f"{iss}\0{jti}".encode()).hexdigest()
         with self._sessions.begin() as session:
@@ -377,6 +439,56 @@ class DatabaseReplayCache:
         except IntegrityError:
             return True
         return False
+
+    def _seen_during_outage(
+        self, jti: str, iss: str, expires_at: float, error: SQLAlchemyError
+    ) -> bool:
+        now = self._clock()
+        if self._failing_since is None:
+            self._failing_since = now
+            log.error(
+                "replay-cache table unavailable (%s): per-process replay cache for at most %g s",
+                type(error).__name__,
+                self._fallback_s,
+            )
+        if now - self._failing_since >= self._fallback_s:
+            raise AuthError(
+                f"replay-cache table unavailable for {now - self._failing_since:.0f} s "
+                f"(fallback limit {self._fallback_s:g} s): token refused"
+            ) from None
+        return self._fallback.seen_before(jti, iss, expires_at)
+
+
+@dataclass(frozen=True)
+class CardLogEntry:
+    """One hook call's card-log rows, as written to the database or to the spool."""
+
+    cards: tuple[dict[str, Any], ...]
+    suggestions: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def card_uuids(self) -> list[str]:
+        return [str(row["uuid"]) for row in self.cards]
+
+    def to_json(self) -> dict[str, Any]:
+        cards = [{**row, "issued_at": row["issued_at"].isoformat()} for row in self.cards]
+        return {"cards": cards, "suggestions": list(self.suggestions)}
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> CardLogEntry:
+        cards = tuple(
+            {**row, "issued_at": datetime.fromisoformat(row["issued_at"])}
+            for row in document["cards"]
+        )
+        return cls(cards, tuple(document.get("suggestions", ())))
+
+
+def _insert_if_absent(dialect: str) -> Callable[[Any], Any]:
+    if dialect == "postgresql":
+        return postgresql_insert
+    if dialect == "sqlite":
+        return sqlite_insert
+    raise NotImplementedError(f"card-log replay does not support {dialect}")
 
 
 def _utc_from_epoch(seconds: float) -> datetime:

@@ -41,6 +41,7 @@ def app_factory(tmp_path: Path) -> Callable[..., Flask]:
         settings: dict[str, Any] = {
             "auth": False,
             "database_url": f"sqlite:///{tmp_path / 'cards.sqlite'}",
+            "spool_dir": str(tmp_path / "spool"),
             "patient_hash_key": "test-key",
             "clock": lambda: NOW,
             "uuid_factory": deterministic_uuids(),

@@ -122,3 +122,28 @@ def test_redirects_are_not_followed(http_server: LocalServer) -> None:
     with pytest.raises(AuthError, match="unavailable"):
         authenticator(jku, Clock()).verify(token(CRD_EC_PRIVATE, jku), AUD)
     assert http_server.hits("/elsewhere.json") == 0
+
+
+# The JWKS endpoint down: keys fetched before keep verifying tokens until the cache lifetime
+# ends; after it, tokens are refused with a reason that says the keys expired (logged with the
+# 401).
+def test_cached_keys_work_through_an_outage_until_they_expire(http_server: LocalServer) -> None:
+    jku = http_server.serve_json(JWKS_PATH, jwks(CRD_EC_PRIVATE))
+    clock = Clock()
+    auth = authenticator(jku, clock, jwks_cache_ttl_s=300)
+
+    def bearer() -> str:
+        return token(CRD_EC_PRIVATE, jku)
+
+    assert auth.verify(bearer(), AUD)["iss"] == ISS
+    http_server.routes[JWKS_PATH] = Route(b"down", status=503)  # the endpoint goes down
+    clock.now += 299
+    assert auth.verify(bearer(), AUD)["iss"] == ISS  # cached keys still verify
+    assert http_server.hits(JWKS_PATH) == 1
+    clock.now += 31
+    with pytest.raises(AuthError, match=r"unavailable and its cached keys expired 30 s ago"):
+        auth.verify(bearer(), AUD)
+    assert http_server.hits(JWKS_PATH) == 2
+    http_server.serve_json(JWKS_PATH, jwks(CRD_EC_PRIVATE))  # back
+    clock.now += 11  # after the refetch interval
+    assert auth.verify(bearer(), AUD)["iss"] == ISS

@@ -130,7 +130,15 @@ def test_health_and_readiness(client: Any) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json() == {"status": "ready", "rules": len(REGISTRY), "database": True}
+    assert ready.get_json() == {
+        "status": "ready",
+        "rules": len(REGISTRY),
+        "database": True,
+        "spoolDepth": 0,
+        "oldestSpooledAgeSeconds": None,
+        "dropped": 0,
+        "spoolWritable": True,
+    }
 
 
 def test_issued_cards_are_logged_with_hashed_patient(app: Flask) -> None:

@@ -17,14 +17,19 @@ from tests.factories import NOW
 def store(tmp_path: Path) -> Store:
     s = Store(f"sqlite:///{tmp_path / 'log.sqlite'}", b"key")
     s.create_schema()
-    s.log_cards(
-        "aih-order-sign",
+    log_cards(
+        s,
         "hook-1",
         "pt-1",
         [LoggedCard("card-1", "mmf-teratogenicity", "pregnant", "critical", ("sug-1",))],
-        NOW,
     )
     return s
+
+
+def log_cards(store: Store, hook: str, patient: str, cards: list[LoggedCard]) -> None:
+    entry = store.card_log_entry("aih-order-sign", hook, patient, cards, NOW)
+    assert entry is not None
+    store.write_card_log(entry)
 
 
 def item(outcome: str = "overridden", second: int = 0, card: str = "card-1") -> FeedbackItem:
@@ -83,7 +88,7 @@ def test_concurrent_duplicates_store_once(store: Store) -> None:
 def test_report_by_rule(store: Store) -> None:
     store.record_feedback("aih-order-sign", [item()], NOW)
     silent = LoggedCard("card-2", "mmf-teratogenicity", "pregnant", "critical", (), mode="silent")
-    store.log_cards("aih-order-sign", "hook-2", "pt-2", [silent], NOW)  # not in the report
+    log_cards(store, "hook-2", "pt-2", [silent])  # not in the report
     (row,) = store.feedback_by_rule()
     assert (row.rule_id, row.indicator, row.issued, row.accepted, row.overridden) == (
         "mmf-teratogenicity",

@@ -51,13 +51,21 @@ class PostgresServer:
                 "initdb",
                 ["-D", str(server.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "-N"],
             )
-            options = f"-h 127.0.0.1 -p {server.port} -k {root} -F -c max_connections=200"
-            log = str(root / "server.log")
-            server._run("pg_ctl", ["-D", str(server.data), "-o", options, "-l", log, "-w", "start"])
+            server.resume()
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
         return server
+
+    def resume(self) -> None:
+        """Start the server on its data directory (after ``start`` made it, or ``pause``)."""
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F -c max_connections=200"
+        log = str(self.root / "server.log")
+        self._run("pg_ctl", ["-D", str(self.data), "-o", options, "-l", log, "-w", "start"])
+
+    def pause(self) -> None:
+        """Stop the server and keep its data: an outage that ``resume`` ends."""
+        self._run("pg_ctl", ["-D", str(self.data), "-m", "fast", "-w", "stop"])
 
     def stop(self) -> None:
         try:

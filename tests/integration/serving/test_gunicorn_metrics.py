@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,12 +19,11 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import factories as f
-from tests.conftest import REPO
 from tests.integration.ports import free_port
+from tests.integration.serving.gunicorn_process import HTTP_TIMEOUT, gunicorn_serving, wait_until_up
 
 pytestmark = pytest.mark.integration
 PATIENT = "patient-7f3c9e-unique"
-HTTP_TIMEOUT = 30  # generous: a busy 2-core machine is slow, and no test measures time
 
 
 @dataclass
@@ -53,35 +51,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
     log = tmp_path / "server.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"],
-            cwd=REPO,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base, server)
+    with gunicorn_serving(env, log) as base:
         yield Served(base, metrics_dir, log)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
-
-
-def wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
-    """Poll /healthz until it answers (workers boot slowly on a busy machine), at most 2 min."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {server.returncode}")
-        try:
-            if requests.get(f"{base}/healthz", timeout=HTTP_TIMEOUT).status_code == 200:
-                return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise RuntimeError("gunicorn did not come up")
 
 
 def worker_pids(metrics_dir: Path) -> set[str]:
