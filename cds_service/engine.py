@@ -104,7 +104,8 @@ class Engine:
         ]
         if not rules:
             return evaluation
-        data = resolve(service, request, _needed(rules), self.fetcher, extra)
+        needed = _needed(rules)
+        data = resolve(service, request, needed, self.fetcher, extra)
         if extra:
             drafts = tuple(
                 self.builder.draft_orders(
@@ -114,7 +115,7 @@ class Engine:
             rules = [r for r in rules if r.spec.triggered(drafts, request.hook, r.params)]
         record = self.builder.build(_inputs(request, data))
         record.skipped[:0] = skipped
-        gaps = _record_gaps(record, data)
+        gaps = _record_gaps(record, data, needed)
         if self.strict_report:
             resources = [
                 *request.selected_resources,
@@ -212,9 +213,9 @@ def _for_patient(resources: list[dict[str, Any]], patient_id: str) -> list[dict[
     return kept
 
 
-def _record_gaps(record: PatientRecord, data: ResolvedData) -> list[str]:
+def _record_gaps(record: PatientRecord, data: ResolvedData, needed: set[str]) -> list[str]:
     gaps = list(data.notes)
-    if not record.patient_known:
+    if not record.patient_known and "Patient" in needed:
         gaps.append("No Patient resource was available: sex and age are unknown.")
     if record.skipped:
         gaps.append(record.skipped_summary() + ".")

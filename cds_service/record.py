@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 LAB_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
 COURSE_STATUSES = frozenset({"active", "completed", "stopped", "on-hold"})
 OPEN_COURSE_STATUSES = frozenset({"active", "on-hold"})
-# Sources of exposure besides MedicationRequest, and the statuses that count (docs/reading-policy.md)
+# Other sources of exposure and the statuses that count (docs/reading-policy.md)
 ADMINISTRATION_STATUSES = frozenset({"completed", "in-progress"})
 STATEMENT_STATUSES = frozenset({"active", "completed", "intended"})
 SERIES_STATUS = "dose series"  # the status shown for a course chained from single exposures
@@ -432,8 +432,8 @@ class RecordBuilder:
         medications: Mapping[str, CodedConcept],
         record: PatientRecord,
     ) -> None:
-        """A MedicationAdministration or MedicationStatement: exposures on its dates; an active
-        statement without an end is an open course, like an active order."""
+        """A MedicationAdministration or MedicationStatement: one exposure on its date; a
+        statement with a period, or an active one, is a course like an order with its period."""
         resource_type = resource.get("resourceType")
         status = resource.get("status")
         statuses = (
@@ -454,16 +454,14 @@ class RecordBuilder:
             or parse_fhir_datetime(resource.get("dateAsserted"))
         )
         end = parse_fhir_datetime(period.get("end"))
-        if resource_type == "MedicationStatement" and status == "active" and end is None:
+        if resource_type == "MedicationStatement" and (status == "active" or end is not None):
+            # taken over a period (or still taken): a course, like an order with its period
+            course_id = str(resource.get("id", ""))
             record.courses.append(
-                MedicationCourse(
-                    str(resource.get("id", "")), concept, classes, "active", start, None
-                )
+                MedicationCourse(course_id, concept, classes, str(status), start, end)
             )
             return
         self._add_dated(resource, concept, classes, start, record=record)
-        if end is not None and start is not None and end > start:
-            self._add_dated(resource, concept, classes, end, record=record)
 
     def _add_dated(
         self,
