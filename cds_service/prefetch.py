@@ -144,7 +144,7 @@ def resolve(
         results = fetcher.fetch_many(server, request.access_token, to_fetch, continuations)
         for key, result in results.items():
             _take(key, result, continuations.get(key), data, unobtainable)
-    missing_optional = [u for u in unobtainable if u.split(" ", 1)[0] in optional]
+    missing_optional = [u for u in unobtainable if any(u.startswith(f"{k} (") for k in optional)]
     if missing_optional:
         data.notes.append(
             "Not read (the decision was made without them): " + "; ".join(missing_optional)

@@ -207,6 +207,8 @@ def full_prefetch(
         "observations": bundle(*observations),
         "medicationRequests": bundle(*medication_requests),
         "conditions": bundle(*conditions),
+        "medicationAdministrations": bundle(),
+        "medicationStatements": bundle(),
     }
 
 
