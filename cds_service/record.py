@@ -472,15 +472,15 @@ class RecordBuilder:
         *,
         record: PatientRecord,
     ) -> None:
-        resource_type = str(resource.get("resourceType"))
+        resource_type, resource_id = str(resource.get("resourceType")), str(resource.get("id", ""))
         if when is None:
-            record.skipped.append(
-                SkippedResource(resource_type, str(resource.get("id", "?")), "no date of exposure")
+            # an undated exposure is kept as an undated, ended course: rules name it as a gap
+            status = str(resource.get("status"))
+            record.courses.append(
+                MedicationCourse(resource_id, concept, classes, status, None, None)
             )
             return
-        record.exposures.append(
-            Exposure(str(resource.get("id", "")), resource_type, concept, classes, when)
-        )
+        record.exposures.append(Exposure(resource_id, resource_type, concept, classes, when))
 
     def _chain(self, exposures: Sequence[Exposure]) -> list[MedicationCourse]:
         """Exposures of the same drug classes, oldest first, chained into courses: a gap shorter

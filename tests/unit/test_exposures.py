@@ -132,10 +132,12 @@ def test_administration_statuses_that_are_not_exposure_are_ignored() -> None:
     assert record.courses_in("anti-tnf") == []
 
 
-def test_undated_exposure_is_named_not_guessed() -> None:
+def test_undated_exposure_is_an_undated_ended_course_never_a_current_one() -> None:
     record = build_record(chart(administrations=(administration(None),)))
-    assert record.courses_in("anti-tnf") == []
-    assert [s.reason for s in record.skipped] == ["no date of exposure"]
+    (course,) = record.courses_in("anti-tnf")
+    assert (course.start, course.end) == (None, None)
+    assert not course.is_active(f.NOW)
+    assert record.exposures == []
 
 
 def test_statements_active_is_a_course_with_a_period_too_not_taken_is_not() -> None:
