@@ -394,19 +394,30 @@ class RecordBuilder:
         # Unresolved reference: the display text still allows the ingredient-name fallback.
         return CodedConcept(text=display if isinstance(display, str) else "")
 
+    def _drug_of(
+        self,
+        resource: Mapping[str, Any],
+        medications: Mapping[str, CodedConcept],
+        statuses: frozenset[str],
+    ) -> tuple[CodedConcept, frozenset[str]] | None:
+        """The drug and its classes, when the status counts and the drug is in a class."""
+        if resource.get("status") not in statuses:
+            return None
+        concept = self._medication_concept(resource, medications)
+        classes = self.terminology.classes_of(concept)
+        return (concept, classes) if classes else None
+
     def _add_request(
         self,
         request: Mapping[str, Any],
         medications: Mapping[str, CodedConcept],
         record: PatientRecord,
     ) -> None:
+        drug = self._drug_of(request, medications, COURSE_STATUSES)
+        if drug is None:
+            return
+        concept, classes = drug
         status = request.get("status")
-        if status not in COURSE_STATUSES:
-            return
-        concept = self._medication_concept(request, medications)
-        classes = self.terminology.classes_of(concept)
-        if not classes:
-            return
         start, end = _course_start(request), _course_end(request)
         request_id = str(request.get("id", ""))
         if status not in OPEN_COURSE_STATUSES and end is None:
@@ -441,12 +452,10 @@ class RecordBuilder:
             if resource_type == "MedicationAdministration"
             else STATEMENT_STATUSES
         )
-        if status not in statuses:
+        drug = self._drug_of(resource, medications, statuses)
+        if drug is None:
             return
-        concept = self._medication_concept(resource, medications)
-        classes = self.terminology.classes_of(concept)
-        if not classes:
-            return
+        concept, classes = drug
         period = resource.get("effectivePeriod") or {}
         start = (
             parse_fhir_datetime(resource.get("effectiveDateTime"))

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from cds_service.engine import Engine
 from cds_service.fhirdates import parse_fhir_datetime
+from tests.factories import json_objects
 from tests.rule_harness import configuration, rule_of
 
 GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "fhir"
@@ -88,21 +89,10 @@ def resources(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield holder
 
 
-def objects(value: Any) -> Iterator[dict[str, Any]]:
-    """Every JSON object inside a resource, the resource included."""
-    if isinstance(value, dict):
-        yield value
-        for item in value.values():
-            yield from objects(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from objects(item)
-
-
 def singleton_arrays(resource: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     return [
         (obj, key)
-        for obj in objects(resource)
+        for obj in json_objects(resource)
         for key, value in obj.items()
         if isinstance(value, list) and len(value) == 1
     ]
@@ -123,7 +113,7 @@ vendor_names = st.from_regex(r"\Avendor[A-Z][a-zA-Z]{0,10}\Z")
 def test_unknown_elements_never_remove_a_card(name: str, data: Any, key: str, value: Any) -> None:
     _, body, _ = scenario(name)
     mutated = copy.deepcopy(body)
-    targets = [obj for resource in resources(mutated) for obj in objects(resource)]
+    targets = [obj for resource in resources(mutated) for obj in json_objects(resource)]
     data.draw(st.sampled_from(targets))[key] = value
     assert baseline(name) <= cards(name, mutated)
 

@@ -12,6 +12,7 @@ from cds_service.engine import Engine
 from cds_service.fhir_client import FetchError, FetchResult
 from tests import factories as f
 from tests.rule_harness import configuration, rule_of
+from tests.unit.test_prefetch import RecordingFetcher as Fetcher
 
 SERVER = "https://ehr.example/fhir"
 MMF_MEDICATION = {
@@ -19,24 +20,6 @@ MMF_MEDICATION = {
     "id": "med-7",
     "code": {"coding": [{"system": f.RXNORM, "code": "68149", "display": "mycophenolate mofetil"}]},
 }
-
-
-class Fetcher:
-    """Answers each query from ``answers`` (by query text), recording every call."""
-
-    def __init__(self, answers: dict[str, FetchResult | FetchError] | None = None) -> None:
-        self.answers = answers or {}
-        self.calls: list[dict[str, str]] = []
-
-    def fetch_many(
-        self,
-        base_url: str,
-        access_token: str | None,
-        queries: dict[str, str],
-        continuations: dict[str, Any] | None = None,
-    ) -> dict[str, FetchResult | FetchError]:
-        self.calls.append(dict(queries))
-        return {k: self.answers.get(q, FetchResult([])) for k, q in queries.items()}
 
 
 def engine(fetcher: Fetcher, *, strict: bool = False) -> Engine:
@@ -65,20 +48,20 @@ def call(eng: Engine, body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_unresolved_medication_is_read_from_the_server_in_the_same_fetch() -> None:
-    fetcher = Fetcher({"Medication/med-7": FetchResult([MMF_MEDICATION])})
+    fetcher = Fetcher({"draft Medication/med-7": FetchResult([MMF_MEDICATION])})
     prefetch = pregnant_prefetch()
     del prefetch["observations"]  # also fetched: one parallel fetch for both
     body = f.hook_request(drafts=(referencing_draft(),), prefetch=prefetch, fhirServer=SERVER)
     cards = call(engine(fetcher), body)
     assert [rule_of(c) for c in cards] == ["mmf-teratogenicity"]
     assert cards[0]["indicator"] == "critical"
-    (queries,) = fetcher.calls
+    ((_, _, queries, _),) = fetcher.calls
     assert "Medication/med-7" in queries.values()
     assert any(q.startswith("Observation?") for q in queries.values())
 
 
 def test_medication_that_cannot_be_read_gives_the_unidentified_order_card() -> None:
-    fetcher = Fetcher({"Medication/med-7": FetchError("the FHIR server answered HTTP 404")})
+    fetcher = Fetcher({"draft Medication/med-7": FetchError("the FHIR server answered HTTP 404")})
     body = f.hook_request(
         drafts=(referencing_draft(),), prefetch=pregnant_prefetch(), fhirServer=SERVER
     )
