@@ -114,7 +114,8 @@ class Engine:
             )
             rules = [r for r in rules if r.spec.triggered(drafts, request.hook, r.params)]
         record = self.builder.build(_inputs(request, data))
-        record.skipped[:0] = skipped
+        # (a prefetched Medication left out is met twice: by the drafts and by the record)
+        record.skipped[:0] = [item for item in skipped if item not in record.skipped]
         gaps = _record_gaps(record, data, needed)
         if self.strict_report:
             resources = [

@@ -38,6 +38,7 @@ REQUIRED: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "MedicationAdministration": (("status",), _MEDICATION),
     "MedicationStatement": (("status",), _MEDICATION),
     "Condition": (("code",),),
+    "Medication": (("code",),),
 }
 # Elements that, when sent but unusable, make the resource unusable: a malformed subject could
 # hide that the resource belongs to another patient.

@@ -127,3 +127,13 @@ def test_strict_report_names_findings_but_drops_nothing() -> None:
     assert [c["indicator"] for c in plain] == [strict["indicator"]] == ["critical"]
     assert "Strict R4B check" in strict["detail"]
     assert "Strict R4B check" not in plain[0]["detail"]
+
+
+def test_a_malformed_prefetched_medication_is_named_once() -> None:
+    prefetch = pregnant_prefetch()
+    prefetch["medicationRequests"] = f.bundle(
+        {"resourceType": "Medication", "id": "m", "code": "MMF"}
+    )
+    body = f.hook_request(drafts=(f.mmf_draft(),), prefetch=prefetch)
+    (card,) = call(engine(Fetcher()), body)
+    assert "1 Medication resource(s) could not be read" in card["detail"]
