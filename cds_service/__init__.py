@@ -69,7 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     store = open_store(settings)
     runtime = Runtime(
         settings,
-        Engine(configuration, fetcher, clock, new_uuid),
+        Engine(configuration, fetcher, clock, new_uuid, strict_report=settings.strict_fhir_report),
         store,
         _authenticator(settings, store),
         open_card_log(settings, store),

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cds_service import cli_feedback, cli_rules, cli_whatif
+from cds_service import cli_feedback, cli_fhir, cli_rules, cli_whatif
 from cds_service.card_text import format_cards
 from cds_service.configuration import ConfigError
 from cds_service.db_cli import add_db_commands, run_db_command
@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_rules.register(rules_commands)
     cli_whatif.register(commands)
     cli_feedback.register(commands)
+    cli_fhir.register(commands)
 
     fixtures = commands.add_parser("fixtures", help="scenario charts for FHIR servers")
     fixtures_commands = fixtures.add_subparsers(dest="fixtures_command", required=True)
@@ -54,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     load.add_argument("--fhir-server", required=True, help="FHIR base URL")
     load.add_argument("--bearer", help="access token sent as 'Authorization: Bearer ...'")
+    load.add_argument(
+        "--shift-to-today",
+        action="store_true",
+        help="move each chart in time so its scenario's 'now' is today (for clients on the real "
+        "clock, e.g. the CDS Hooks Sandbox)",
+    )
     load.add_argument(
         "directories", nargs="*", type=Path, help="scenario folders (default: fixtures/fhir)"
     )
@@ -120,6 +127,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _load_fixtures(args: argparse.Namespace) -> int:
     from cds_service.fixture_loader import bundle_dirs, load_fixtures
+    from cds_service.runtime import utc_now
 
     try:
         directories = bundle_dirs(args.directories or [FIXTURES_DIR])
@@ -127,7 +135,8 @@ def _load_fixtures(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     failures = 0
-    for result in load_fixtures(args.fhir_server, directories, args.bearer):
+    today = utc_now() if args.shift_to_today else None
+    for result in load_fixtures(args.fhir_server, directories, args.bearer, today=today):
         failures += not result.ok
         print(f"{'loaded' if result.ok else 'FAILED'} {result.scenario}: {result.message}")
     print(f"{len(directories) - failures} of {len(directories)} scenarios loaded")

@@ -39,7 +39,12 @@ USER_TOKENS = {
     "userPatientId",
     "userRelatedPersonId",
 }
-PREFETCH_TYPES = {kind.value for kind in DataKind} | {"Medication"}
+# what rules read, plus the Medications they reference and the other records of exposure
+PREFETCH_TYPES = {kind.value for kind in DataKind} | {
+    "Medication",
+    "MedicationAdministration",
+    "MedicationStatement",
+}
 INDICATORS = ("info", "warning", "critical")
 # silent: cards are rendered, logged and counted but not returned (a new rule's trial run).
 RULE_MODES = ("active", "silent")
@@ -207,8 +212,20 @@ class AnalyteSchema(_Strict):
                 raise ValidationError(f"factor for {unit!r} must be > 0", "units")
 
 
+class ExposureCoursesSchema(_Strict):
+    default_gap_days = fields.Integer(required=True, validate=validate.Range(min=1, max=3650))
+    gap_days = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(validate=validate.Range(min=1, max=3650)),
+        load_default=dict,
+    )
+
+
 class TerminologySchema(_Strict):
     name_fallback = fields.Boolean(load_default=True)
+    exposure_courses = fields.Nested(
+        ExposureCoursesSchema, load_default=lambda: {"default_gap_days": 30, "gap_days": {}}
+    )
     drug_classes = fields.Dict(
         keys=fields.String(), values=fields.Nested(DrugClassSchema), required=True
     )
@@ -400,7 +417,18 @@ def _load_terminology(
         )
         for aid, a in data["analytes"].items()
     }
-    return Terminology(valuesets, classes, data["name_fallback"]), analytes
+    courses = data["exposure_courses"]
+    for cid in courses["gap_days"]:
+        if cid not in classes:
+            raise ConfigError(path, f"exposure_courses.gap_days.{cid}", "unknown drug class")
+    terminology = Terminology(
+        valuesets,
+        classes,
+        data["name_fallback"],
+        default_course_gap_days=courses["default_gap_days"],
+        course_gap_days_by_class=courses["gap_days"],
+    )
+    return terminology, analytes
 
 
 def _load_rules(

@@ -27,6 +27,7 @@ DATE_ELEMENTS = frozenset(
         "start",
         "end",
         "valueDateTime",
+        "dateAsserted",
     }
 )
 _YEAR = re.compile(r"^\d{4}$")

@@ -12,7 +12,8 @@ from cds_service.cards import render_card
 from cds_service.configuration import Configuration, RuleConfig, ServiceConfig
 from cds_service.errors import NotFound
 from cds_service.fhir_client import FhirFetcher
-from cds_service.prefetch import ResolvedData, resolve
+from cds_service.fhir_strict import strict_note
+from cds_service.prefetch import ResolvedData, prefetched_medications, resolve
 from cds_service.protocol import HookRequest, parse_hook_request
 from cds_service.record import (
     DraftOrder,
@@ -55,8 +56,11 @@ class Engine:
         fetcher: FhirFetcher,
         clock: Callable[[], datetime],
         new_uuid: Callable[[], str],
+        *,
+        strict_report: bool = False,
     ) -> None:
         self.config = config
+        self.strict_report = strict_report  # CDS_STRICT_FHIR_REPORT (cds_service/fhir_strict.py)
         self.fetcher = fetcher
         self.clock = clock
         self.new_uuid = new_uuid
@@ -80,26 +84,47 @@ class Engine:
         request = parse_hook_request(body, service.hook)
         evaluation = Evaluation(request, service)
         skipped: list[SkippedResource] = []
-        inline_medications = [
-            r for r in request.draft_resources if r.get("resourceType") == "Medication"
+        at_hand = [
+            *(r for r in request.draft_resources if r.get("resourceType") == "Medication"),
+            *prefetched_medications(request.prefetch),
         ]
-        drafts = tuple(
-            self.builder.draft_orders(request.selected_resources, inline_medications, skipped)
-        )
+        drafts = tuple(self.builder.draft_orders(request.selected_resources, at_hand, skipped))
+        enabled = [
+            rule for rule in (self.config.rules[rid] for rid in service.rules) if rule.enabled
+        ]
+        # A draft's Medication not at hand is read in the same fetch as everything else; until
+        # it is known, every rule a draft could trigger is a candidate (their data is fetched).
+        unresolved = {d.unresolved_reference for d in drafts if d.unresolved_reference}
+        extra = {f"draft {ref}": ref for ref in sorted(unresolved)} if request.fhir_server else {}
         rules = [
             rule
-            for rule in (self.config.rules[rid] for rid in service.rules)
-            if rule.enabled and rule.spec.triggered(drafts, request.hook, rule.params)
+            for rule in enabled
+            if rule.spec.triggered(drafts, request.hook, rule.params)
+            or (extra and request.hook in rule.spec.hooks)
         ]
         if not rules:
             return evaluation
-        needed = {kind.value for rule in rules for kind in rule.spec.needs}
-        if "MedicationRequest" in needed:
-            needed.add("Medication")
-        data = resolve(service, request, needed, self.fetcher)
+        needed = _needed(rules)
+        data = resolve(service, request, needed, self.fetcher, extra)
+        if extra:
+            drafts = tuple(
+                self.builder.draft_orders(
+                    request.selected_resources, [*at_hand, *data.of_type("Medication")]
+                )
+            )
+            rules = [r for r in rules if r.spec.triggered(drafts, request.hook, r.params)]
         record = self.builder.build(_inputs(request, data))
-        record.skipped[:0] = skipped
-        gaps = _record_gaps(record, data)
+        # (a prefetched Medication left out is met twice: by the drafts and by the record)
+        record.skipped[:0] = [item for item in skipped if item not in record.skipped]
+        gaps = _record_gaps(record, data, needed)
+        if self.strict_report:
+            resources = [
+                *request.selected_resources,
+                *(r for rs in data.resources.values() for r in rs),
+            ]
+            note = strict_note(resources)
+            if note:
+                gaps.append(note)
         now = self.clock()
         targets = link_targets(request.patient_id) if link_targets else {}
         for rule in rules:
@@ -148,6 +173,14 @@ def _apply_precedence(cards: list[IssuedCard], rules: Mapping[str, RuleConfig]) 
     return [card for card in cards if card.rule_id not in superseded]
 
 
+def _needed(rules: list[RuleConfig]) -> set[str]:
+    needed = {kind.value for rule in rules for kind in rule.spec.needs}
+    if "MedicationRequest" in needed:
+        # the Medications they reference, and the other records of exposure
+        needed |= {"Medication", "MedicationAdministration", "MedicationStatement"}
+    return needed
+
+
 def _inputs(request: HookRequest, data: ResolvedData) -> RecordInputs:
     patients = [p for p in data.of_type("Patient") if p.get("id") == request.patient_id]
     return RecordInputs(
@@ -157,6 +190,10 @@ def _inputs(request: HookRequest, data: ResolvedData) -> RecordInputs:
         medication_requests=_for_patient(data.of_type("MedicationRequest"), request.patient_id),
         medications=data.of_type("Medication"),
         conditions=_for_patient(data.of_type("Condition"), request.patient_id),
+        medication_administrations=_for_patient(
+            data.of_type("MedicationAdministration"), request.patient_id
+        ),
+        medication_statements=_for_patient(data.of_type("MedicationStatement"), request.patient_id),
     )
 
 
@@ -177,12 +214,16 @@ def _for_patient(resources: list[dict[str, Any]], patient_id: str) -> list[dict[
     return kept
 
 
-def _record_gaps(record: PatientRecord, data: ResolvedData) -> list[str]:
+def _record_gaps(record: PatientRecord, data: ResolvedData, needed: set[str]) -> list[str]:
     gaps = list(data.notes)
-    if not record.patient_known:
+    if not record.patient_known and "Patient" in needed:
         gaps.append("No Patient resource was available: sex and age are unknown.")
     if record.skipped:
         gaps.append(record.skipped_summary() + ".")
+    if record.unread:
+        gaps.append(
+            "Read without an element that could not be read: " + record.unread_summary() + "."
+        )
     if record.unknown_units:
         units = sorted({f"{analyte} in {unit!r}" for analyte, unit in record.unknown_units})
         gaps.append(

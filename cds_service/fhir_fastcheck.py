@@ -210,3 +210,30 @@ def _without_none(annotation: Any) -> Any:
 @cache
 def _primitive(annotation: Any) -> _Primitive:
     return _Primitive(annotation)
+
+
+# ---------------------------------------------------------------- element rules for readers
+
+
+@dataclass(frozen=True)
+class ElementRule:
+    """How one element of a model is read (cds_service/fhir_reading.py): an array or not, and
+    either a complex type (``model``) or a primitive checked by pydantic's validator."""
+
+    many: bool
+    model: Any = None
+    primitive: _Primitive | None = None
+
+    def accepts(self, value: Any) -> bool:
+        primitive = self.primitive
+        return primitive is not None and (primitive.known(value) or primitive.accepts(value))
+
+
+@cache
+def element_rules(model: Any) -> Mapping[str, ElementRule]:
+    """The elements of a model this module can check, by JSON name (``_x`` extensions,
+    ``fhir_comments`` and resource-typed elements are not among them)."""
+    return {
+        alias: ElementRule(element.many, element.model, element.primitive)
+        for alias, element in _checker(model).elements.items()
+    }

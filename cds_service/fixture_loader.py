@@ -4,6 +4,10 @@ Every entry is ``PUT <type>/<id>``, so loading is idempotent and ids stay stable
 request files work against a local test server, a demo server or a SMART sandbox. One
 transaction per scenario; a server that rejects one (e.g. a strict validator meeting a
 deliberately invalid resource) fails that scenario only.
+
+With ``today`` (``aih-cds fixtures load --shift-to-today``) every chart is first moved in time so
+its scenario's ``now`` is today (cds_service/date_shift.py, as the demo page does): a client such
+as the CDS Hooks Sandbox, which evaluates on the real clock, then gets the golden cards any day.
 """
 
 from __future__ import annotations
@@ -11,14 +15,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from cds_service.bundles import issue_text
+from cds_service.date_shift import days_between, shift_resources
+from cds_service.fhirdates import parse_fhir_datetime
 
 BUNDLE_FILE = "bundle.json"
+SCENARIO_FILE = "scenario.json"
 TIMEOUT_S = 60.0
 
 
@@ -47,14 +55,18 @@ def load_fixtures(
     directories: Iterable[Path],
     bearer: str | None = None,
     session: requests.Session | None = None,
+    today: datetime | None = None,
 ) -> Iterator[LoadResult]:
-    """POST each directory's transaction Bundle to ``base_url``; one result per directory."""
+    """POST each directory's transaction Bundle to ``base_url``; one result per directory
+    (each chart moved so its scenario's ``now`` is ``today``, when given)."""
     http = session or requests.Session()
     headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
     if bearer:
         headers["Authorization"] = f"Bearer {bearer}"
     for directory in directories:
         bundle = json.loads((directory / BUNDLE_FILE).read_text(encoding="utf-8"))
+        if today is not None:
+            bundle = shifted_bundle(bundle, directory, today)
         try:
             response = http.post(
                 base_url.rstrip("/"), json=bundle, headers=headers, timeout=TIMEOUT_S
@@ -63,6 +75,17 @@ def load_fixtures(
             yield LoadResult(directory.name, False, f"no answer from {base_url}: {exc}")
             continue
         yield _judge(directory.name, len(bundle.get("entry") or ()), response)
+
+
+def shifted_bundle(bundle: dict[str, Any], directory: Path, today: datetime) -> dict[str, Any]:
+    """The transaction Bundle with its chart moved so the scenario's ``now`` is ``today``."""
+    scenario = json.loads((directory / SCENARIO_FILE).read_text(encoding="utf-8"))
+    now = parse_fhir_datetime(scenario.get("now"))
+    if now is None:
+        raise ValueError(f"{directory.name}/{SCENARIO_FILE}: no readable 'now' to shift from")
+    entries = [e for e in bundle.get("entry") or () if isinstance(e, dict)]
+    moved = shift_resources([e.get("resource") or {} for e in entries], days_between(now, today))
+    return {**bundle, "entry": [{**e, "resource": r} for e, r in zip(entries, moved, strict=True)]}
 
 
 def _judge(scenario: str, entries: int, response: requests.Response) -> LoadResult:

@@ -3,7 +3,9 @@
 - key absent, or an OperationOutcome -> fetch from ``fhirServer`` (all such keys in parallel)
 - key ``null``                       -> the client looked and found nothing; never refetched
 - Bundle / resource                  -> used; a Bundle's next link is followed when possible
-Needed data that can be had neither way -> 412 (PreconditionFailed).
+Needed data that can be had neither way -> 412 (PreconditionFailed), except supplementary
+kinds (``SUPPLEMENTARY_TYPES``) and extra reads (a draft's Medication): their absence is a note
+the card states, never a 412.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from cds_service.fhir_client import FetchError, FetchResult, FhirFetcher
 from cds_service.protocol import HookRequest
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z.]+)\s*\}\}")
+# Extra sources of exposure: a client that sends neither their prefetch nor a fhirServer still
+# gets an answer from the core data, with the missing kinds named on the card.
+SUPPLEMENTARY_TYPES = frozenset({"MedicationAdministration", "MedicationStatement", "Procedure"})
 _USER_TOKENS = {
     "Practitioner": "userPractitionerId",
     "PractitionerRole": "userPractitionerRoleId",
@@ -43,6 +48,17 @@ class ResolvedData:
 
     def of_type(self, resource_type: str) -> list[dict[str, Any]]:
         return self.resources.get(resource_type, [])
+
+
+def prefetched_medications(prefetch: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Medication resources anywhere in the prefetch (e.g. ``_include``d by a search)."""
+    found: list[dict[str, Any]] = []
+    for value in (prefetch or {}).values():
+        if not isinstance(value, dict):
+            continue
+        resources = entry_resources(value) if value.get("resourceType") == "Bundle" else [value]
+        found.extend(r for r in resources if r.get("resourceType") == "Medication")
+    return found
 
 
 def render_template(template: str, request: HookRequest) -> str | None:
@@ -79,9 +95,13 @@ def resolve(
     request: HookRequest,
     needed_types: Collection[str],
     fetcher: FhirFetcher,
+    extra_queries: Mapping[str, str] | None = None,
 ) -> ResolvedData:
+    """``extra_queries`` (key -> relative URL, e.g. a draft's ``Medication/{id}``) are read in
+    the same parallel fetch as the prefetch gaps, when there is a fhirServer."""
     data = ResolvedData()
     to_fetch: dict[str, str] = {}
+    optional = set(extra_queries or {})
     continuations: dict[str, dict[str, Any]] = {}
     unobtainable: list[str] = []
     prefetch = request.prefetch or {}
@@ -109,10 +129,14 @@ def resolve(
                 data.add([value])
             continue
         query = render_template(template, request)
+        if resource_type in SUPPLEMENTARY_TYPES:
+            optional.add(key)
         if query is None:
             unobtainable.append(f"{key} (a prefetch token has no value in this request)")
         else:
             to_fetch[key] = query
+    if request.fhir_server:
+        to_fetch.update(extra_queries or {})
     if to_fetch and not request.fhir_server:
         unobtainable.extend(f"{k} (absent from prefetch and no fhirServer given)" for k in to_fetch)
     elif to_fetch or continuations:
@@ -120,6 +144,12 @@ def resolve(
         results = fetcher.fetch_many(server, request.access_token, to_fetch, continuations)
         for key, result in results.items():
             _take(key, result, continuations.get(key), data, unobtainable)
+    missing_optional = [u for u in unobtainable if any(u.startswith(f"{k} (") for k in optional)]
+    if missing_optional:
+        data.notes.append(
+            "Not read (the decision was made without them): " + "; ".join(missing_optional)
+        )
+    unobtainable = [u for u in unobtainable if u not in missing_optional]
     if unobtainable:
         raise PreconditionFailed("Required data could not be obtained: " + "; ".join(unobtainable))
     return data

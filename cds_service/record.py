@@ -6,12 +6,12 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from cds_service.dosing import NO_DOSAGE, Dosage, read_dosage
-from cds_service.fhir_validation import validation_problem
+from cds_service.fhir_reading import read_resource
 from cds_service.fhirdates import parse_fhir_date, parse_fhir_datetime
 from cds_service.numbers import decimal_or_none as _decimal
 from cds_service.terminology import Analyte, CodedConcept, Terminology
@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 LAB_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
 COURSE_STATUSES = frozenset({"active", "completed", "stopped", "on-hold"})
 OPEN_COURSE_STATUSES = frozenset({"active", "on-hold"})
+# Other sources of exposure and the statuses that count (docs/reading-policy.md)
+ADMINISTRATION_STATUSES = frozenset({"completed", "in-progress"})
+STATEMENT_STATUSES = frozenset({"active", "completed", "intended"})
+SERIES_STATUS = "dose series"  # the status shown for a course chained from single exposures
 ACTIVE_CONDITION_STATUSES = frozenset({"active", "recurrence", "relapse"})
 INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 _POSITIVE_TEXT = re.compile(r"^\s*(positive|pos|detected|reactive)\s*\.?\s*$", re.I)
@@ -80,7 +84,23 @@ class ObservedCode:
 
 
 @dataclass(frozen=True)
+class Exposure:
+    """One dated exposure to a drug: a completed or stopped request without an end date (one
+    infusion, one dispensed course), a MedicationAdministration or a MedicationStatement."""
+
+    id: str
+    source: str  # the resource type it was read from
+    concept: CodedConcept
+    classes: frozenset[str]
+    when: datetime
+
+
+@dataclass(frozen=True)
 class MedicationCourse:
+    """A course of a drug: one MedicationRequest with a period or still open, or a series of
+    exposures chained by the class's gap (``exposures`` then names them, oldest first; the
+    course runs from the first exposure to the last plus the gap)."""
+
     id: str
     concept: CodedConcept
     classes: frozenset[str]
@@ -88,12 +108,15 @@ class MedicationCourse:
     start: datetime | None
     end: datetime | None
     dosage: Dosage = NO_DOSAGE
+    exposures: tuple[Exposure, ...] = ()
 
     @property
     def label(self) -> str:
         return self.concept.label()
 
     def is_active(self, now: datetime) -> bool:
+        if self.exposures:
+            return self.end is not None and self.end >= now
         if self.status not in OPEN_COURSE_STATUSES:
             return False
         return self.end is None or self.end >= now
@@ -115,10 +138,19 @@ class DraftOrder:
     classes: frozenset[str]
     start: datetime | None
     dosage: Dosage = NO_DOSAGE
+    # a medicationReference found neither contained nor among the Medications at hand
+    unresolved_reference: str | None = None
+    # the elements a rule would read that were unusable (named on the unidentified-order card)
+    unreadable: tuple[str, ...] = ()
 
     @property
     def reference(self) -> str:
         return f"{self.resource_type}/{self.id}"
+
+    @property
+    def identified(self) -> bool:
+        """False when nothing names the drug: no code, no text, no resolvable reference."""
+        return bool(self.concept.codes or self.concept.text.strip())
 
     @property
     def label(self) -> str:
@@ -143,8 +175,12 @@ class PatientRecord:
     coded: list[CodedObservation] = field(default_factory=list)
     observed: list[ObservedCode] = field(default_factory=list)
     courses: list[MedicationCourse] = field(default_factory=list)
+    # every dated single exposure (also those chained into ``courses``), oldest first
+    exposures: list[Exposure] = field(default_factory=list)
     conditions: list[ConditionFact] = field(default_factory=list)
     skipped: list[SkippedResource] = field(default_factory=list)
+    # (resource type, element) of resources read without an element a reader would have used
+    unread: list[tuple[str, str]] = field(default_factory=list)
     unknown_units: list[tuple[str, str]] = field(default_factory=list)  # (analyte, unit)
     patient_known: bool = False
     # every valid Observation as received, for readers of panels, components and coded results
@@ -182,7 +218,19 @@ class PatientRecord:
         for item in self.skipped:
             counts[item.resource_type] = counts.get(item.resource_type, 0) + 1
         parts = [f"{n} {t}" for t, n in sorted(counts.items())]
-        return f"{', '.join(parts)} resource(s) could not be read and were ignored"
+        reasons = sorted({f"{item.resource_type}: {item.reason}" for item in self.skipped})
+        return (
+            f"{', '.join(parts)} resource(s) could not be read and were ignored"
+            f" ({'; '.join(reasons)})"
+        )
+
+    def unread_summary(self) -> str:
+        """Elements left out of resources that were otherwise read (empty when none)."""
+        counts: dict[str, int] = {}
+        for resource_type, element in self.unread:
+            key = f"{resource_type}.{element}"
+            counts[key] = counts.get(key, 0) + 1
+        return ", ".join(f"{key} ({n})" for key, n in sorted(counts.items()))
 
 
 # ---------------------------------------------------------------- building
@@ -198,6 +246,8 @@ class RecordInputs:
     medication_requests: Sequence[Mapping[str, Any]] = ()
     medications: Sequence[Mapping[str, Any]] = ()
     conditions: Sequence[Mapping[str, Any]] = ()
+    medication_administrations: Sequence[Mapping[str, Any]] = ()
+    medication_statements: Sequence[Mapping[str, Any]] = ()
 
 
 class RecordBuilder:
@@ -217,23 +267,27 @@ class RecordBuilder:
 
     def build(self, inputs: RecordInputs) -> PatientRecord:
         record = PatientRecord(patient_id=inputs.patient_id)
-        if inputs.patient is not None and self._valid(inputs.patient, record):
+        patient = self._read(inputs.patient, record) if inputs.patient is not None else None
+        if patient is not None:
             record.patient_known = True
-            gender = inputs.patient.get("gender")
+            gender = patient.get("gender")
             record.gender = gender if isinstance(gender, str) else None
-            record.birth_date = parse_fhir_date(inputs.patient.get("birthDate"))
+            record.birth_date = parse_fhir_date(patient.get("birthDate"))
         medications = self._index_medications(inputs.medications, record)
-        for obs in inputs.observations:
-            if self._valid(obs, record):
+        for raw_obs in inputs.observations:
+            if (obs := self._read(raw_obs, record)) is not None:
                 record.observation_resources.append(obs)
                 self._add_observation(obs, record)
-        for request in inputs.medication_requests:
-            if self._valid(request, record):
-                course = self._course(request, medications)
-                if course is not None:
-                    record.courses.append(course)
-        for condition in inputs.conditions:
-            if self._valid(condition, record):
+        for raw_request in inputs.medication_requests:
+            if (request := self._read(raw_request, record)) is not None:
+                self._add_request(request, medications, record)
+        for raw_other in (*inputs.medication_administrations, *inputs.medication_statements):
+            if (other := self._read(raw_other, record)) is not None:
+                self._add_exposure_source(other, medications, record)
+        record.exposures.sort(key=_sort_key)
+        record.courses.extend(self._chain(record.exposures))
+        for raw_condition in inputs.conditions:
+            if (condition := self._read(raw_condition, record)) is not None:
                 fact = _condition(condition)
                 if fact is not None:
                     record.conditions.append(fact)
@@ -257,11 +311,14 @@ class RecordBuilder:
             [*medications, *(r for r in resources if r.get("resourceType") == "Medication")], sink
         )
         drafts: list[DraftOrder] = []
-        for resource in resources:
-            if resource.get("resourceType") != "MedicationRequest":
+        for raw in resources:
+            if raw.get("resourceType") != "MedicationRequest":
                 continue
-            if not self._valid(resource, sink):
-                continue
+            # A draft is never left out: what cannot be read of it is named instead.
+            read = read_resource(raw, required=False)
+            resource = read.resource or {"resourceType": "MedicationRequest"}
+            if read.repairs:
+                log.info("draft order read leniently: %s", "; ".join(read.repairs))
             concept = self._medication_concept(resource, index)
             drafts.append(
                 DraftOrder(
@@ -271,6 +328,8 @@ class RecordBuilder:
                     classes=self.terminology.classes_of(concept),
                     start=_course_start(resource),
                     dosage=read_dosage(resource),
+                    unresolved_reference=_unresolved_reference(resource, index),
+                    unreadable=tuple(read.unread_elements("MedicationRequest")),
                 )
             )
         if skipped is not None:
@@ -279,24 +338,32 @@ class RecordBuilder:
 
     # -- helpers
 
-    def _valid(self, resource: Mapping[str, Any], record: PatientRecord) -> bool:
-        problem = validation_problem(resource)
-        if problem is None:
-            return True
-        item = SkippedResource(
-            str(resource.get("resourceType", "?")), str(resource.get("id", "?")), problem
-        )
-        record.skipped.append(item)
-        # The id is named on the card, never in logs: a Patient's id is the patient id.
-        log.warning("skipped a malformed %s: %s", item.resource_type, problem)
-        return False
+    def _read(self, resource: Mapping[str, Any], record: PatientRecord) -> dict[str, Any] | None:
+        """The resource as rules may read it (fhir_reading), or None when left out: then it is
+        recorded in ``record.skipped`` and named on the card."""
+        read = read_resource(resource)
+        resource_type = str(resource.get("resourceType", "?"))
+        if read.repairs:
+            log.info("%s read leniently: %s", resource_type, "; ".join(read.repairs))
+        if read.resource is None:
+            item = SkippedResource(resource_type, str(resource.get("id", "?")), str(read.problem))
+            record.skipped.append(item)
+            # The id is named on the card, never in logs: a Patient's id is the patient id.
+            log.warning("skipped an unusable %s: %s", item.resource_type, item.reason)
+            return None
+        for element in read.unread_elements(resource_type):
+            record.unread.append((resource_type, element))
+            log.warning("%s read without its unusable %s", resource_type, element)
+        return read.resource
 
     def _index_medications(
         self, medications: Iterable[Mapping[str, Any]], record: PatientRecord
     ) -> dict[str, CodedConcept]:
         index: dict[str, CodedConcept] = {}
-        for med in medications:
-            if med.get("resourceType") != "Medication" or not self._valid(med, record):
+        for raw in medications:
+            if raw.get("resourceType") != "Medication":
+                continue
+            if (med := self._read(raw, record)) is None:
                 continue
             concept = CodedConcept.from_fhir(med.get("code"))
             med_id = med.get("id")
@@ -311,6 +378,8 @@ class RecordBuilder:
             return CodedConcept.from_fhir(request["medicationCodeableConcept"])
         reference = (request.get("medicationReference") or {}).get("reference", "")
         display = (request.get("medicationReference") or {}).get("display", "")
+        if "medicationReference" not in request:
+            return CodedConcept()
         if isinstance(reference, str) and reference.startswith("#"):
             for contained in request.get("contained") or ():
                 if (
@@ -325,25 +394,121 @@ class RecordBuilder:
         # Unresolved reference: the display text still allows the ingredient-name fallback.
         return CodedConcept(text=display if isinstance(display, str) else "")
 
-    def _course(
-        self, request: Mapping[str, Any], medications: Mapping[str, CodedConcept]
-    ) -> MedicationCourse | None:
-        status = request.get("status")
-        if status not in COURSE_STATUSES:
+    def _drug_of(
+        self,
+        resource: Mapping[str, Any],
+        medications: Mapping[str, CodedConcept],
+        statuses: frozenset[str],
+    ) -> tuple[CodedConcept, frozenset[str]] | None:
+        """The drug and its classes, when the status counts and the drug is in a class."""
+        if resource.get("status") not in statuses:
             return None
-        concept = self._medication_concept(request, medications)
+        concept = self._medication_concept(resource, medications)
         classes = self.terminology.classes_of(concept)
-        if not classes:
-            return None
-        return MedicationCourse(
-            id=str(request.get("id", "")),
-            concept=concept,
-            classes=classes,
-            status=str(status),
-            start=_course_start(request),
-            end=_course_end(request),
-            dosage=read_dosage(request),
+        return (concept, classes) if classes else None
+
+    def _add_request(
+        self,
+        request: Mapping[str, Any],
+        medications: Mapping[str, CodedConcept],
+        record: PatientRecord,
+    ) -> None:
+        drug = self._drug_of(request, medications, COURSE_STATUSES)
+        if drug is None:
+            return
+        concept, classes = drug
+        status = request.get("status")
+        start, end = _course_start(request), _course_end(request)
+        request_id = str(request.get("id", ""))
+        if status not in OPEN_COURSE_STATUSES and end is None:
+            # completed or stopped without an end date: one exposure on its start date (how
+            # infusions are usually ordered: one completed request per infusion)
+            self._add_dated(request, concept, classes, start, record=record)
+            return
+        record.courses.append(
+            MedicationCourse(
+                id=request_id,
+                concept=concept,
+                classes=classes,
+                status=str(status),
+                start=start,
+                end=end,
+                dosage=read_dosage(request),
+            )
         )
+
+    def _add_exposure_source(
+        self,
+        resource: Mapping[str, Any],
+        medications: Mapping[str, CodedConcept],
+        record: PatientRecord,
+    ) -> None:
+        """A MedicationAdministration or MedicationStatement: one exposure on its date; a
+        statement with a period, or an active one, is a course like an order with its period."""
+        resource_type = resource.get("resourceType")
+        status = resource.get("status")
+        statuses = (
+            ADMINISTRATION_STATUSES
+            if resource_type == "MedicationAdministration"
+            else STATEMENT_STATUSES
+        )
+        drug = self._drug_of(resource, medications, statuses)
+        if drug is None:
+            return
+        concept, classes = drug
+        period = resource.get("effectivePeriod") or {}
+        start = (
+            parse_fhir_datetime(resource.get("effectiveDateTime"))
+            or parse_fhir_datetime(period.get("start"))
+            or parse_fhir_datetime(resource.get("dateAsserted"))
+        )
+        end = parse_fhir_datetime(period.get("end"))
+        if resource_type == "MedicationStatement" and (status == "active" or end is not None):
+            # taken over a period (or still taken): a course, like an order with its period
+            course_id = str(resource.get("id", ""))
+            record.courses.append(
+                MedicationCourse(course_id, concept, classes, str(status), start, end)
+            )
+            return
+        self._add_dated(resource, concept, classes, start, record=record)
+
+    def _add_dated(
+        self,
+        resource: Mapping[str, Any],
+        concept: CodedConcept,
+        classes: frozenset[str],
+        when: datetime | None,
+        *,
+        record: PatientRecord,
+    ) -> None:
+        resource_type, resource_id = str(resource.get("resourceType")), str(resource.get("id", ""))
+        if when is None:
+            # an undated exposure is kept as an undated, ended course: rules name it as a gap
+            status = str(resource.get("status"))
+            record.courses.append(
+                MedicationCourse(resource_id, concept, classes, status, None, None)
+            )
+            return
+        record.exposures.append(Exposure(resource_id, resource_type, concept, classes, when))
+
+    def _chain(self, exposures: Sequence[Exposure]) -> list[MedicationCourse]:
+        """Exposures of the same drug classes, oldest first, chained into courses: a gap shorter
+        than the classes' configured course gap continues the course."""
+        by_classes: dict[frozenset[str], list[Exposure]] = {}
+        for exposure in exposures:
+            by_classes.setdefault(exposure.classes, []).append(exposure)
+        courses: list[MedicationCourse] = []
+        for classes, series in by_classes.items():
+            gap = timedelta(days=self.terminology.course_gap_days(classes))
+            chain: list[Exposure] = []
+            for exposure in series:
+                if chain and exposure.when - chain[-1].when >= gap:
+                    courses.append(_series_course(chain, gap))
+                    chain = []
+                chain.append(exposure)
+            if chain:
+                courses.append(_series_course(chain, gap))
+        return courses
 
     def _add_observation(self, obs: Mapping[str, Any], record: PatientRecord) -> None:
         if obs.get("status") not in LAB_STATUSES:
@@ -445,6 +610,39 @@ class RecordBuilder:
                         obs_id, when, positive, "positive" if positive else "negative"
                     )
         return None
+
+
+def _series_course(chain: Sequence[Exposure], gap: timedelta) -> MedicationCourse:
+    first, last = chain[0], chain[-1]
+    return MedicationCourse(
+        id=first.id,
+        concept=last.concept,
+        classes=first.classes,
+        status=SERIES_STATUS,
+        start=first.when,
+        end=last.when + gap,
+        exposures=tuple(chain),
+    )
+
+
+def _unresolved_reference(
+    request: Mapping[str, Any], medications: Mapping[str, CodedConcept]
+) -> str | None:
+    """``Medication/<id>`` when the draft's medicationReference is relative, not contained and
+    not among the Medications at hand (so it may be read from fhirServer)."""
+    if "medicationCodeableConcept" in request:
+        return None
+    reference = (request.get("medicationReference") or {}).get("reference")
+    if not isinstance(reference, str) or reference.startswith("#"):
+        return None
+    parts = reference.strip().split("/")
+    if len(parts) != 2 or parts[0] != "Medication" or not _FHIR_ID.match(parts[1]):
+        return None  # absolute or odd references are never fetched (another server)
+    key = "/".join(parts)
+    return None if key in medications else key
+
+
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
 def _condition(resource: Mapping[str, Any]) -> ConditionFact | None:

@@ -71,6 +71,8 @@ class Settings:
     bind: str = "127.0.0.1:8080"
     workers: int = 2
     threads: int = 4
+    # log and state on cards what a strict R4B check finds; never drops data (fhir_strict.py)
+    strict_fhir_report: bool = False
     bench_echo: bool = False  # POST /bench/echo for the load benchmark's ceiling (bench/ only)
     extra: Mapping[str, Any] = field(default_factory=dict)
 

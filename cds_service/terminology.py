@@ -161,9 +161,19 @@ class Terminology:
     valuesets: Mapping[str, ValueSet]
     drug_classes: Mapping[str, DrugClass]
     name_fallback: bool = True
+    # exposures of a drug chain into one course while the gaps are shorter than this (days)
+    default_course_gap_days: int = 30
+    course_gap_days_by_class: Mapping[str, int] = field(default_factory=dict)
 
     def valueset(self, vs_id: str) -> ValueSet:
         return self.valuesets[vs_id]
+
+    def course_gap_days(self, classes: Iterable[str]) -> int:
+        """The longest configured gap among the classes, else the default."""
+        gaps = [
+            self.course_gap_days_by_class[c] for c in classes if c in self.course_gap_days_by_class
+        ]
+        return max(gaps, default=self.default_course_gap_days)
 
     def classes_of(self, concept: CodedConcept) -> frozenset[str]:
         return frozenset(

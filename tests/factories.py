@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -207,6 +208,8 @@ def full_prefetch(
         "observations": bundle(*observations),
         "medicationRequests": bundle(*medication_requests),
         "conditions": bundle(*conditions),
+        "medicationAdministrations": bundle(),
+        "medicationStatements": bundle(),
     }
 
 
@@ -433,3 +436,14 @@ def tpmt_phenotype(text: str, code: str = "79713-4", days_ago: float = 400) -> d
 
 def cirrhosis(**kwargs: Any) -> dict[str, Any]:
     return condition("19943007", **kwargs)
+
+
+def json_objects(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object inside a value (a resource, a request), the value itself included."""
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from json_objects(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from json_objects(item)

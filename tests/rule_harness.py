@@ -53,6 +53,8 @@ def build_record(prefetch: Mapping[str, Any], config: Configuration | None = Non
             observations=_entries(prefetch.get("observations")),
             medication_requests=_entries(prefetch.get("medicationRequests")),
             conditions=_entries(prefetch.get("conditions")),
+            medication_administrations=_entries(prefetch.get("medicationAdministrations")),
+            medication_statements=_entries(prefetch.get("medicationStatements")),
         )
     )
 

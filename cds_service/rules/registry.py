@@ -12,6 +12,7 @@ from cds_service.rules import (
     thiopurine_metabolites,
     tpmt_before_thiopurine,
     treatment_response,
+    unidentified_draft,
 )
 from cds_service.rules.base import RuleSpec
 
@@ -27,5 +28,6 @@ REGISTRY: Mapping[str, RuleSpec] = {
         tpmt_before_thiopurine.SPEC,
         allopurinol_thiopurine.SPEC,
         budesonide_cirrhosis.SPEC,
+        unidentified_draft.SPEC,
     )
 }

@@ -134,6 +134,10 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
         (f.budesonide(),),
         f.full_prefetch(conditions=(f.cirrhosis(),)),
     ),
+    ("unidentified-draft-order", "drug-unidentified"): lambda: (
+        (f.medication_request(rxnorm=None, status="draft", mid="draft-unknown"),),
+        f.full_prefetch(),
+    ),
 }
 
 

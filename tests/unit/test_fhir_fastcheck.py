@@ -27,6 +27,7 @@ from cds_service.fhir_validation import (
     validation_problem,
 )
 from tests.conftest import MATERIAL, REPO
+from tests.factories import json_objects
 
 TYPES = set(VALIDATED_TYPES) - {"Bundle"}
 ODD_VALUES: tuple[Any, ...] = (
@@ -59,18 +60,8 @@ ODD_VALUES: tuple[Any, ...] = (
 )
 
 
-def _objects(value: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(value, dict):
-        yield value
-        for item in value.values():
-            yield from _objects(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _objects(item)
-
-
 def _resources(value: Any) -> Iterator[dict[str, Any]]:
-    return (o for o in _objects(value) if o.get("resourceType") in TYPES)
+    return (o for o in json_objects(value) if o.get("resourceType") in TYPES)
 
 
 def corpus() -> list[dict[str, Any]]:
@@ -94,7 +85,7 @@ CORPUS = corpus()
 def mutate(resource: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     mutant = copy.deepcopy(resource)
     for _ in range(rng.randint(1, 3)):
-        target = rng.choice(list(_objects(mutant)))
+        target = rng.choice(list(json_objects(mutant)))
         keys = [k for k in target if k != "resourceType"] or ["id"]
         key = rng.choice(keys)
         operation = rng.randrange(8)

@@ -131,9 +131,17 @@ def test_course_ended_long_ago_is_a_new_start(config: Configuration) -> None:
     assert decide(config, medication_requests=(ended,))[0] == "pregnancy-test-needed"
 
 
-def test_stopped_course_without_end_date_is_a_new_start(config: Configuration) -> None:
-    stopped = f.medication_request(status="stopped", start_days_ago=30)
-    assert decide(config, medication_requests=(stopped,))[0] == "pregnancy-test-needed"
+@pytest.mark.parametrize(
+    ("start_days_ago", "expected"),
+    [(30, "continuing-therapy"), (150, "pregnancy-test-needed")],
+)
+def test_stopped_course_without_end_date_is_one_exposure_on_its_start_date(
+    config: Configuration, start_days_ago: int, expected: str
+) -> None:
+    """Rev 2: one exposure on its start date, a course until start + the 30-day class gap,
+    judged against the rule's continuing-therapy window."""
+    stopped = f.medication_request(status="stopped", start_days_ago=start_days_ago)
+    assert decide(config, medication_requests=(stopped,))[0] == expected
 
 
 def test_entered_in_error_course_is_ignored(config: Configuration) -> None:

@@ -84,15 +84,34 @@ def test_effective_period_and_issued_dates(config: Configuration) -> None:
     assert whens == [parse_fhir_datetime("2026-01-05"), parse_fhir_datetime("2026-02-01T10:00:00Z")]
 
 
-def test_malformed_resource_is_skipped_not_fatal(config: Configuration) -> None:
-    bad = f.alt(70)
-    bad["surprise"] = True
+def test_unread_problems_never_drop_a_resource_unusable_needed_elements_do(
+    config: Configuration,
+) -> None:
+    vendor = f.alt(70)
+    vendor["surprise"] = True  # not an R4B element: no rule reads it
+    vendor["category"] = {"text": "laboratory"}  # one object where R4B wants an array
+    vendor["status"] = "final "
     missing_status = f.alt(80)
     del missing_status["status"]
-    record = build(config, observations=(f.alt(50), bad, missing_status))
-    assert [lab.value for lab in record.lab_series("alt")] == [50]
+    bad_code = f.alt(90)
+    bad_code["code"] = "ALT"
+    record = build(config, observations=(f.alt(50), vendor, missing_status, bad_code))
+    assert sorted(lab.value for lab in record.lab_series("alt")) == [50, 70]
     assert len(record.skipped) == 2
-    assert "2 Observation" in record.skipped_summary()
+    summary = record.skipped_summary()
+    assert "2 Observation" in summary
+    assert "no status" in summary
+    assert "unusable code" in summary
+
+
+def test_unreadable_read_element_is_named_and_the_rest_is_read(config: Configuration) -> None:
+    odd_date = f.alt(70)
+    odd_date["effectiveDateTime"] = "last tuesday"
+    record = build(config, observations=(odd_date,))
+    assert [lab.value for lab in record.lab_series("alt")] == [70]
+    assert record.lab_series("alt")[0].when is None
+    assert record.unread == [("Observation", "effectiveDateTime")]
+    assert "Observation.effectiveDateTime (1)" in record.unread_summary()
 
 
 def test_medication_courses_by_class(config: Configuration) -> None:

@@ -39,6 +39,9 @@ def post(app: Flask, service: str, body: dict[str, Any]) -> tuple[int, Any]:
 
 
 def loaded_or_skip(fhir_server: LoadedServer, name: str) -> None:
+    prefetch_only = read(GOLDEN / name / "scenario.json").get("prefetch_only")
+    if prefetch_only:
+        pytest.skip(f"prefetch-only scenario: {prefetch_only}")
     result = fhir_server.loaded[name]
     if result.ok:
         return
@@ -204,3 +207,78 @@ def _tcp6_listeners() -> list[str]:
         return []
     rows = path.read_text(encoding="utf-8").splitlines()[1:]
     return [row.split()[1] for row in rows if row.split()[3] == "0A"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("client-unresolved-reference", "unidentified-draft-order"),
+        ("client-reference-display-only", "mmf-teratogenicity"),
+    ],
+)
+def test_unknown_draft_medication_on_the_server(
+    app_factory: Callable[..., Flask], fhir_server: LoadedServer, name: str, rule: str
+) -> None:
+    """A draft's Medication the server does not hold: read as Medication/{id} in the same fetch,
+    the server's 404 named on the card; the draft is then judged by what it still says."""
+    assert fhir_server.loaded[name].ok, fhir_server.loaded[name].message
+    scenario = read(GOLDEN / name / "scenario.json")
+    now = datetime.fromisoformat(scenario["now"].replace("Z", "+00:00"))
+    server = fhir_server.server
+    request = without_prefetch(read(GOLDEN / name / "request.json"), server.base_url, server.token)
+    app = app_factory(**SETTINGS, clock=lambda: now, database_url="sqlite://")
+    status, body = post(app, scenario["service"], request)
+    assert status == 200, body
+    (card,) = body["cards"]
+    assert card["source"]["topic"]["code"] == rule
+    assert re.search(
+        r"draft Medication/\S+-med-404 \(the FHIR server answered HTTP 404\)", card["detail"]
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "resource_type", ["Medication", "MedicationAdministration", "MedicationStatement"]
+)
+def test_the_new_reads_are_answered_by_the_server(
+    fhir_server: LoadedServer, resource_type: str
+) -> None:
+    """The queries the service sends for them, straight to the server: the chart comes back."""
+    server = fhir_server.server
+    name, query = {
+        "Medication": (
+            "client-draft-medication-on-server",
+            "Medication/client-draft-medication-on-server-med",
+        ),
+        "MedicationAdministration": (
+            "client-infliximab-administrations",
+            "MedicationAdministration?patient=client-infliximab-administrations"
+            "&_include=MedicationAdministration:medication&_count=200",
+        ),
+        "MedicationStatement": (
+            "client-statement-active-anti-tnf",
+            "MedicationStatement?patient=client-statement-active-anti-tnf"
+            "&_include=MedicationStatement:medication&_count=200",
+        ),
+    }[resource_type]
+    assert fhir_server.loaded[name].ok, fhir_server.loaded[name].message
+    response = requests.get(
+        f"{server.base_url}/{query}",
+        headers={"Authorization": f"Bearer {server.token}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text[:300]
+    body = response.json()
+    found = (
+        [body]
+        if body["resourceType"] == resource_type
+        else [e["resource"] for e in body.get("entry", [])]
+    )
+    patients = {
+        str((r.get("subject") or {}).get("reference"))
+        for r in found
+        if r["resourceType"] == resource_type and resource_type != "Medication"
+    }
+    assert any(r["resourceType"] == resource_type for r in found)
+    assert patients <= {f"Patient/{name}"}
