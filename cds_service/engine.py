@@ -157,6 +157,7 @@ def _inputs(request: HookRequest, data: ResolvedData) -> RecordInputs:
         medication_requests=_for_patient(data.of_type("MedicationRequest"), request.patient_id),
         medications=data.of_type("Medication"),
         conditions=_for_patient(data.of_type("Condition"), request.patient_id),
+        procedures=_for_patient(data.of_type("Procedure"), request.patient_id),
     )
 
 

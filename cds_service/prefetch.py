@@ -19,6 +19,7 @@ from cds_service.configuration import ServiceConfig, prefetch_resource_type
 from cds_service.errors import BadRequest, PreconditionFailed
 from cds_service.fhir_client import FetchError, FetchResult, FhirFetcher
 from cds_service.protocol import HookRequest
+from cds_service.rules.base import SUPPLEMENTARY
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z.]+)\s*\}\}")
 _USER_TOKENS = {
@@ -120,9 +121,29 @@ def resolve(
         results = fetcher.fetch_many(server, request.access_token, to_fetch, continuations)
         for key, result in results.items():
             _take(key, result, continuations.get(key), data, unobtainable)
+    unobtainable = _note_supplementary(unobtainable, service, data)
     if unobtainable:
         raise PreconditionFailed("Required data could not be obtained: " + "; ".join(unobtainable))
     return data
+
+
+def _note_supplementary(
+    unobtainable: list[str], service: ServiceConfig, data: ResolvedData
+) -> list[str]:
+    """Supplementary kinds (Procedure) that could not be had are named on the card, not a 412."""
+    supplementary = {
+        key
+        for key, template in service.prefetch.items()
+        if prefetch_resource_type(template) in SUPPLEMENTARY
+    }
+    required = []
+    for item in unobtainable:
+        key = item.split(" ", 1)[0]
+        if key in supplementary:
+            data.notes.append(f"{item}: not read, so the checks that use it could not run")
+        else:
+            required.append(item)
+    return required
 
 
 def _take(

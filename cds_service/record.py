@@ -10,11 +10,14 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from cds_service.clinical_sex import ClinicalSex, clinical_sex
 from cds_service.dosing import NO_DOSAGE, Dosage, read_dosage
 from cds_service.fhir_validation import validation_problem
 from cds_service.fhirdates import parse_fhir_date, parse_fhir_datetime
 from cds_service.numbers import decimal_or_none as _decimal
+from cds_service.routes import ROUTE_NOT_RECORDED, Route
 from cds_service.terminology import Analyte, CodedConcept, Terminology
+from cds_service.units import comparator_of
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,31 @@ class LabResult:
     reported_unit: str
     uln: Decimal | None
     uln_source: str  # "reference range", "configured default" or "none"
+    # valueQuantity.comparator ("<", "<=", ">=", ">") or "" for an exact value; the value is
+    # then the bound ("ALT > 400" is read as 400, i.e. at least 400)
+    comparator: str = ""
+
+    @property
+    def reported_label(self) -> str:
+        """The value as on the lab report, comparator included ("< 5 mIU/mL")."""
+        value = f"{self.reported_value.normalize():f} {self.reported_unit}".strip()
+        return f"{self.comparator} {value}" if self.comparator else value
+
+
+@dataclass(frozen=True)
+class UnreadResult:
+    """A result of a known analyte that was not interpreted (e.g. its unit is not known); it is
+    named on the card, never taken for "not measured"."""
+
+    id: str
+    analyte: str
+    when: datetime | None
+    value_label: str
+    reason: str
+
+    def describe(self) -> str:
+        when = self.when.date().isoformat() if self.when else "undated"
+        return f"{self.value_label} on {when} ({self.reason})"
 
 
 @dataclass(frozen=True)
@@ -88,6 +116,9 @@ class MedicationCourse:
     start: datetime | None
     end: datetime | None
     dosage: Dosage = NO_DOSAGE
+    route: Route = ROUTE_NOT_RECORDED
+    # classes the medication belongs to but this course does not count for (not systemic)
+    not_counted: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:
@@ -115,6 +146,8 @@ class DraftOrder:
     classes: frozenset[str]
     start: datetime | None
     dosage: Dosage = NO_DOSAGE
+    route: Route = ROUTE_NOT_RECORDED
+    not_counted: frozenset[str] = frozenset()
 
     @property
     def reference(self) -> str:
@@ -133,10 +166,21 @@ class ConditionFact:
     onset: datetime | None
 
 
+@dataclass(frozen=True)
+class ProcedureFact:
+    id: str
+    concept: CodedConcept
+    status: str
+    when: datetime | None
+
+
 @dataclass
 class PatientRecord:
     patient_id: str
     gender: str | None = None
+    # sex for clinical use (cds_service/clinical_sex.py): sex extensions and gender together
+    clinical_sex: ClinicalSex = field(default_factory=lambda: ClinicalSex(None))
+    procedures: list[ProcedureFact] = field(default_factory=list)
     birth_date: date | None = None
     labs: dict[str, list[LabResult]] = field(default_factory=dict)
     qualitative: dict[str, list[QualitativeResult]] = field(default_factory=dict)
@@ -146,6 +190,7 @@ class PatientRecord:
     conditions: list[ConditionFact] = field(default_factory=list)
     skipped: list[SkippedResource] = field(default_factory=list)
     unknown_units: list[tuple[str, str]] = field(default_factory=list)  # (analyte, unit)
+    unread: list[UnreadResult] = field(default_factory=list)
     patient_known: bool = False
     # every valid Observation as received, for readers of panels, components and coded results
     # (cds_service/readings.py)
@@ -158,6 +203,22 @@ class PatientRecord:
 
     def qualitative_results(self, analyte: str) -> list[QualitativeResult]:
         return self.qualitative.get(analyte, [])
+
+    def unread_results(self, analyte: str, since: datetime | None = None) -> list[UnreadResult]:
+        """Results of ``analyte`` that were not interpreted (unknown unit), dated from ``since``
+        on when given, oldest first."""
+        found = [
+            r
+            for r in self.unread
+            if r.analyte == analyte and (since is None or (r.when is not None and r.when >= since))
+        ]
+        return sorted(found, key=_sort_key)
+
+    def not_measured_text(self, analyte: str, since: datetime | None, default: str) -> str:
+        """``default`` ("not measured since ..."), unless a result exists that could not be
+        interpreted: then that result, named with the reason."""
+        unread = self.unread_results(analyte, since)
+        return unread[-1].describe() if unread else default
 
     def observed_in(
         self, terminology: Terminology, valueset_ids: Iterable[str]
@@ -174,6 +235,16 @@ class PatientRecord:
     ) -> list[ConditionFact]:
         valueset = terminology.valueset(valueset_id)
         return [c for c in self.conditions if c.active and c.concept.in_valueset(valueset)]
+
+    def completed_procedures_in(
+        self, terminology: Terminology, valueset_id: str
+    ) -> list[ProcedureFact]:
+        valueset = terminology.valueset(valueset_id)
+        return [
+            p
+            for p in self.procedures
+            if p.status == "completed" and p.concept.in_valueset(valueset)
+        ]
 
     def skipped_summary(self) -> str:
         if not self.skipped:
@@ -198,6 +269,7 @@ class RecordInputs:
     medication_requests: Sequence[Mapping[str, Any]] = ()
     medications: Sequence[Mapping[str, Any]] = ()
     conditions: Sequence[Mapping[str, Any]] = ()
+    procedures: Sequence[Mapping[str, Any]] = ()
 
 
 class RecordBuilder:
@@ -222,6 +294,7 @@ class RecordBuilder:
             gender = inputs.patient.get("gender")
             record.gender = gender if isinstance(gender, str) else None
             record.birth_date = parse_fhir_date(inputs.patient.get("birthDate"))
+            record.clinical_sex = clinical_sex(inputs.patient, record.gender)
         medications = self._index_medications(inputs.medications, record)
         for obs in inputs.observations:
             if self._valid(obs, record):
@@ -237,6 +310,9 @@ class RecordBuilder:
                 fact = _condition(condition)
                 if fact is not None:
                     record.conditions.append(fact)
+        for procedure in inputs.procedures:
+            if self._valid(procedure, record):
+                record.procedures.append(_procedure(procedure))
         for lab_series in record.labs.values():
             lab_series.sort(key=_sort_key)
         for qualitative_series in record.qualitative.values():
@@ -263,14 +339,18 @@ class RecordBuilder:
             if not self._valid(resource, sink):
                 continue
             concept = self._medication_concept(resource, index)
+            dosage = read_dosage(resource)
+            classes, route, not_counted = self._classes(concept, dosage)
             drafts.append(
                 DraftOrder(
                     resource_type="MedicationRequest",
                     id=str(resource.get("id", "")),
                     concept=concept,
-                    classes=self.terminology.classes_of(concept),
+                    classes=classes,
                     start=_course_start(resource),
-                    dosage=read_dosage(resource),
+                    dosage=dosage,
+                    route=route,
+                    not_counted=not_counted,
                 )
             )
         if skipped is not None:
@@ -332,8 +412,9 @@ class RecordBuilder:
         if status not in COURSE_STATUSES:
             return None
         concept = self._medication_concept(request, medications)
-        classes = self.terminology.classes_of(concept)
-        if not classes:
+        dosage = read_dosage(request)
+        classes, route, not_counted = self._classes(concept, dosage)
+        if not classes and not not_counted:
             return None
         return MedicationCourse(
             id=str(request.get("id", "")),
@@ -342,8 +423,26 @@ class RecordBuilder:
             status=str(status),
             start=_course_start(request),
             end=_course_end(request),
-            dosage=read_dosage(request),
+            dosage=dosage,
+            route=route,
+            not_counted=not_counted,
         )
+
+    def _classes(
+        self, concept: CodedConcept, dosage: Dosage
+    ) -> tuple[frozenset[str], Route, frozenset[str]]:
+        """(the classes the medication counts for, its route, the classes it belongs to but
+        does not count for because its route is not systemic)."""
+        classes = self.terminology.classes_of(concept)
+        policy = self.terminology.routes
+        if classes.isdisjoint(policy.classes):
+            return classes, ROUTE_NOT_RECORDED, frozenset()
+        route = policy.classify(
+            [*(c.code for c in concept.codes), *dosage.route_codes],
+            [*concept.texts(), *dosage.route_texts],
+        )
+        counted = policy.counted_classes(classes, route)
+        return counted, route, classes - counted
 
     def _add_observation(self, obs: Mapping[str, Any], record: PatientRecord) -> None:
         if obs.get("status") not in LAB_STATUSES:
@@ -377,10 +476,20 @@ class RecordBuilder:
         value = _decimal(quantity.get("value"))
         if value is None:
             return None
-        unit = _unit_of(quantity)
-        factor = analyte.factors.get(unit)
+        unit, factor = analyte.factor_of(quantity)
+        comparator = comparator_of(quantity)
         if factor is None:
             record.unknown_units.append((analyte.id, unit))
+            label = f"{comparator} {value.normalize():f} {unit}".strip()
+            record.unread.append(
+                UnreadResult(
+                    str(obs.get("id", "")),
+                    analyte.id,
+                    when,
+                    label,
+                    f"in unit {unit!r}, not interpreted" if unit else "no unit, not interpreted",
+                )
+            )
             log.warning(
                 "result for %s in unknown unit %r not compared with any threshold", analyte.id, unit
             )
@@ -396,6 +505,7 @@ class RecordBuilder:
             reported_unit=unit,
             uln=uln,
             uln_source=source,
+            comparator=comparator,
         )
 
     def _uln(
@@ -404,7 +514,7 @@ class RecordBuilder:
         for reference_range in obs.get("referenceRange") or ():
             high = reference_range.get("high") or {}
             value = _decimal(high.get("value"))
-            factor = analyte.factors.get(_unit_of(high)) if high else None
+            factor = analyte.factor_of(high)[1] if high else None
             if value is not None and factor is not None:
                 return value * factor, "reference range"
         if gender is not None and gender in analyte.default_uln_by_sex:
@@ -458,6 +568,17 @@ def _condition(resource: Mapping[str, Any]) -> ConditionFact | None:
         concept=CodedConcept.from_fhir(resource.get("code")),
         active=active,
         onset=parse_fhir_datetime(resource.get("onsetDateTime")),
+    )
+
+
+def _procedure(resource: Mapping[str, Any]) -> ProcedureFact:
+    status = resource.get("status")
+    return ProcedureFact(
+        id=str(resource.get("id", "")),
+        concept=CodedConcept.from_fhir(resource.get("code")),
+        status=status.strip() if isinstance(status, str) else "",
+        when=parse_fhir_datetime(resource.get("performedDateTime"))
+        or parse_fhir_datetime((resource.get("performedPeriod") or {}).get("start")),
     )
 
 

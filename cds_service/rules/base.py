@@ -22,10 +22,17 @@ class DataKind(StrEnum):
     OBSERVATIONS = "Observation"
     MEDICATION_REQUESTS = "MedicationRequest"
     CONDITIONS = "Condition"
+    # supplementary: read when the client sends or allows it, never a 412 when it cannot be had
+    PROCEDURES = "Procedure"
 
+
+# Data kinds a missing prefetch of which is named on the card instead of answered with a 412.
+SUPPLEMENTARY = frozenset({DataKind.PROCEDURES.value})
 
 # Rules that read every part of the chart (the patient, labs, medications and conditions).
-WHOLE_CHART = frozenset(DataKind)
+WHOLE_CHART = frozenset(
+    {DataKind.PATIENT, DataKind.OBSERVATIONS, DataKind.MEDICATION_REQUESTS, DataKind.CONDITIONS}
+)
 
 
 @dataclass(frozen=True)
