@@ -200,7 +200,7 @@ class AnalyteSchema(_Strict):
 
     @validates_schema
     def _canonical_unit_listed(self, data: Mapping[str, Any], **_: Any) -> None:
-        if data.get("unit") not in data.get("units", {}):
+        if data.get("units", {}).get(data.get("unit")) != 1:
             raise ValidationError(
                 "the canonical unit must be listed in units with factor 1", "unit"
             )

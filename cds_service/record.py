@@ -16,7 +16,7 @@ from cds_service.fhir_validation import validation_problem
 from cds_service.fhirdates import parse_fhir_date, parse_fhir_datetime
 from cds_service.numbers import decimal_or_none as _decimal
 from cds_service.routes import ROUTE_NOT_RECORDED, Route
-from cds_service.terminology import Analyte, CodedConcept, Terminology
+from cds_service.terminology import Analyte, CodedConcept, Terminology, ValueSet
 from cds_service.units import comparator_of
 
 log = logging.getLogger(__name__)
@@ -531,9 +531,9 @@ class RecordBuilder:
         if "valueCodeableConcept" in obs:
             value = CodedConcept.from_fhir(obs["valueCodeableConcept"])
             if positive_vs and value.in_valueset(positive_vs):
-                return QualitativeResult(obs_id, when, True, value.label())
+                return QualitativeResult(obs_id, when, True, _answer_label(value, positive_vs))
             if negative_vs and value.in_valueset(negative_vs):
-                return QualitativeResult(obs_id, when, False, value.label())
+                return QualitativeResult(obs_id, when, False, _answer_label(value, negative_vs))
             text = value.label()
         else:
             raw_text = obs.get("valueString")
@@ -555,6 +555,17 @@ class RecordBuilder:
                         obs_id, when, positive, "positive" if positive else "negative"
                     )
         return None
+
+
+def _answer_label(value: CodedConcept, valueset: ValueSet) -> str:
+    """The answer's own text or display; for a bare code (LA6576-8), the value set's display."""
+    if value.text or any(c.display for c in value.codes):
+        return value.label()
+    for key in sorted(value.keys):
+        display = valueset.displays.get(key)
+        if display:
+            return display
+    return value.label()
 
 
 def _condition(resource: Mapping[str, Any]) -> ConditionFact | None:

@@ -201,12 +201,14 @@ def full_prefetch(
     observations: tuple[dict[str, Any], ...] = (),
     medication_requests: tuple[dict[str, Any], ...] = (),
     conditions: tuple[dict[str, Any], ...] = (),
+    procedures: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
     return {
         "patient": patient_resource if patient_resource is not None else patient(),
         "observations": bundle(*observations),
         "medicationRequests": bundle(*medication_requests),
         "conditions": bundle(*conditions),
+        "procedures": bundle(*procedures),
     }
 
 

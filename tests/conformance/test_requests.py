@@ -52,7 +52,7 @@ AHRQ_KEYS = {
     "MedicationRequest": "medicationRequests",
     "Condition": "conditions",
 }
-OUR_KEYS = ("patient", "observations", "medicationRequests", "conditions")
+OUR_KEYS = ("patient", "observations", "medicationRequests", "conditions", "procedures")
 ERROR_OUTCOME = {
     "resourceType": "OperationOutcome",
     "issue": [{"severity": "error", "code": "timeout", "diagnostics": "search timed out"}],
@@ -329,7 +329,7 @@ def test_ahrq_missing_prefetch_keys_fetched_from_fhir_server_with_bearer_token(
     [fetch] = recorder.calls
     assert fetch["base_url"] == "http://test:9080"
     assert fetch["access_token"] == body["fhirAuthorization"]["access_token"]
-    assert set(fetch["queries"]) == {"medicationRequests", "conditions"}
+    assert set(fetch["queries"]) == {"medicationRequests", "conditions", "procedures"}
     assert fetch["queries"]["medicationRequests"].startswith("MedicationRequest?patient=1288992&")
     assert fetch["queries"]["conditions"].startswith("Condition?patient=1288992&")
     assert outcome_of(app, card) == "continuing-therapy"  # the fetched data was used
@@ -453,7 +453,7 @@ def test_real_fetcher_sends_bearer_token_and_follows_pages(app: Flask, client: F
     [card] = ok_cards(post(client, body))
     assert outcome_of(app, card) == "continuing-therapy"
     paths = sorted(str(r.url).removeprefix(base + "/").split("?")[0] for r in server.requests)
-    assert paths == ["Condition", "MedicationRequest", "MedicationRequest"]
+    assert paths == ["Condition", "MedicationRequest", "MedicationRequest", "Procedure"]
     token = body["fhirAuthorization"]["access_token"]
     for sent in server.requests:
         assert sent.method == "GET"
