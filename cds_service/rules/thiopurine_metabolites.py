@@ -1,6 +1,6 @@
 """thiopurine-metabolites: a recent 6-TGN result read against the thresholds of its own unit.
 
-Decisions where RULES.md is silent (also in docs/rules/thiopurine-metabolites.md):
+Decisions where the clinical specification is silent (also in docs/rules/thiopurine-metabolites.md):
 - The latest dated 6-TGN within the lookback is the one judged; an older result in another unit
   is not used instead (the latest result reflects the current dose).
 - 6-MMP is paired with that 6-TGN when measured within ``mmp_pairing_days`` of it.
@@ -8,7 +8,7 @@ Decisions where RULES.md is silent (also in docs/rules/thiopurine-metabolites.md
   thresholds gives no classification (logged, no card). Nothing is converted.
 - Low 6-TGN with 6-MMP absent or in a unit without a 6-MMP threshold gives the info card, which
   says shunting could not be excluded.
-- Normal 6-TGN gives no card, whatever the 6-MMP (RULES.md lists no such pattern).
+- Normal 6-TGN gives no card, whatever the 6-MMP (the specification lists no such pattern).
 """
 
 from __future__ import annotations
