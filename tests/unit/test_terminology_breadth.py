@@ -16,8 +16,8 @@ from cds_service.rules.registry import REGISTRY
 from cds_service.terminology import CodedConcept
 from cds_service.units import normalise_unit, normalised_factors, unit_candidates
 from tests import factories as f
+from tests.rule_harness import CARDS, configuration
 
-CARDS = Path(__file__).resolve().parents[2] / "cards"
 CM = "http://hl7.org/fhir/sid/icd-10-cm"
 WHO = "http://hl7.org/fhir/sid/icd-10"
 LOCAL = "urn:oid:1.2.840.114350.1.13.0.1.7.2.698288"
@@ -25,14 +25,13 @@ LOCAL = "urn:oid:1.2.840.114350.1.13.0.1.7.2.698288"
 
 @pytest.fixture(scope="module")
 def config() -> Configuration:
-    return load_configuration(CARDS, REGISTRY)
+    return configuration()
 
 
 def build(config: Configuration, **kwargs: Any) -> PatientRecord:
-    kwargs.setdefault("patient", f.patient())
-    return RecordBuilder(config.terminology, config.analytes).build(
-        RecordInputs(patient_id=f.PATIENT_ID, **kwargs)
-    )
+    """A record of the default patient (female, 1994) with these resources."""
+    inputs = RecordInputs(f.PATIENT_ID, kwargs.pop("patient", f.patient()), **kwargs)
+    return RecordBuilder(config.terminology, config.analytes).build(inputs)
 
 
 def concept(system: str, code: str) -> CodedConcept:
