@@ -84,7 +84,8 @@ def read_dosage(request: Mapping[str, Any]) -> Dosage:
     texts: list[str] = []
     codes: list[Any] = []
     for dosage in instructions:
-        route = dosage.get("route") or {}
+        route = dosage.get("route")
+        route = route if isinstance(route, Mapping) else {}
         texts += [route.get("text") or "", dosage.get("text") or ""]
         codings = [c for c in route.get("coding") or () if isinstance(c, Mapping)]
         texts += [c.get("display") or "" for c in codings]

@@ -589,8 +589,13 @@ def _procedure(resource: Mapping[str, Any]) -> ProcedureFact:
         concept=CodedConcept.from_fhir(resource.get("code")),
         status=status.strip() if isinstance(status, str) else "",
         when=parse_fhir_datetime(resource.get("performedDateTime"))
-        or parse_fhir_datetime((resource.get("performedPeriod") or {}).get("start")),
+        or parse_fhir_datetime(_field(resource.get("performedPeriod"), "start")),
     )
+
+
+def _field(value: Any, name: str) -> Any:
+    """``value[name]`` when ``value`` is an object, else None (a malformed element is unread)."""
+    return value.get(name) if isinstance(value, Mapping) else None
 
 
 def _observation_time(obs: Mapping[str, Any]) -> datetime | None:
