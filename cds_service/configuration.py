@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from cds_service.routes import RoutePolicy
 from cds_service.rules.base import DataKind, RuleSpec
 from cds_service.terminology import (
     Analyte,
@@ -26,6 +27,7 @@ from cds_service.terminology import (
     ValueSet,
     valueset_from_fhir,
 )
+from cds_service.units import normalised_factors
 from cds_service.validation_errors import first_error
 
 HOOK_CONTEXT_TOKENS = {
@@ -203,13 +205,29 @@ class AnalyteSchema(_Strict):
 
     @validates_schema
     def _canonical_unit_listed(self, data: Mapping[str, Any], **_: Any) -> None:
-        if data.get("unit") not in data.get("units", {}):
+        if data.get("units", {}).get(data.get("unit")) != 1:
             raise ValidationError(
                 "the canonical unit must be listed in units with factor 1", "unit"
             )
         for unit, factor in data.get("units", {}).items():
             if factor <= 0:
                 raise ValidationError(f"factor for {unit!r} must be > 0", "units")
+        try:
+            normalised_factors(data.get("units", {}))
+        except ValueError as exc:
+            raise ValidationError(str(exc), "units") from exc
+
+
+class RoutesSchema(_Strict):
+    classes = fields.List(fields.String(), load_default=list)
+    systemic_codes = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+    non_systemic_codes = fields.List(
+        fields.String(validate=validate.Length(min=1)), load_default=list
+    )
+    systemic_terms = fields.List(fields.String(validate=validate.Length(min=3)), load_default=list)
+    non_systemic_terms = fields.List(
+        fields.String(validate=validate.Length(min=3)), load_default=list
+    )
 
 
 class ExposureCoursesSchema(_Strict):
@@ -226,6 +244,14 @@ class TerminologySchema(_Strict):
     exposure_courses = fields.Nested(
         ExposureCoursesSchema, load_default=lambda: {"default_gap_days": 30, "gap_days": {}}
     )
+    # ingredient -> brand and biosimilar names; a drug class listing the ingredient among its
+    # ingredient_names also matches these names
+    brand_names = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String(validate=validate.Length(min=3))),
+        load_default=dict,
+    )
+    routes = fields.Nested(RoutesSchema, load_default=None)
     drug_classes = fields.Dict(
         keys=fields.String(), values=fields.Nested(DrugClassSchema), required=True
     )
@@ -398,14 +424,24 @@ def _load_terminology(
             raise ConfigError(path, field_name, f"unknown value set {vs_id!r}")
         return valuesets[vs_id]
 
-    classes = {
-        cid: DrugClass(
+    brands = {k.strip().lower(): v for k, v in data["brand_names"].items()}
+    unused = set(brands) - {
+        n.strip().lower() for c in data["drug_classes"].values() for n in c["ingredient_names"]
+    }
+    if unused:
+        raise ConfigError(path, "brand_names", f"no drug class names {sorted(unused)}")
+    classes = {}
+    for cid, c in data["drug_classes"].items():
+        ingredient_of = {
+            brand: ingredient
+            for ingredient in c["ingredient_names"]
+            for brand in brands.get(ingredient.strip().lower(), ())
+        }
+        classes[cid] = DrugClass(
             cid,
             valueset(f"drug_classes.{cid}.valueset", c["valueset"]),
-            NameMatcher.of(c["ingredient_names"]),
+            NameMatcher.of([*c["ingredient_names"], *ingredient_of], ingredient_of),
         )
-        for cid, c in data["drug_classes"].items()
-    }
     analytes = {
         aid: Analyte(
             id=aid,
@@ -427,8 +463,26 @@ def _load_terminology(
         data["name_fallback"],
         default_course_gap_days=courses["default_gap_days"],
         course_gap_days_by_class=courses["gap_days"],
+        routes=_route_policy(path, data["routes"], classes),
     )
     return terminology, analytes
+
+
+def _route_policy(
+    path: Path, routes: Mapping[str, Any] | None, classes: Mapping[str, DrugClass]
+) -> RoutePolicy:
+    if routes is None:
+        return RoutePolicy()
+    unknown = sorted(set(routes["classes"]) - set(classes))
+    if unknown:
+        raise ConfigError(path, "routes.classes", f"unknown drug class(es) {unknown}")
+    return RoutePolicy(
+        classes=frozenset(routes["classes"]),
+        systemic_codes=frozenset(c.strip() for c in routes["systemic_codes"]),
+        non_systemic_codes=frozenset(c.strip() for c in routes["non_systemic_codes"]),
+        systemic_terms=tuple(routes["systemic_terms"]),
+        non_systemic_terms=tuple(routes["non_systemic_terms"]),
+    )
 
 
 def _load_rules(

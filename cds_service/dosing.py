@@ -70,6 +70,8 @@ class Dosage:
     daily_dose: DailyDose
     # route and instruction texts (route.text, route codings' displays, dosage.text)
     route_texts: tuple[str, ...] = ()
+    # route codings' codes (e.g. SNOMED CT route of administration)
+    route_codes: tuple[str, ...] = ()
 
 
 NO_DOSAGE = Dosage(DailyDose(None, "no dosage instructions"))
@@ -80,11 +82,19 @@ def read_dosage(request: Mapping[str, Any]) -> Dosage:
     if not instructions:
         return NO_DOSAGE
     texts: list[str] = []
+    codes: list[Any] = []
     for dosage in instructions:
-        route = dosage.get("route") or {}
+        route = dosage.get("route")
+        route = route if isinstance(route, Mapping) else {}
         texts += [route.get("text") or "", dosage.get("text") or ""]
-        texts += [c.get("display") or "" for c in route.get("coding") or ()]
-    return Dosage(daily_dose(instructions), tuple(t for t in texts if isinstance(t, str) and t))
+        codings = [c for c in route.get("coding") or () if isinstance(c, Mapping)]
+        texts += [c.get("display") or "" for c in codings]
+        codes += [c.get("code") for c in codings]
+    return Dosage(
+        daily_dose(instructions),
+        tuple(t for t in texts if isinstance(t, str) and t),
+        tuple(c for c in codes if isinstance(c, str) and c),
+    )
 
 
 def daily_dose(instructions: Sequence[Mapping[str, Any]]) -> DailyDose:

@@ -194,6 +194,7 @@ def _inputs(request: HookRequest, data: ResolvedData) -> RecordInputs:
             data.of_type("MedicationAdministration"), request.patient_id
         ),
         medication_statements=_for_patient(data.of_type("MedicationStatement"), request.patient_id),
+        procedures=_for_patient(data.of_type("Procedure"), request.patient_id),
     )
 
 

@@ -4,7 +4,7 @@
 - key ``null``                       -> the client looked and found nothing; never refetched
 - Bundle / resource                  -> used; a Bundle's next link is followed when possible
 Needed data that can be had neither way -> 412 (PreconditionFailed), except supplementary
-kinds (``SUPPLEMENTARY_TYPES``) and extra reads (a draft's Medication): their absence is a note
+kinds (``rules.base.SUPPLEMENTARY``) and extra reads (a draft's Medication): their absence is a note
 the card states, never a 412.
 """
 
@@ -21,11 +21,9 @@ from cds_service.configuration import ServiceConfig, prefetch_resource_type
 from cds_service.errors import BadRequest, PreconditionFailed
 from cds_service.fhir_client import FetchError, FetchResult, FhirFetcher
 from cds_service.protocol import HookRequest
+from cds_service.rules.base import SUPPLEMENTARY
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z.]+)\s*\}\}")
-# Extra sources of exposure: a client that sends neither their prefetch nor a fhirServer still
-# gets an answer from the core data, with the missing kinds named on the card.
-SUPPLEMENTARY_TYPES = frozenset({"MedicationAdministration", "MedicationStatement", "Procedure"})
 _USER_TOKENS = {
     "Practitioner": "userPractitionerId",
     "PractitionerRole": "userPractitionerRoleId",
@@ -129,7 +127,7 @@ def resolve(
                 data.add([value])
             continue
         query = render_template(template, request)
-        if resource_type in SUPPLEMENTARY_TYPES:
+        if resource_type in SUPPLEMENTARY:
             optional.add(key)
         if query is None:
             unobtainable.append(f"{key} (a prefetch token has no value in this request)")

@@ -219,12 +219,3 @@ def _first_concept(value: Any) -> CodedConcept:
     if isinstance(value, list) and value:
         return CodedConcept.from_fhir(value[0])
     return CodedConcept()
-
-
-def same_unit(unit: str, other: str) -> bool:
-    """Unit spellings compared without spaces and case; never converted."""
-    return normalise_unit(unit) == normalise_unit(other)
-
-
-def normalise_unit(unit: str) -> str:
-    return "".join(unit.split()).casefold()

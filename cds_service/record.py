@@ -10,11 +10,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from cds_service.clinical_sex import ClinicalSex, clinical_sex
 from cds_service.dosing import NO_DOSAGE, Dosage, read_dosage
 from cds_service.fhir_reading import read_resource
 from cds_service.fhirdates import parse_fhir_date, parse_fhir_datetime
 from cds_service.numbers import decimal_or_none as _decimal
-from cds_service.terminology import Analyte, CodedConcept, Terminology
+from cds_service.routes import ROUTE_NOT_RECORDED, Route
+from cds_service.terminology import Analyte, CodedConcept, Terminology, ValueSet
+from cds_service.units import comparator_of
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,31 @@ class LabResult:
     reported_unit: str
     uln: Decimal | None
     uln_source: str  # "reference range", "configured default" or "none"
+    # valueQuantity.comparator ("<", "<=", ">=", ">") or "" for an exact value; the value is
+    # then the bound ("ALT > 400" is read as 400, i.e. at least 400)
+    comparator: str = ""
+
+    @property
+    def reported_label(self) -> str:
+        """The value as on the lab report, comparator included ("< 5 mIU/mL")."""
+        value = f"{self.reported_value.normalize():f} {self.reported_unit}".strip()
+        return f"{self.comparator} {value}" if self.comparator else value
+
+
+@dataclass(frozen=True)
+class UnreadResult:
+    """A result of a known analyte that was not interpreted (e.g. its unit is not known); it is
+    named on the card, never taken for "not measured"."""
+
+    id: str
+    analyte: str
+    when: datetime | None
+    value_label: str
+    reason: str
+
+    def describe(self) -> str:
+        when = self.when.date().isoformat() if self.when else "undated"
+        return f"{self.value_label} on {when} ({self.reason})"
 
 
 @dataclass(frozen=True)
@@ -109,6 +137,9 @@ class MedicationCourse:
     end: datetime | None
     dosage: Dosage = NO_DOSAGE
     exposures: tuple[Exposure, ...] = ()
+    route: Route = ROUTE_NOT_RECORDED
+    # classes the medication belongs to but this course does not count for (not systemic)
+    not_counted: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:
@@ -129,6 +160,34 @@ class MedicationCourse:
 
 
 @dataclass(frozen=True)
+class _Drug:
+    """What a medication resource says about the drug: its classes (those the route counts for),
+    dosage, route and the classes it belongs to but does not count for."""
+
+    concept: CodedConcept
+    classes: frozenset[str]
+    dosage: Dosage
+    route: Route
+    not_counted: frozenset[str]
+
+
+def _course(
+    course_id: str, drug: _Drug, status: str, start: datetime | None, end: datetime | None
+) -> MedicationCourse:
+    return MedicationCourse(
+        id=course_id,
+        concept=drug.concept,
+        classes=drug.classes,
+        status=status,
+        start=start,
+        end=end,
+        dosage=drug.dosage,
+        route=drug.route,
+        not_counted=drug.not_counted,
+    )
+
+
+@dataclass(frozen=True)
 class DraftOrder:
     """A draft request from ``context.draftOrders`` (MedicationRequest only for now)."""
 
@@ -142,6 +201,8 @@ class DraftOrder:
     unresolved_reference: str | None = None
     # the elements a rule would read that were unusable (named on the unidentified-order card)
     unreadable: tuple[str, ...] = ()
+    route: Route = ROUTE_NOT_RECORDED
+    not_counted: frozenset[str] = frozenset()
 
     @property
     def reference(self) -> str:
@@ -165,10 +226,21 @@ class ConditionFact:
     onset: datetime | None
 
 
+@dataclass(frozen=True)
+class ProcedureFact:
+    id: str
+    concept: CodedConcept
+    status: str
+    when: datetime | None
+
+
 @dataclass
 class PatientRecord:
     patient_id: str
     gender: str | None = None
+    # sex for clinical use (cds_service/clinical_sex.py): sex extensions and gender together
+    clinical_sex: ClinicalSex = field(default_factory=lambda: ClinicalSex(None))
+    procedures: list[ProcedureFact] = field(default_factory=list)
     birth_date: date | None = None
     labs: dict[str, list[LabResult]] = field(default_factory=dict)
     qualitative: dict[str, list[QualitativeResult]] = field(default_factory=dict)
@@ -182,6 +254,8 @@ class PatientRecord:
     # (resource type, element) of resources read without an element a reader would have used
     unread: list[tuple[str, str]] = field(default_factory=list)
     unknown_units: list[tuple[str, str]] = field(default_factory=list)  # (analyte, unit)
+    # results in a unit that could not be interpreted, named on the card
+    uninterpreted: list[UnreadResult] = field(default_factory=list)
     patient_known: bool = False
     # every valid Observation as received, for readers of panels, components and coded results
     # (cds_service/readings.py)
@@ -194,6 +268,22 @@ class PatientRecord:
 
     def qualitative_results(self, analyte: str) -> list[QualitativeResult]:
         return self.qualitative.get(analyte, [])
+
+    def unread_results(self, analyte: str, since: datetime | None = None) -> list[UnreadResult]:
+        """Results of ``analyte`` that were not interpreted (unknown unit), dated from ``since``
+        on when given, oldest first."""
+        found = [
+            r
+            for r in self.uninterpreted
+            if r.analyte == analyte and (since is None or (r.when is not None and r.when >= since))
+        ]
+        return sorted(found, key=_sort_key)
+
+    def not_measured_text(self, analyte: str, since: datetime | None, default: str) -> str:
+        """``default`` ("not measured since ..."), unless a result exists that could not be
+        interpreted: then that result, named with the reason."""
+        unread = self.unread_results(analyte, since)
+        return unread[-1].describe() if unread else default
 
     def observed_in(
         self, terminology: Terminology, valueset_ids: Iterable[str]
@@ -210,6 +300,16 @@ class PatientRecord:
     ) -> list[ConditionFact]:
         valueset = terminology.valueset(valueset_id)
         return [c for c in self.conditions if c.active and c.concept.in_valueset(valueset)]
+
+    def completed_procedures_in(
+        self, terminology: Terminology, valueset_id: str
+    ) -> list[ProcedureFact]:
+        valueset = terminology.valueset(valueset_id)
+        return [
+            p
+            for p in self.procedures
+            if p.status == "completed" and p.concept.in_valueset(valueset)
+        ]
 
     def skipped_summary(self) -> str:
         if not self.skipped:
@@ -248,6 +348,7 @@ class RecordInputs:
     conditions: Sequence[Mapping[str, Any]] = ()
     medication_administrations: Sequence[Mapping[str, Any]] = ()
     medication_statements: Sequence[Mapping[str, Any]] = ()
+    procedures: Sequence[Mapping[str, Any]] = ()
 
 
 class RecordBuilder:
@@ -273,6 +374,7 @@ class RecordBuilder:
             gender = patient.get("gender")
             record.gender = gender if isinstance(gender, str) else None
             record.birth_date = parse_fhir_date(patient.get("birthDate"))
+            record.clinical_sex = clinical_sex(patient, record.gender)
         medications = self._index_medications(inputs.medications, record)
         for raw_obs in inputs.observations:
             if (obs := self._read(raw_obs, record)) is not None:
@@ -291,6 +393,9 @@ class RecordBuilder:
                 fact = _condition(condition)
                 if fact is not None:
                     record.conditions.append(fact)
+        for raw_procedure in inputs.procedures:
+            if (procedure := self._read(raw_procedure, record)) is not None:
+                record.procedures.append(_procedure(procedure))
         for lab_series in record.labs.values():
             lab_series.sort(key=_sort_key)
         for qualitative_series in record.qualitative.values():
@@ -320,14 +425,18 @@ class RecordBuilder:
             if read.repairs:
                 log.info("draft order read leniently: %s", "; ".join(read.repairs))
             concept = self._medication_concept(resource, index)
+            dosage = read_dosage(resource)
+            classes, route, not_counted = self._classes(concept, dosage)
             drafts.append(
                 DraftOrder(
                     resource_type="MedicationRequest",
                     id=str(resource.get("id", "")),
                     concept=concept,
-                    classes=self.terminology.classes_of(concept),
+                    classes=classes,
                     start=_course_start(resource),
-                    dosage=read_dosage(resource),
+                    dosage=dosage,
+                    route=route,
+                    not_counted=not_counted,
                     unresolved_reference=_unresolved_reference(resource, index),
                     unreadable=tuple(read.unread_elements("MedicationRequest")),
                 )
@@ -399,13 +508,16 @@ class RecordBuilder:
         resource: Mapping[str, Any],
         medications: Mapping[str, CodedConcept],
         statuses: frozenset[str],
-    ) -> tuple[CodedConcept, frozenset[str]] | None:
+    ) -> _Drug | None:
         """The drug and its classes, when the status counts and the drug is in a class."""
         if resource.get("status") not in statuses:
             return None
         concept = self._medication_concept(resource, medications)
-        classes = self.terminology.classes_of(concept)
-        return (concept, classes) if classes else None
+        dosage = read_dosage(resource)
+        classes, route, not_counted = self._classes(concept, dosage)
+        if not classes and not not_counted:
+            return None
+        return _Drug(concept, classes, dosage, route, not_counted)
 
     def _add_request(
         self,
@@ -416,26 +528,14 @@ class RecordBuilder:
         drug = self._drug_of(request, medications, COURSE_STATUSES)
         if drug is None:
             return
-        concept, classes = drug
         status = request.get("status")
         start, end = _course_start(request), _course_end(request)
-        request_id = str(request.get("id", ""))
-        if status not in OPEN_COURSE_STATUSES and end is None:
+        if status not in OPEN_COURSE_STATUSES and end is None and drug.classes:
             # completed or stopped without an end date: one exposure on its start date (how
             # infusions are usually ordered: one completed request per infusion)
-            self._add_dated(request, concept, classes, start, record=record)
+            self._add_dated(request, drug.concept, drug.classes, start, record=record)
             return
-        record.courses.append(
-            MedicationCourse(
-                id=request_id,
-                concept=concept,
-                classes=classes,
-                status=str(status),
-                start=start,
-                end=end,
-                dosage=read_dosage(request),
-            )
-        )
+        record.courses.append(_course(str(request.get("id", "")), drug, str(status), start, end))
 
     def _add_exposure_source(
         self,
@@ -455,7 +555,6 @@ class RecordBuilder:
         drug = self._drug_of(resource, medications, statuses)
         if drug is None:
             return
-        concept, classes = drug
         period = resource.get("effectivePeriod") or {}
         start = (
             parse_fhir_datetime(resource.get("effectiveDateTime"))
@@ -463,14 +562,17 @@ class RecordBuilder:
             or parse_fhir_datetime(resource.get("dateAsserted"))
         )
         end = parse_fhir_datetime(period.get("end"))
-        if resource_type == "MedicationStatement" and (status == "active" or end is not None):
-            # taken over a period (or still taken): a course, like an order with its period
-            course_id = str(resource.get("id", ""))
+        is_course = resource_type == "MedicationStatement" and (
+            status == "active" or end is not None
+        )
+        if is_course or not drug.classes:
+            # taken over a period (or still taken): a course, like an order with its period; a
+            # drug given by a route that does not count stays a course, named but not counted
             record.courses.append(
-                MedicationCourse(course_id, concept, classes, str(status), start, end)
+                _course(str(resource.get("id", "")), drug, str(status), start, end)
             )
             return
-        self._add_dated(resource, concept, classes, start, record=record)
+        self._add_dated(resource, drug.concept, drug.classes, start, record=record)
 
     def _add_dated(
         self,
@@ -510,6 +612,22 @@ class RecordBuilder:
                 courses.append(_series_course(chain, gap))
         return courses
 
+    def _classes(
+        self, concept: CodedConcept, dosage: Dosage
+    ) -> tuple[frozenset[str], Route, frozenset[str]]:
+        """(the classes the medication counts for, its route, the classes it belongs to but
+        does not count for because its route is not systemic)."""
+        classes = self.terminology.classes_of(concept)
+        policy = self.terminology.routes
+        if classes.isdisjoint(policy.classes):
+            return classes, ROUTE_NOT_RECORDED, frozenset()
+        route = policy.classify(
+            [*(c.code for c in concept.codes), *dosage.route_codes],
+            [*concept.texts(), *dosage.route_texts],
+        )
+        counted = policy.counted_classes(classes, route)
+        return counted, route, classes - counted
+
     def _add_observation(self, obs: Mapping[str, Any], record: PatientRecord) -> None:
         if obs.get("status") not in LAB_STATUSES:
             return
@@ -542,10 +660,20 @@ class RecordBuilder:
         value = _decimal(quantity.get("value"))
         if value is None:
             return None
-        unit = _unit_of(quantity)
-        factor = analyte.factors.get(unit)
+        unit, factor = analyte.factor_of(quantity)
+        comparator = comparator_of(quantity)
         if factor is None:
             record.unknown_units.append((analyte.id, unit))
+            label = f"{comparator} {value.normalize():f} {unit}".strip()
+            record.uninterpreted.append(
+                UnreadResult(
+                    str(obs.get("id", "")),
+                    analyte.id,
+                    when,
+                    label,
+                    f"in unit {unit!r}, not interpreted" if unit else "no unit, not interpreted",
+                )
+            )
             log.warning(
                 "result for %s in unknown unit %r not compared with any threshold", analyte.id, unit
             )
@@ -561,6 +689,7 @@ class RecordBuilder:
             reported_unit=unit,
             uln=uln,
             uln_source=source,
+            comparator=comparator,
         )
 
     def _uln(
@@ -569,7 +698,7 @@ class RecordBuilder:
         for reference_range in obs.get("referenceRange") or ():
             high = reference_range.get("high") or {}
             value = _decimal(high.get("value"))
-            factor = analyte.factors.get(_unit_of(high)) if high else None
+            factor = analyte.factor_of(high)[1] if high else None
             if value is not None and factor is not None:
                 return value * factor, "reference range"
         if gender is not None and gender in analyte.default_uln_by_sex:
@@ -586,9 +715,9 @@ class RecordBuilder:
         if "valueCodeableConcept" in obs:
             value = CodedConcept.from_fhir(obs["valueCodeableConcept"])
             if positive_vs and value.in_valueset(positive_vs):
-                return QualitativeResult(obs_id, when, True, value.label())
+                return QualitativeResult(obs_id, when, True, _answer_label(value, positive_vs))
             if negative_vs and value.in_valueset(negative_vs):
-                return QualitativeResult(obs_id, when, False, value.label())
+                return QualitativeResult(obs_id, when, False, _answer_label(value, negative_vs))
             text = value.label()
         else:
             raw_text = obs.get("valueString")
@@ -645,6 +774,17 @@ def _unresolved_reference(
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
+def _answer_label(value: CodedConcept, valueset: ValueSet) -> str:
+    """The answer's own text or display; for a bare code (LA6576-8), the value set's display."""
+    if value.text or any(c.display for c in value.codes):
+        return value.label()
+    for key in sorted(value.keys):
+        display = valueset.displays.get(key)
+        if display:
+            return display
+    return value.label()
+
+
 def _condition(resource: Mapping[str, Any]) -> ConditionFact | None:
     verification = CodedConcept.from_fhir(resource.get("verificationStatus"))
     if any(c.code in {"entered-in-error", "refuted"} for c in verification.codes):
@@ -657,6 +797,22 @@ def _condition(resource: Mapping[str, Any]) -> ConditionFact | None:
         active=active,
         onset=parse_fhir_datetime(resource.get("onsetDateTime")),
     )
+
+
+def _procedure(resource: Mapping[str, Any]) -> ProcedureFact:
+    status = resource.get("status")
+    return ProcedureFact(
+        id=str(resource.get("id", "")),
+        concept=CodedConcept.from_fhir(resource.get("code")),
+        status=status.strip() if isinstance(status, str) else "",
+        when=parse_fhir_datetime(resource.get("performedDateTime"))
+        or parse_fhir_datetime(_field(resource.get("performedPeriod"), "start")),
+    )
+
+
+def _field(value: Any, name: str) -> Any:
+    """``value[name]`` when ``value`` is an object, else None (a malformed element is unread)."""
+    return value.get(name) if isinstance(value, Mapping) else None
 
 
 def _observation_time(obs: Mapping[str, Any]) -> datetime | None:

@@ -202,6 +202,7 @@ def full_prefetch(
     observations: tuple[dict[str, Any], ...] = (),
     medication_requests: tuple[dict[str, Any], ...] = (),
     conditions: tuple[dict[str, Any], ...] = (),
+    procedures: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
     return {
         "patient": patient_resource if patient_resource is not None else patient(),
@@ -210,6 +211,7 @@ def full_prefetch(
         "conditions": bundle(*conditions),
         "medicationAdministrations": bundle(),
         "medicationStatements": bundle(),
+        "procedures": bundle(*procedures),
     }
 
 

@@ -225,7 +225,9 @@ def course_variables(
         else f"none in the {params['baseline_window_days']} days before treatment start",
         "alt_results": "\n".join(f"- {describe(r, 'ALT')}" for r in shown)
         or "- no ALT result since treatment start",
-        "latest_igg": describe(igg, "IgG") if igg else "not measured since treatment start",
+        "latest_igg": describe(igg, "IgG")
+        if igg
+        else record.not_measured_text("igg", course.t0, "not measured since treatment start"),
         "response_class": response_class(course, params),
         "metabolite_status": metabolite_fact,
     }

@@ -22,10 +22,21 @@ class DataKind(StrEnum):
     OBSERVATIONS = "Observation"
     MEDICATION_REQUESTS = "MedicationRequest"
     CONDITIONS = "Condition"
+    # supplementary: read when the client sends or allows it, never a 412 when it cannot be had
+    PROCEDURES = "Procedure"
 
+
+# Resource types a missing prefetch of which is named on the card instead of answered with a 412:
+# extra sources of exposure, and procedures. A client that sends neither their prefetch nor a
+# fhirServer still gets an answer from the core data.
+SUPPLEMENTARY = frozenset(
+    {DataKind.PROCEDURES.value, "MedicationAdministration", "MedicationStatement"}
+)
 
 # Rules that read every part of the chart (the patient, labs, medications and conditions).
-WHOLE_CHART = frozenset(DataKind)
+WHOLE_CHART = frozenset(
+    {DataKind.PATIENT, DataKind.OBSERVATIONS, DataKind.MEDICATION_REQUESTS, DataKind.CONDITIONS}
+)
 
 
 @dataclass(frozen=True)

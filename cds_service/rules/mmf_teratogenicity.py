@@ -24,7 +24,7 @@ from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
 from cds_service.record import DraftOrder, PatientRecord
-from cds_service.rules.base import WHOLE_CHART, Finding, RuleInput, RuleSpec
+from cds_service.rules.base import WHOLE_CHART, DataKind, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import age_at, describe_sex, fmt_date, within_days
 from cds_service.terminology import Terminology
 
@@ -54,6 +54,10 @@ class Parameters(Schema):
     pregnancy_condition_valueset = fields.String(load_default="pregnancy")
     not_of_reproductive_potential_valueset = fields.String(
         load_default="not-of-reproductive-potential"
+    )
+    # completed Procedures (hysterectomy, bilateral oophorectomy)
+    not_of_reproductive_potential_procedure_valueset = fields.String(
+        load_default="not-of-reproductive-potential-procedure"
     )
 
     @validates_schema
@@ -94,22 +98,38 @@ def pregnancy_events(
     for lab in record.lab_series("hcg"):
         if lab.when is None:
             continue
-        text = f"hCG {lab.reported_value.normalize():f} {lab.reported_unit} on {fmt_date(lab.when)}"
-        if lab.value >= positive_at:
-            verdict: bool | None = True
-            text += f" (positive: at or above {positive_at} mIU/mL)"
-        elif lab.value < negative_below:
-            verdict = False
-            text += f" (negative: below {negative_below} mIU/mL)"
-        else:
-            verdict = None
-            text += (
-                f" (indeterminate: between {negative_below} and {positive_at} mIU/mL; this may be"
-                " a very early pregnancy: repeat a quantitative hCG)"
-            )
-        events.append(PregnancyEvent(lab.when, verdict, True, text))
+        text = f"hCG {lab.reported_label} on {fmt_date(lab.when)}"
+        verdict, why = hcg_verdict(lab.value, lab.comparator, positive_at, negative_below)
+        events.append(PregnancyEvent(lab.when, verdict, True, f"{text} ({why})"))
     events.sort(key=lambda e: e.when)
     return events
+
+
+def hcg_verdict(
+    value: Decimal, comparator: str, positive_at: Decimal, negative_below: Decimal
+) -> tuple[bool | None, str]:
+    """(positive / negative / indeterminate, why) for a quantitative hCG in mIU/mL.
+
+    A comparator makes the value a bound: "< 5" is at most 5 (below 5: negative), "> 1000" at
+    least 1000 (positive). A bound that leaves the answer open ("< 50", "> 10") is indeterminate,
+    and says so, like a value between the two thresholds."""
+    at_most = comparator in {"<", "<="}
+    at_least = comparator in {">", ">="}
+    if not at_most and value >= positive_at:
+        return True, f"positive: at or above {positive_at} mIU/mL"
+    below = value < negative_below or (comparator == "<" and value <= negative_below)
+    if not at_least and below:
+        return False, f"negative: below {negative_below} mIU/mL"
+    if comparator:
+        return None, (
+            f"indeterminate: the reported bound {comparator} {value.normalize():f} does not"
+            f" decide between negative (below {negative_below}) and positive (at or above"
+            f" {positive_at} mIU/mL): repeat a quantitative hCG"
+        )
+    return None, (
+        f"indeterminate: between {negative_below} and {positive_at} mIU/mL; this may be"
+        " a very early pregnancy: repeat a quantitative hCG"
+    )
 
 
 def _status_events(
@@ -142,11 +162,12 @@ def evaluate(inp: RuleInput) -> Finding | None:
     terminology = inp.terminology
     record, now = inp.record, inp.now
     age = age_at(record, now)
-    gaps: list[str] = []
+    sex = record.clinical_sex
+    gaps: list[str] = [sex.reason] if sex.reason else []
     base = {
         "drug": ", ".join(sorted({d.label for d in drafts})),
         "age": "unknown" if age is None else str(age),
-        "sex": describe_sex(record.gender),
+        "sex": describe_sex(sex.sex or record.gender),
         "age_window": f"{params['age_min_years']} to {int(params['age_max_years']) - 1} years",
     }
 
@@ -163,11 +184,11 @@ def evaluate(inp: RuleInput) -> Finding | None:
     if pregnant_lines:
         return finding("pregnant", pregnancy_evidence=_lines(pregnant_lines))
 
-    if record.gender == "male":
+    if sex.sex == "male":
         if params["male_card"] and (age is None or age >= int(params["male_age_min_years"])):
             return finding("male-patient")
         return None
-    if record.gender not in {"female", "male"}:
+    if sex.sex is None:
         if not params["unknown_sex_may_be_pregnant"]:
             return None
         gaps.append(
@@ -181,6 +202,8 @@ def evaluate(inp: RuleInput) -> Finding | None:
         return None
     if record.active_conditions_in(
         terminology, str(params["not_of_reproductive_potential_valueset"])
+    ) or record.completed_procedures_in(
+        terminology, str(params["not_of_reproductive_potential_procedure_valueset"])
     ):
         return None
 
@@ -251,7 +274,7 @@ _BASE_VARS = frozenset({"drug", "age", "sex", "age_window"})
 SPEC = RuleSpec(
     id=RULE_ID,
     hooks=frozenset({"order-sign", "order-select"}),
-    needs=WHOLE_CHART,
+    needs=WHOLE_CHART | {DataKind.PROCEDURES},
     outcomes={
         "pregnant": _BASE_VARS | {"pregnancy_evidence"},
         "pregnancy-test-needed": _BASE_VARS | {"last_test", "window_days"},

@@ -92,7 +92,8 @@ def ratio_text(result: LabResult) -> str:
 
 
 def value_text(result: LabResult) -> str:
-    return f"{fmt_number(result.reported_value)} {result.reported_unit}"
+    text = f"{fmt_number(result.reported_value)} {result.reported_unit}"
+    return f"{result.comparator} {text}" if result.comparator else text
 
 
 def fmt_number(value: Decimal, places: int | None = None) -> str:
@@ -103,7 +104,7 @@ def fmt_number(value: Decimal, places: int | None = None) -> str:
 
 def describe(result: LabResult, name: str) -> str:
     """E.g. "ALT 112 U/L on 2026-03-01 (2.8 x ULN; ULN 40 U/L from the reference range)"."""
-    reported = f"{name} {fmt_number(result.reported_value)} {result.reported_unit}"
+    reported = f"{name} {value_text(result)}"
     if result.reported_unit != result.unit:
         reported += f" (= {fmt_number(result.value, 2)} {result.unit})"
     text = f"{reported} on {fmt_date(result.when)}"

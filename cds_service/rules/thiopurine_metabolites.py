@@ -22,11 +22,12 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
-from cds_service.readings import Reading, normalise_unit, readings_in
+from cds_service.readings import Reading, readings_in
 from cds_service.record import DraftOrder
 from cds_service.rules.base import DataKind, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import fmt_date, within_days
 from cds_service.rules.thiopurines import THIOPURINE, course_lines, thiopurine_drafts
+from cds_service.units import normalise_unit
 
 log = logging.getLogger(__name__)
 

@@ -171,8 +171,10 @@ def evaluate_insufficient(inp: RuleInput) -> Finding | None:
     }
     not_measured = f"not measured since {fmt_date(since)}"
     lines = [
-        f"- {describe(result, name)}" if result else f"- {name}: {not_measured}"
-        for name, result in latest_by_name.items()
+        f"- {describe(result, name)}"
+        if result
+        else f"- {name}: {inp.record.not_measured_text(aid, since, not_measured)}"
+        for (name, aid), result in zip(analytes, latest_by_name.values(), strict=True)
     ]
     abnormal = [
         f"{name} {ratio_text(result)}"

@@ -59,8 +59,9 @@ OUR_KEYS = (
     "conditions",
     "medicationAdministrations",
     "medicationStatements",
+    "procedures",
 )
-SUPPLEMENTARY_KEYS = {"medicationAdministrations", "medicationStatements"}
+SUPPLEMENTARY_KEYS = {"medicationAdministrations", "medicationStatements", "procedures"}
 ERROR_OUTCOME = {
     "resourceType": "OperationOutcome",
     "issue": [{"severity": "error", "code": "timeout", "diagnostics": "search timed out"}],
@@ -252,7 +253,7 @@ def test_spec_example_02_as_published_fetches_what_its_prefetch_lacks(
     [fetch] = recorder.calls
     assert fetch["base_url"] == body["fhirServer"]
     assert fetch["access_token"] == body["fhirAuthorization"]["access_token"]
-    assert set(fetch["queries"]) == set(OUR_KEYS)
+    assert set(fetch["queries"]) == set(OUR_KEYS) - {"procedures"}  # patient-view reads none
 
 
 def test_library_examples_cover_our_hooks() -> None:
@@ -467,6 +468,7 @@ def test_real_fetcher_sends_bearer_token_and_follows_pages(app: Flask, client: F
         "MedicationRequest",
         "MedicationRequest",
         "MedicationStatement",
+        "Procedure",
     ]
     token = body["fhirAuthorization"]["access_token"]
     for sent in server.requests:

@@ -175,3 +175,33 @@ def test_user_tokens_come_from_user_id() -> None:
     hook = parse_hook_request(f.hook_request(drafts=()), "order-sign")
     assert render_template("Practitioner/{{userPractitionerId}}", hook) == "Practitioner/dr-1"
     assert render_template("Patient/{{userPatientId}}", hook) is None
+
+
+def test_missing_procedures_without_server_is_named_not_a_412(service: ServiceConfig) -> None:
+    prefetch = f.full_prefetch()
+    del prefetch["procedures"]
+    data = resolve(service, request(prefetch), ALL | {"Procedure"}, RecordingFetcher())  # type: ignore[arg-type]
+    assert [n for n in data.notes if "procedures " in n] == [
+        "Not read (the decision was made without them): procedures (absent from prefetch and"
+        " no fhirServer given)"
+    ]
+
+
+def test_missing_core_data_is_still_a_412_next_to_missing_procedures(
+    service: ServiceConfig,
+) -> None:
+    prefetch = f.full_prefetch()
+    del prefetch["procedures"], prefetch["conditions"]
+    with pytest.raises(PreconditionFailed) as caught:
+        resolve(service, request(prefetch), ALL | {"Procedure"}, RecordingFetcher())  # type: ignore[arg-type]
+    assert "conditions" in str(caught.value.diagnostics)
+    assert "procedures" not in str(caught.value.diagnostics)
+
+
+def test_failed_procedure_fetch_is_named_not_a_412(service: ServiceConfig) -> None:
+    prefetch = f.full_prefetch()
+    del prefetch["procedures"]
+    fetcher = RecordingFetcher({"procedures": FetchError("timed out")})
+    body = request(prefetch, fhirServer="https://ehr.example.org/fhir")
+    data = resolve(service, body, ALL | {"Procedure"}, fetcher)  # type: ignore[arg-type]
+    assert any("procedures (timed out)" in n for n in data.notes)

@@ -6,8 +6,9 @@ from decimal import Decimal
 from typing import Any
 
 from cds_service.fhirdates import parse_fhir_datetime
-from cds_service.readings import all_readings, readings_in, same_unit
+from cds_service.readings import all_readings, readings_in
 from cds_service.record import PatientRecord
+from cds_service.units import same_unit
 from tests import factories as f
 from tests.rule_harness import configuration
 

@@ -48,9 +48,12 @@ def test_igg_mg_dl_is_converted_to_g_l(config: Configuration) -> None:
 
 
 def test_unknown_unit_is_never_compared_and_is_reported(config: Configuration) -> None:
-    record = build(config, observations=(f.observation("1742-6", value=2, unit="ukat/L"),))
+    record = build(config, observations=(f.observation("1742-6", value=2, unit="U/mL"),))
     assert record.lab_series("alt") == []
-    assert record.unknown_units == [("alt", "ukat/L")]
+    assert record.unknown_units == [("alt", "U/mL")]
+    (unread,) = record.unread_results("alt")
+    assert "2 U/mL" in unread.describe()
+    assert "in unit 'U/mL', not interpreted" in unread.describe()
 
 
 def test_uln_from_reference_range_else_default(config: Configuration) -> None:
