@@ -154,6 +154,9 @@ class OutcomeSchema(_Strict):
         load_default="at-most-one", validate=validate.OneOf(["at-most-one", "any"])
     )
     links = fields.List(fields.String(), load_default=list)
+    # codes of the rule's override_reasons this outcome offers (absent: all of them), so e.g. a
+    # card about a documented pregnancy does not offer "test already ordered"
+    override_reasons = fields.List(fields.String(), load_default=None, allow_none=True)
 
 
 class EvidenceSchema(_Strict):
@@ -521,6 +524,16 @@ def _check_outcomes(
             raise ConfigError(
                 path, "override_reasons", f"required because {where} is {outcome['indicator']}"
             )
+        chosen = outcome["override_reasons"]
+        if chosen is not None:
+            known = {reason["code"] for reason in data["override_reasons"]}
+            unknown_codes = sorted(set(chosen) - known)
+            if unknown_codes or (not chosen and outcome["indicator"] != "info"):
+                raise ConfigError(
+                    path,
+                    f"{where}.override_reasons",
+                    f"must name codes of the rule's override_reasons; unknown: {unknown_codes}",
+                )
 
 
 def _check_template(path: Path, where: str, text: str, allowed: frozenset[str]) -> None:
