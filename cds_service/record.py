@@ -88,6 +88,9 @@ class MedicationCourse:
     start: datetime | None
     end: datetime | None
     dosage: Dosage = NO_DOSAGE
+    # why it was ordered: reasonCode concepts and reasonReference references ("Condition/x")
+    reasons: tuple[CodedConcept, ...] = ()
+    reason_references: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -343,6 +346,16 @@ class RecordBuilder:
             start=_course_start(request),
             end=_course_end(request),
             dosage=read_dosage(request),
+            reasons=tuple(
+                CodedConcept.from_fhir(r)
+                for r in request.get("reasonCode") or ()
+                if isinstance(r, Mapping)
+            ),
+            reason_references=tuple(
+                r["reference"]
+                for r in request.get("reasonReference") or ()
+                if isinstance(r, Mapping) and isinstance(r.get("reference"), str)
+            ),
         )
 
     def _add_observation(self, obs: Mapping[str, Any], record: PatientRecord) -> None:

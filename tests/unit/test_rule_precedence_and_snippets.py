@@ -261,7 +261,8 @@ def test_nonresponse_shows_when_insufficient_and_refractory_are_disabled(
 
 def test_precedence_leaves_other_rules_alone(app: Flask) -> None:
     prefetch = late_refractory()
-    prefetch["medicationRequests"]["entry"].append({"resource": f.course(f.INFLIXIMAB, 100)})
+    # started before any ALT on record: no baseline, so 150 U/L is judged against the ULN
+    prefetch["medicationRequests"]["entry"].append({"resource": f.course(f.INFLIXIMAB, 300)})
     body = f.hook_request("patient-view", prefetch=prefetch)
     rules = [c.rule_id for c in engine_cards(app, body)]
     assert sorted(rules) == sorted([REFRACTORY, ANTI_TNF])
