@@ -37,7 +37,6 @@ from cds_service.rules.thiopurines import THIOPURINE, course_lines, thiopurine_d
 from cds_service.terminology import CodedConcept, NameMatcher, Terminology
 
 RULE_ID = "allopurinol-thiopurine"
-ALLOPURINOL = "allopurinol"
 
 
 class Ceiling(Schema):
@@ -60,10 +59,12 @@ class Parameters(Schema):
     reduced_dose_ceilings = fields.List(fields.Nested(Ceiling), required=True)
     # drugs that raise 6-TGN with a thiopurine (rev 2: allopurinol and febuxostat)
     inhibitor_classes = fields.List(
-        fields.String(), load_default=lambda: [ALLOPURINOL], validate=validate.Length(1)
+        fields.String(),
+        load_default=lambda: ["xanthine-oxidase-inhibitor"],
+        validate=validate.Length(1),
     )
     # inhibitors contraindicated with contraindicated_with_class (rev 2: febuxostat): critical
-    contraindicated_classes = fields.List(fields.String(), load_default=list)
+    contraindicated_classes = fields.List(fields.String(), load_default=lambda: ["febuxostat"])
     contraindicated_with_class = fields.String(load_default="azathioprine-mercaptopurine")
     weight_analyte = fields.String(load_default="body-weight")
     weight_lookback_days = fields.Integer(load_default=180, validate=validate.Range(1, 730))
