@@ -227,4 +227,7 @@ def same_unit(unit: str, other: str) -> bool:
 
 
 def normalise_unit(unit: str) -> str:
-    return "".join(unit.split()).casefold()
+    """Without spaces, case-folded, micro signs (U+00B5, U+03BC) as ``u`` and the
+    multiplication sign as ``x``."""
+    text = "".join(unit.split()).casefold()
+    return text.replace("\u00b5", "u").replace("\u03bc", "u").replace("\u00d7", "x")
