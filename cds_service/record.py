@@ -134,6 +134,10 @@ class ConditionFact:
     concept: CodedConcept
     active: bool
     onset: datetime | None
+    # abatement[x] given (a date, a period end, or only a string/true), and its date if any
+    abated: bool = False
+    abatement: datetime | None = None
+    recorded: datetime | None = None
 
 
 @dataclass
@@ -466,11 +470,22 @@ def _condition(resource: Mapping[str, Any]) -> ConditionFact | None:
         return None
     clinical = CodedConcept.from_fhir(resource.get("clinicalStatus"))
     active = not clinical.codes or any(c.code in ACTIVE_CONDITION_STATUSES for c in clinical.codes)
+    abatement = parse_fhir_datetime(resource.get("abatementDateTime")) or parse_fhir_datetime(
+        (resource.get("abatementPeriod") or {}).get("end")
+        or (resource.get("abatementPeriod") or {}).get("start")
+    )
+    abated = abatement is not None or bool(
+        resource.get("abatementString") or resource.get("abatementBoolean")
+    )
     return ConditionFact(
         id=str(resource.get("id", "")),
         concept=CodedConcept.from_fhir(resource.get("code")),
         active=active,
-        onset=parse_fhir_datetime(resource.get("onsetDateTime")),
+        onset=parse_fhir_datetime(resource.get("onsetDateTime"))
+        or parse_fhir_datetime((resource.get("onsetPeriod") or {}).get("start")),
+        abated=abated,
+        abatement=abatement,
+        recorded=parse_fhir_datetime(resource.get("recordedDate")),
     )
 
 
