@@ -277,8 +277,8 @@ def _postpartum_note(events: list[PregnancyEvent], now: datetime, days: int) -> 
     ends = [e for e in events if e.ends_pregnancy and within_days(e.when, now, days)]
     if not ends:
         return ""
-    return (
-        f"**Pregnancy has ended** ({ends[-1].description}): the patient may become pregnant"
+    return (  # appended to a sentence of the card (empty when there is nothing to say)
+        f"\n\n**Pregnancy has ended** ({ends[-1].description}): the patient may become pregnant"
         " again, and mycophenolate is not recommended while breastfeeding."
     )
 
