@@ -1,6 +1,6 @@
 """allopurinol-thiopurine: allopurinol and a thiopurine together need a reduced thiopurine dose.
 
-Decisions where RULES.md is silent (also in docs/rules/allopurinol-thiopurine.md):
+Decisions where the clinical specification is silent (also in docs/rules/allopurinol-thiopurine.md):
 - Drafts count as "the other drug" too: allopurinol and a thiopurine drafted together (the usual
   way the combination is started) are checked like a draft beside an active course.
 - The thiopurine dose judged is the draft's when a thiopurine is drafted, else that of every

@@ -1,6 +1,6 @@
 """thiopurine-metabolites: a recent 6-TGN result read against the thresholds of its own unit.
 
-Decisions where RULES.md is silent (also in docs/rules/thiopurine-metabolites.md):
+Decisions where the clinical specification is silent (also in docs/rules/thiopurine-metabolites.md):
 - The latest dated 6-TGN within the lookback is the one judged; an older result in another unit
   is not used instead (the latest result reflects the current dose).
 - 6-MMP is paired with that 6-TGN when measured within ``mmp_pairing_days`` of it.

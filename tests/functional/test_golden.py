@@ -164,7 +164,7 @@ def card_problems(
 
 
 def card_shape_problems(card: dict[str, Any]) -> list[str]:
-    """RULES.md 'What every card must satisfy', the parts a machine can check."""
+    """The specification's "What every card must satisfy", the parts a machine can check."""
     problems = []
     if not card.get("uuid"):
         problems.append("card has no uuid")

@@ -8,7 +8,7 @@
    treatment start T0 (treatment response) or *after* the anti-TNF start S (anti-TNF liver
    injury), all else equal, never yields a less severe card and never removes a card.
    The property is deliberately about results after the start: raising the *baseline* ALT (the
-   latest before T0 / S) can legitimately silence a card, because RULES.md judges the week-4 fall
+   latest before T0 / S) can legitimately silence a card, because the spec judges the week-4 fall
    against it and disables the anti-TNF persistent-elevation criterion when it is above ULN.
 """
 
@@ -326,7 +326,7 @@ def test_anti_tnf_indicator_is_monotone_in_alt_after_s(
 
 def test_monotonicity_is_about_results_after_the_start() -> None:
     """The counter-example the properties exclude on purpose: a raised baseline turns off the
-    persistent-elevation criterion (RULES.md), so a higher baseline ALT removes the card."""
+    persistent-elevation criterion (the spec), so a higher baseline ALT removes the card."""
     normal = f.on_anti_tnf((30, 110), (50, 50), (55, 10))
     raised_baseline = f.on_anti_tnf((60, 110), (50, 50), (55, 10))
     assert indicator(ANTI_TNF, normal) > indicator(ANTI_TNF, raised_baseline)
