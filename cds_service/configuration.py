@@ -319,7 +319,7 @@ def load_configuration(cards_dir: Path, registry: Mapping[str, RuleSpec]) -> Con
     snippets = _load_snippets(cards_dir / "snippets")
     rules = _load_rules(cards_dir / "rules", registry, snippets)
     for rule in rules.values():
-        _check_terminology_references(rule, terminology)
+        _check_terminology_references(rule, terminology, analytes)
     services = _load_services(cards_dir / "services", rules)
     return Configuration(services, rules, terminology, analytes, cards_dir)
 
@@ -472,13 +472,17 @@ def _check_supersedes(rules: Mapping[str, RuleConfig]) -> None:
                 pending.extend(rules[current].supersedes)
 
 
-def _check_terminology_references(rule: RuleConfig, terminology: Terminology) -> None:
-    """Parameters named ``*_valueset(s)`` / ``*_class(es)`` must name a loaded value set / drug
-    class, so a typo stops start-up instead of failing a request."""
+def _check_terminology_references(
+    rule: RuleConfig, terminology: Terminology, analytes: Mapping[str, Analyte]
+) -> None:
+    """Parameters named ``*_valueset(s)`` / ``*_class(es)`` / ``*_analyte`` must name a loaded
+    value set / drug class / analyte, so a typo stops start-up instead of failing a request."""
     for name, value in rule.params.items():
         known: Collection[str]
         if name.endswith(("_valueset", "_valuesets")):
             known, kind = terminology.valuesets.keys(), "value set"
+        elif name.endswith("_analyte"):
+            known, kind = analytes.keys(), "analyte"
         elif name.endswith(("_class", "_classes")):
             known, kind = terminology.drug_classes.keys(), "drug class"
         else:

@@ -303,3 +303,14 @@ def test_rendered_card_offers_only_the_outcomes_override_reasons(app: Flask) -> 
     codes = [reason["code"] for reason in card["overrideReasons"]]
     assert "pregnancy-ended" in codes
     assert "test-already-ordered" not in codes
+
+
+def test_an_unknown_analyte_parameter_stops_start_up(cards: Path) -> None:
+    edit_rule(
+        cards,
+        "allopurinol-thiopurine",
+        lambda d: d["parameters"].update(weight_analyte="body-wieght"),
+    )
+    error = load_error(cards)
+    assert error.field == "parameters.weight_analyte"
+    assert "unknown analyte" in error.message
