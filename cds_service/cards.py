@@ -55,7 +55,12 @@ def render_card(
         card["suggestions"] = suggestions
         card["selectionBehavior"] = outcome["selection_behavior"]
     if outcome["indicator"] in OVERRIDE_INDICATORS:
-        card["overrideReasons"] = [dict(reason) for reason in rule.override_reasons]
+        chosen = outcome.get("override_reasons")
+        card["overrideReasons"] = [
+            dict(reason)
+            for reason in rule.override_reasons
+            if chosen is None or reason["code"] in chosen
+        ]
     links = [
         link
         for lid in outcome["links"]

@@ -161,6 +161,9 @@ class OutcomeSchema(_Strict):
         load_default="at-most-one", validate=validate.OneOf(["at-most-one", "any"])
     )
     links = fields.List(fields.String(), load_default=list)
+    # codes of the rule's override_reasons this outcome offers (absent: all of them), so e.g. a
+    # card about a documented pregnancy does not offer "test already ordered"
+    override_reasons = fields.List(fields.String(), load_default=None, allow_none=True)
 
 
 class EvidenceSchema(_Strict):
@@ -359,7 +362,7 @@ def load_configuration(cards_dir: Path, registry: Mapping[str, RuleSpec]) -> Con
     snippets = _load_snippets(cards_dir / "snippets")
     rules = _load_rules(cards_dir / "rules", registry, snippets)
     for rule in rules.values():
-        _check_terminology_references(rule, terminology)
+        _check_terminology_references(rule, terminology, analytes)
     services = _load_services(cards_dir / "services", rules)
     return Configuration(services, rules, terminology, analytes, cards_dir)
 
@@ -551,13 +554,17 @@ def _check_supersedes(rules: Mapping[str, RuleConfig]) -> None:
                 pending.extend(rules[current].supersedes)
 
 
-def _check_terminology_references(rule: RuleConfig, terminology: Terminology) -> None:
-    """Parameters named ``*_valueset(s)`` / ``*_class(es)`` must name a loaded value set / drug
-    class, so a typo stops start-up instead of failing a request."""
+def _check_terminology_references(
+    rule: RuleConfig, terminology: Terminology, analytes: Mapping[str, Analyte]
+) -> None:
+    """Parameters named ``*_valueset(s)`` / ``*_class(es)`` / ``*_analyte`` must name a loaded
+    value set / drug class / analyte, so a typo stops start-up instead of failing a request."""
     for name, value in rule.params.items():
         known: Collection[str]
         if name.endswith(("_valueset", "_valuesets")):
             known, kind = terminology.valuesets.keys(), "value set"
+        elif name.endswith("_analyte"):
+            known, kind = analytes.keys(), "analyte"
         elif name.endswith(("_class", "_classes")):
             known, kind = terminology.drug_classes.keys(), "drug class"
         else:
@@ -603,6 +610,16 @@ def _check_outcomes(
             raise ConfigError(
                 path, "override_reasons", f"required because {where} is {outcome['indicator']}"
             )
+        chosen = outcome["override_reasons"]
+        if chosen is not None:
+            known = {reason["code"] for reason in data["override_reasons"]}
+            unknown_codes = sorted(set(chosen) - known)
+            if unknown_codes or (not chosen and outcome["indicator"] != "info"):
+                raise ConfigError(
+                    path,
+                    f"{where}.override_reasons",
+                    f"must name codes of the rule's override_reasons; unknown: {unknown_codes}",
+                )
 
 
 def _check_template(path: Path, where: str, text: str, allowed: frozenset[str]) -> None:

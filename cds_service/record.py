@@ -140,6 +140,9 @@ class MedicationCourse:
     route: Route = ROUTE_NOT_RECORDED
     # classes the medication belongs to but this course does not count for (not systemic)
     not_counted: frozenset[str] = frozenset()
+    # why it was ordered: reasonCode concepts and reasonReference references ("Condition/x")
+    reasons: tuple[CodedConcept, ...] = ()
+    reason_references: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -169,6 +172,23 @@ class _Drug:
     dosage: Dosage
     route: Route
     not_counted: frozenset[str]
+    reasons: tuple[CodedConcept, ...] = ()
+    reason_references: tuple[str, ...] = ()
+
+
+def _reasons(resource: Mapping[str, Any]) -> tuple[tuple[CodedConcept, ...], tuple[str, ...]]:
+    """Why it was ordered: reasonCode concepts and reasonReference references."""
+    codes = tuple(
+        CodedConcept.from_fhir(r)
+        for r in resource.get("reasonCode") or ()
+        if isinstance(r, Mapping)
+    )
+    references = tuple(
+        r["reference"]
+        for r in resource.get("reasonReference") or ()
+        if isinstance(r, Mapping) and isinstance(r.get("reference"), str)
+    )
+    return codes, references
 
 
 def _course(
@@ -184,6 +204,8 @@ def _course(
         dosage=drug.dosage,
         route=drug.route,
         not_counted=drug.not_counted,
+        reasons=drug.reasons,
+        reason_references=drug.reason_references,
     )
 
 
@@ -224,6 +246,10 @@ class ConditionFact:
     concept: CodedConcept
     active: bool
     onset: datetime | None
+    # abatement[x] given (a date, a period end, or only a string/true), and its date if any
+    abated: bool = False
+    abatement: datetime | None = None
+    recorded: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -517,7 +543,7 @@ class RecordBuilder:
         classes, route, not_counted = self._classes(concept, dosage)
         if not classes and not not_counted:
             return None
-        return _Drug(concept, classes, dosage, route, not_counted)
+        return _Drug(concept, classes, dosage, route, not_counted, *_reasons(resource))
 
     def _add_request(
         self,
@@ -791,11 +817,22 @@ def _condition(resource: Mapping[str, Any]) -> ConditionFact | None:
         return None
     clinical = CodedConcept.from_fhir(resource.get("clinicalStatus"))
     active = not clinical.codes or any(c.code in ACTIVE_CONDITION_STATUSES for c in clinical.codes)
+    abatement = parse_fhir_datetime(resource.get("abatementDateTime")) or parse_fhir_datetime(
+        (resource.get("abatementPeriod") or {}).get("end")
+        or (resource.get("abatementPeriod") or {}).get("start")
+    )
+    abated = abatement is not None or bool(
+        resource.get("abatementString") or resource.get("abatementBoolean")
+    )
     return ConditionFact(
         id=str(resource.get("id", "")),
         concept=CodedConcept.from_fhir(resource.get("code")),
         active=active,
-        onset=parse_fhir_datetime(resource.get("onsetDateTime")),
+        onset=parse_fhir_datetime(resource.get("onsetDateTime"))
+        or parse_fhir_datetime((resource.get("onsetPeriod") or {}).get("start")),
+        abated=abated,
+        abatement=abatement,
+        recorded=parse_fhir_datetime(resource.get("recordedDate")),
     )
 
 

@@ -20,7 +20,9 @@ COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 
 
 def normalise_unit(unit: str) -> str:
-    text = unicodedata.normalize("NFKC", unit).replace("\u03bc", "u")
+    """Without spaces, case-folded, micro signs (U+00B5, U+03BC) as ``u`` and the
+    multiplication sign as ``x``."""
+    text = unicodedata.normalize("NFKC", unit).replace("\u03bc", "u").replace("\u00d7", "x")
     return "".join(text.split()).casefold()
 
 

@@ -6,6 +6,13 @@ Choices where docs/clinical-spec.md is silent (also in docs/rules/aih-treatment-
 - Results without a date are not used (they cannot be placed in time); their count is a gap.
 - Non-response and insufficient response are judged only while a first-line course is active:
   an ALT rise after treatment was stopped is a relapse off treatment, a different question.
+- Rev 2, treatment episode: T0 is the first start of the chain of systemic first-line courses
+  that includes the current one (consecutive courses less than ``episode_gap_days`` apart), not
+  the earliest course ever. Courses whose coded reason names another condition, and courses
+  given by a non-systemic route (inhaled, nasal, topical, eye/ear, rectal), are left out and
+  named on the card. A reason given only as text cannot be judged and does not exclude.
+- Rev 2, complete response (for relapse): an ALT at or below its ULN after T0 with an IgG at or
+  below its ULN after T0 measured within ``cr_igg_within_days`` of it.
 - Response class (Hegade 2011 series definitions, made computable): CR when the last
   ``cr_sustained_results`` ALT results since T0 are all at or below their ULN; PR when the latest
   ALT is more than ``pr_decrease_fraction`` below baseline; relapse when an earlier result since
@@ -24,8 +31,8 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from cds_service.record import DraftOrder, LabResult, MedicationCourse, PatientRecord
 from cds_service.rules.common import fmt_date
+from cds_service.rules.episodes import episodes
 from cds_service.rules.series import (
-    CLOCK_SKEW,
     after,
     between,
     dated,
@@ -35,7 +42,33 @@ from cds_service.rules.series import (
     times_uln,
     undated_count,
 )
+from cds_service.rules.terms import first_match, term_pattern
 from cds_service.terminology import Terminology
+
+# Dose forms and routes of corticosteroids that are not systemic AIH treatment (matched at word
+# starts in the product name, route and dosage text: "inhal" matches inhaler and inhalation).
+NON_SYSTEMIC_TERMS = (
+    "inhal",
+    "nebul",
+    "respiratory",
+    "nasal",
+    "intranasal",
+    "topical",
+    "cutaneous",
+    "cream",
+    "ointment",
+    "lotion",
+    "ophthalm",
+    "eye drop",
+    "otic",
+    "ear drop",
+    "rectal",
+    "enema",
+    "foam",
+    "suppositor",
+)
+# ATC codes of non-systemic budesonide (inhaled, nasal, topical); oral is A07EA06
+NON_SYSTEMIC_CODES = ("R03BA02", "R01AD05", "D07AC09")
 
 HOOKS = frozenset({"patient-view", "order-sign", "order-select"})
 
@@ -63,6 +96,20 @@ class TreatmentParameters(Schema):
     )
     metabolite_lookback_days = fields.Integer(load_default=180, validate=validate.Range(1, 730))
     alt_results_shown = fields.Integer(load_default=8, validate=validate.Range(1, 50))
+    # rev 2: treatment episodes
+    episode_gap_days = fields.Integer(load_default=180, validate=validate.Range(1, 3650))
+    current_within_days = fields.Integer(load_default=30, validate=validate.Range(0, 365))
+    exclude_other_indications = fields.Boolean(load_default=True)
+    non_systemic_terms = fields.List(
+        fields.String(validate=validate.Length(min=3)),
+        load_default=lambda: list(NON_SYSTEMIC_TERMS),
+    )
+    non_systemic_codes = fields.List(
+        fields.String(validate=validate.Length(min=1)),
+        load_default=lambda: list(NON_SYSTEMIC_CODES),
+    )
+    # complete response: a normal ALT with a normal IgG measured within this many days of it
+    cr_igg_within_days = fields.Integer(load_default=90, validate=validate.Range(0, 365))
 
 
 @dataclass
@@ -77,6 +124,8 @@ class TreatmentCourse:
     baseline: LabResult | None
     alt_since_t0: list[LabResult]
     gaps: list[str] = field(default_factory=list)
+    # the normal ALT and IgG that document a complete response in this episode, if any
+    complete_response: tuple[LabResult, LabResult] | None = None
 
     @property
     def on_treatment(self) -> bool:
@@ -94,6 +143,38 @@ def trigger(drafts: tuple[DraftOrder, ...], hook: str, params: Mapping[str, Any]
     return hook in HOOKS and any(classes & d.classes for d in drafts)
 
 
+def left_out_because(
+    course: MedicationCourse,
+    record: PatientRecord,
+    terminology: Terminology,
+    params: Mapping[str, Any],
+) -> str | None:
+    """Why this course is not systemic AIH treatment (None: it counts)."""
+    codes = set(params["non_systemic_codes"])
+    coded = next((c.code for c in course.concept.codes if c.code in codes), None)
+    if coded is not None:
+        return f"non-systemic product (coded {coded})"
+    pattern = term_pattern(params["non_systemic_terms"], whole_word=False)
+    term = first_match(pattern, [*course.concept.texts(), *course.dosage.route_texts])
+    if term is not None:
+        return f"non-systemic route or form ({term!r})"
+    if not params["exclude_other_indications"]:
+        return None
+    aih = terminology.valueset(str(params["aih_condition_valueset"]))
+    referenced = [
+        c
+        for c in record.conditions
+        if any(ref.split("/")[-1] == c.id for ref in course.reason_references)
+    ]
+    coded_reasons = [r for r in course.reasons if r.codes]
+    if any(r.in_valueset(aih) for r in coded_reasons) or any(
+        c.concept.in_valueset(aih) for c in referenced
+    ):
+        return None
+    named = [r.label() for r in coded_reasons] + [c.concept.label() for c in referenced]
+    return f"ordered for another condition ({named[0]})" if named else None
+
+
 def treatment_course(
     record: PatientRecord, terminology: Terminology, params: Mapping[str, Any], now: datetime
 ) -> TreatmentCourse | None:
@@ -109,13 +190,30 @@ def treatment_course(
             f"{len(undated)} first-line medication order(s) without a start date were not used"
             " to date the treatment start."
         )
-    started = sorted(
-        (c for c in courses if c.start is not None and c.start <= now + CLOCK_SKEW),
-        key=lambda c: c.start or now,
-    )
-    if not started:
+    systemic = []
+    for course in courses:
+        why = left_out_because(course, record, terminology, params)
+        if why is None:
+            systemic.append(course)
+        elif course.start is not None:
+            gaps.append(f"Not counted as AIH treatment: {course.label} ({why}).")
+    # courses the shared route policy (cards/terminology.yaml) already took out of the class
+    for course in record.courses:
+        if first_line_class in course.not_counted and course.start is not None:
+            why = f"non-systemic route: {course.route.evidence}"
+            gaps.append(f"Not counted as AIH treatment: {course.label} ({why}).")
+    chains = episodes(systemic, int(params["episode_gap_days"]), now)
+    if not chains:
         return None
-    t0 = started[0].start or now
+    episode = chains[-1]  # the current one when any is current (the latest always is)
+    if len(chains) > 1:
+        gaps.append(
+            f"{len(chains) - 1} earlier treatment episode(s) ended more than"
+            f" {params['episode_gap_days']} days before this one started and were not used"
+            " to date the treatment start."
+        )
+    started = list(episode.members)
+    t0 = episode.start
     active = [c for c in started if c.is_active(now)]
     alt = record.lab_series("alt")
     if undated_count(alt):
@@ -129,6 +227,8 @@ def treatment_course(
             f" ({fmt_date(t0)}): no baseline."
         )
     names = [terminology.short_name(c.concept, first_line_class) for c in active]
+    since_t0 = after(alt_dated, t0)
+    igg_since_t0 = after(dated(record.lab_series("igg"), now), t0)
     return TreatmentCourse(
         now=now,
         t0=t0,
@@ -136,9 +236,27 @@ def treatment_course(
         active_first_line=active,
         therapy=" + ".join(dict.fromkeys(names)) or "no first-line drug active now",
         baseline=baseline,
-        alt_since_t0=after(alt_dated, t0),
+        alt_since_t0=since_t0,
         gaps=gaps,
+        complete_response=_complete_response(
+            since_t0, igg_since_t0, int(params["cr_igg_within_days"])
+        ),
     )
+
+
+def _complete_response(
+    alt: list[LabResult], igg: list[LabResult], within_days: int
+) -> tuple[LabResult, LabResult] | None:
+    """The first normal ALT with a normal IgG measured within ``within_days`` of it."""
+    window = timedelta(days=within_days)
+    for alt_result in alt:
+        if alt_result.when is None or not _normal(alt_result):
+            continue
+        for igg_result in igg:
+            near = igg_result.when is not None and abs(igg_result.when - alt_result.when) <= window
+            if near and _normal(igg_result):
+                return alt_result, igg_result
+    return None
 
 
 # ---------------------------------------------------------------- response class

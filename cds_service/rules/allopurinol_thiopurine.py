@@ -7,7 +7,16 @@ Decisions where docs/clinical-spec.md is silent (also in docs/rules/allopurinol-
   active thiopurine course. The card is info only when every one of them has a computable daily
   dose at or below the ceiling configured for its ingredient; a thiopurine without a configured
   ceiling (thioguanine by default) always gives the warning.
-- Weight-based dosing (mg/kg) is not assessed: the record holds no weight.
+- Rev 2: the inhibitor is any ``inhibitor_classes`` drug (allopurinol or febuxostat). A drug of
+  ``contraindicated_classes`` (febuxostat) with azathioprine or mercaptopurine is the critical
+  ``contraindicated`` outcome: no dose-reduction regimen exists, so no dose is judged and the
+  draft that makes the combination is offered for removal (the inhibitor's when it is drafted,
+  else the thiopurine's).
+- Rev 2: with a body weight from the last ``weight_lookback_days`` the ceiling is the per-kg
+  ceiling times the weight, used instead of the absolute ceiling; without one the absolute
+  ceiling is used and the card says no weight-based check was possible. A patient under
+  ``child_age_years`` without a recent weight never gets the info card (an absolute adult
+  ceiling says nothing about a child's dose).
 """
 
 from __future__ import annotations
@@ -20,13 +29,14 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from cds_service.dosing import DailyDose, plain_number
-from cds_service.record import DraftOrder
+from cds_service.record import DraftOrder, LabResult, MedicationCourse
 from cds_service.rules.base import DataKind, Finding, RuleInput, RuleSpec
+from cds_service.rules.common import age_at, fmt_date, within_days
+from cds_service.rules.series import fmt_number, latest
 from cds_service.rules.thiopurines import THIOPURINE, course_lines, thiopurine_drafts
 from cds_service.terminology import CodedConcept, NameMatcher, Terminology
 
 RULE_ID = "allopurinol-thiopurine"
-ALLOPURINOL = "allopurinol"
 
 
 class Ceiling(Schema):
@@ -36,6 +46,10 @@ class Ceiling(Schema):
     ingredient = fields.String(required=True, validate=validate.Length(min=1))
     names = fields.List(fields.String(validate=validate.Length(min=3)), required=True)
     max_mg_per_day = fields.Decimal(required=True, validate=validate.Range(0, min_inclusive=False))
+    # with a recent body weight this ceiling (times the weight) is used instead
+    max_mg_per_kg_per_day = fields.Decimal(
+        load_default=None, allow_none=True, validate=validate.Range(0, min_inclusive=False)
+    )
 
 
 class Parameters(Schema):
@@ -43,6 +57,18 @@ class Parameters(Schema):
         unknown = RAISE
 
     reduced_dose_ceilings = fields.List(fields.Nested(Ceiling), required=True)
+    # drugs that raise 6-TGN with a thiopurine (rev 2: allopurinol and febuxostat)
+    inhibitor_classes = fields.List(
+        fields.String(),
+        load_default=lambda: ["xanthine-oxidase-inhibitor"],
+        validate=validate.Length(1),
+    )
+    # inhibitors contraindicated with contraindicated_with_class (rev 2: febuxostat): critical
+    contraindicated_classes = fields.List(fields.String(), load_default=lambda: ["febuxostat"])
+    contraindicated_with_class = fields.String(load_default="azathioprine-mercaptopurine")
+    weight_analyte = fields.String(load_default="body-weight")
+    weight_lookback_days = fields.Integer(load_default=180, validate=validate.Range(1, 730))
+    child_age_years = fields.Integer(load_default=18, validate=validate.Range(0, 30))
 
 
 @dataclass(frozen=True)
@@ -51,6 +77,7 @@ class DoseCheck:
     dose: DailyDose
     ingredient: str | None
     ceiling: Decimal | None
+    basis: str = ""  # how the ceiling was set, e.g. "0.7 mg/kg/day x 25 kg"
 
     @property
     def reduced(self) -> bool:
@@ -65,42 +92,115 @@ class DoseCheck:
         if self.ingredient is None or self.ceiling is None:
             limit = "no reduced-dose ceiling configured for this drug"
         else:
-            ceiling = f"{self.ceiling.normalize():f} mg/day"
-            limit = f"reduced-dose ceiling for {self.ingredient}: {ceiling}"
+            ceiling = f"{plain_number(self.ceiling)} mg/day"
+            limit = f"reduced-dose ceiling for {self.ingredient}: {ceiling}{self.basis}"
         return f"{self.label}: {self.dose.describe()}; {limit}"
+
+
+@dataclass(frozen=True)
+class Combination:
+    """The thiopurine and inhibitor drafts and active courses one request is about."""
+
+    thio_drafts: tuple[DraftOrder, ...]
+    thio_active: list[MedicationCourse]
+    inhibitor_drafts: tuple[DraftOrder, ...]
+    inhibitor_active: list[MedicationCourse]
+
+    @classmethod
+    def of(cls, inp: RuleInput, classes: set[str]) -> Combination:
+        now = inp.now
+        return cls(
+            thiopurine_drafts(inp.drafts),
+            [c for c in inp.record.courses_in(THIOPURINE) if c.is_active(now)],
+            tuple(d for d in inp.drafts if classes & d.classes),
+            [c for c in inp.record.courses if classes & c.classes and c.is_active(now)],
+        )
+
+    def present(self) -> bool:
+        return bool(
+            (self.thio_drafts and (self.inhibitor_active or self.inhibitor_drafts))
+            or (self.inhibitor_drafts and self.thio_active)
+        )
+
+    def restricted(self, inhibitors: set[str], thiopurine_class: str) -> Combination:
+        """Only the contraindicated inhibitors and the thiopurines they are contraindicated with."""
+        return Combination(
+            tuple(d for d in self.thio_drafts if thiopurine_class in d.classes),
+            [c for c in self.thio_active if thiopurine_class in c.classes],
+            tuple(d for d in self.inhibitor_drafts if inhibitors & d.classes),
+            [c for c in self.inhibitor_active if inhibitors & c.classes],
+        )
 
 
 def evaluate(inp: RuleInput) -> Finding | None:
     params, now = dict(inp.params), inp.now
-    thio_drafts = thiopurine_drafts(inp.drafts)
-    allo_drafts = allopurinol_drafts(inp.drafts)
-    thio_active = [c for c in inp.record.courses_in(THIOPURINE) if c.is_active(now)]
-    allo_active = [c for c in inp.record.courses_in(ALLOPURINOL) if c.is_active(now)]
-    if not ((thio_drafts and (allo_active or allo_drafts)) or (allo_drafts and thio_active)):
+    contraindicated = set(params["contraindicated_classes"])
+    combination = Combination.of(inp, set(params["inhibitor_classes"]) | contraindicated)
+    if not combination.present():
         return None
+    inhibitor_text = course_lines(combination.inhibitor_active, combination.inhibitor_drafts, now)
+    strict = combination.restricted(contraindicated, str(params["contraindicated_with_class"]))
+    if contraindicated and strict.present():
+        remove = strict.inhibitor_drafts or strict.thio_drafts
+        variables = {
+            "thiopurine": course_lines(strict.thio_active, strict.thio_drafts, now),
+            "allopurinol": inhibitor_text,
+            "inhibitor": ", ".join(
+                sorted(
+                    {d.label for d in strict.inhibitor_drafts}
+                    | {c.label for c in strict.inhibitor_active}
+                )
+            ),
+        }
+        return Finding(RULE_ID, "contraindicated", variables, remove)
+    weight, weight_text = _weight(inp, params)
     ceilings = params["reduced_dose_ceilings"]
-    if thio_drafts:
-        checks = [
-            _check(d.label, d.concept, d.dosage.daily_dose, ceilings, inp.terminology)
-            for d in thio_drafts
-        ]
-    else:
-        checks = [
-            _check(c.label, c.concept, c.dosage.daily_dose, ceilings, inp.terminology)
-            for c in thio_active
-        ]
+    judged: list[tuple[str, CodedConcept, DailyDose]] = (
+        [(d.label, d.concept, d.dosage.daily_dose) for d in combination.thio_drafts]
+        if combination.thio_drafts
+        else [(c.label, c.concept, c.dosage.daily_dose) for c in combination.thio_active]
+    )
+    checks = [_check(*item, ceilings, inp.terminology, weight=weight) for item in judged]
     variables = {
         "thiopurine": ", ".join(sorted({c.short() for c in checks})),
-        "allopurinol": course_lines(allo_active, allo_drafts, now),
+        "allopurinol": inhibitor_text,
         "dose_checks": "\n".join(f"- {c.line()}" for c in checks),
+        "weight_check": weight_text,
     }
-    outcome = "reduced-dose" if all(c.reduced for c in checks) else "dose-reduction-needed"
+    age = age_at(inp.record, now)
+    child_without_weight = weight is None and age is not None and age < params["child_age_years"]
+    reduced = all(c.reduced for c in checks) and not child_without_weight
+    outcome = "reduced-dose" if reduced else "dose-reduction-needed"
     gaps = [
         f"Daily dose of {c.label} could not be computed: {c.dose.explanation}."
         for c in checks
         if c.dose.mg_per_day is None
     ]
-    return Finding(RULE_ID, outcome, variables, (*thio_drafts, *allo_drafts), tuple(gaps))
+    drafts = (*combination.thio_drafts, *combination.inhibitor_drafts)
+    return Finding(RULE_ID, outcome, variables, drafts, tuple(gaps))
+
+
+def _weight(inp: RuleInput, params: Mapping[str, Any]) -> tuple[LabResult | None, str]:
+    """The latest body weight within the lookback, and the sentence the card shows about it."""
+    days = int(params["weight_lookback_days"])
+    series = inp.record.lab_series(str(params["weight_analyte"]))
+    weight = latest([w for w in series if within_days(w.when, inp.now, days) and w.value > 0])
+    if weight is not None:
+        return weight, (
+            f"Body weight {fmt_number(weight.value, 1)} kg on {fmt_date(weight.when)}: the"
+            " reduced-dose ceiling is per kilogram."
+        )
+    age = age_at(inp.record, inp.now)
+    text = (
+        f"No body weight in the last {days} days: no weight-based check was possible; the"
+        " absolute ceiling was used."
+    )
+    if age is not None and age < params["child_age_years"]:
+        text += (
+            f" The patient is {age}: an adult ceiling says nothing about a child's dose, so a"
+            " dose at or below it is not taken as reduced. Record a weight to check mg/kg."
+        )
+    return None, text
 
 
 def _check(
@@ -109,10 +209,17 @@ def _check(
     dose: DailyDose,
     ceilings: list[dict[str, Any]],
     terminology: Terminology,
+    *,
+    weight: LabResult | None = None,
 ) -> DoseCheck:
     texts = [*concept.texts(), *_valueset_displays(concept, terminology)]
     for ceiling in ceilings:
         if NameMatcher.of(ceiling["names"]).matches(texts):
+            per_kg = ceiling.get("max_mg_per_kg_per_day")
+            if weight is not None and per_kg is not None:
+                limit = per_kg * weight.value
+                basis = f" ({plain_number(per_kg)} mg/kg/day x {fmt_number(weight.value, 1)} kg)"
+                return DoseCheck(label, dose, ceiling["ingredient"], limit, basis)
             return DoseCheck(label, dose, ceiling["ingredient"], ceiling["max_mg_per_day"])
     return DoseCheck(label, dose, None, None)
 
@@ -127,22 +234,24 @@ def _valueset_displays(concept: CodedConcept, terminology: Terminology) -> list[
     ]
 
 
-def allopurinol_drafts(drafts: tuple[DraftOrder, ...]) -> tuple[DraftOrder, ...]:
-    return tuple(d for d in drafts if ALLOPURINOL in d.classes)
-
-
-def triggered(drafts: tuple[DraftOrder, ...], hook: str, _params: Mapping[str, Any]) -> bool:
+def triggered(drafts: tuple[DraftOrder, ...], hook: str, params: Mapping[str, Any]) -> bool:
     # whether "the other drug" is active is known only once the record is read
-    return hook in SPEC.hooks and bool(thiopurine_drafts(drafts) or allopurinol_drafts(drafts))
+    classes = {*params["inhibitor_classes"], *params["contraindicated_classes"]}
+    return hook in SPEC.hooks and any(
+        THIOPURINE in d.classes or classes & d.classes for d in drafts
+    )
 
 
 SPEC = RuleSpec(
     id=RULE_ID,
     hooks=frozenset({"order-sign", "order-select"}),
-    needs=frozenset({DataKind.PATIENT, DataKind.MEDICATION_REQUESTS}),
+    needs=frozenset({DataKind.PATIENT, DataKind.MEDICATION_REQUESTS, DataKind.OBSERVATIONS}),
     outcomes={
-        "dose-reduction-needed": frozenset({"thiopurine", "allopurinol", "dose_checks"}),
-        "reduced-dose": frozenset({"thiopurine", "allopurinol", "dose_checks"}),
+        "contraindicated": frozenset({"thiopurine", "allopurinol", "inhibitor"}),
+        "dose-reduction-needed": frozenset(
+            {"thiopurine", "allopurinol", "dose_checks", "weight_check"}
+        ),
+        "reduced-dose": frozenset({"thiopurine", "allopurinol", "dose_checks", "weight_check"}),
     },
     parameters=Parameters,
     triggered=triggered,

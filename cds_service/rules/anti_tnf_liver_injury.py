@@ -7,34 +7,40 @@ Choices where docs/clinical-spec.md is silent (also in docs/rules/anti-tnf-liver
 - Only the most severe situation gives a card (critical > marked elevation > persistent).
 - On patient-view the rule needs an anti-TNF course active now; on order hooks the draft counts.
 - A known AIH diagnosis is stated on the card (the rise may be AIH activity, or anti-TNF
-  autoimmune-like hepatitis), and a raised baseline limits the rule to the 3x/5x/bilirubin
-  criteria, as the clinical specification says.
+  autoimmune-like hepatitis).
+- Rev 2: with a baseline above ULN the ALT multiples are multiples of the baseline value (the
+  bilirubin criterion stays against the bilirubin ULN), the persistent-elevation criterion does
+  not apply, and a latest ALT below the baseline (a falling ALT: treatment response) gives no
+  card unless a severe (critical) criterion relative to the baseline is met in the recent window.
+- Rev 2: infusion orders chain into one course (``episodes``); on an order hook for the next dose
+  of a current course S is that course's start, not the draft's date.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from cds_service.record import DraftOrder, LabResult, MedicationCourse, PatientRecord
+from cds_service.record import DraftOrder, LabResult, PatientRecord
 from cds_service.rules.base import WHOLE_CHART, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import fmt_date
+from cds_service.rules.episodes import Episode, episodes
 from cds_service.rules.series import (
     TIMES,
     above_times_uln,
     after,
-    at_least_times_uln,
     between,
     dated,
     default_uln_note,
     describe,
     duration_text,
+    fmt_ratio,
     latest,
-    ratio_text,
     times_uln,
     undated_count,
 )
@@ -49,6 +55,13 @@ class Parameters(Schema):
 
     drug_class = fields.String(load_default="anti-tnf")
     course_recency_days = fields.Integer(load_default=180, validate=validate.Range(0, 3650))
+    # exposures (e.g. one completed request per infusion) less than this apart form one course,
+    # which runs to the last exposure plus this gap
+    exposure_gap_days = fields.Integer(load_default=180, validate=validate.Range(1, 3650))
+    # with a baseline above ULN, multiples are of the baseline (Aithal 2011)
+    raised_baseline_relative = fields.Boolean(load_default=True)
+    # with a baseline above ULN, a latest ALT below it is a response, not injury: no card
+    falling_alt_no_card = fields.Boolean(load_default=True)
     baseline_window_days = fields.Integer(load_default=180, validate=validate.Range(1, 3650))
     critical_alt_multiple = fields.Decimal(load_default=Decimal(5), validate=validate.Range(1))
     recent_window_days = fields.Integer(load_default=90, validate=validate.Range(1, 3650))
@@ -71,32 +84,45 @@ def triggered(drafts: tuple[DraftOrder, ...], hook: str, params: Mapping[str, An
     return hook in SPEC.hooks and any(params["drug_class"] in d.classes for d in drafts)
 
 
-def _current_courses(
-    record: PatientRecord, drug_class: str, now: datetime, recency_days: int
-) -> list[MedicationCourse]:
-    return [
-        c
-        for c in record.courses_in(drug_class)
-        if c.is_active(now) or c.ended_within(now, recency_days)
-    ]
+def current_course(
+    record: PatientRecord, params: Mapping[str, Any], now: datetime
+) -> Episode | None:
+    """The anti-TNF course (chained exposures) active now or ended within the recency window."""
+    courses = record.courses_in(str(params["drug_class"]))
+    chains = episodes(courses, int(params["exposure_gap_days"]), now)
+    if not chains:
+        return None
+    latest_chain = chains[-1]
+    return latest_chain if latest_chain.current(now, int(params["course_recency_days"])) else None
+
+
+def taken_now(episode: Episode, now: datetime, gap_days: int) -> bool:
+    """An open course, or an exposure without end date less than the gap ago."""
+    return episode.open_now(now) or any(
+        c.end is None and c.start is not None and now - c.start < timedelta(days=gap_days)
+        for c in episode.members
+    )
 
 
 def evaluate(inp: RuleInput) -> Finding | None:
     params, record, now = inp.params, inp.record, inp.now
     drug_class = str(params["drug_class"])
     drafts = tuple(d for d in inp.drafts if drug_class in d.classes)
-    courses = _current_courses(record, drug_class, now, int(params["course_recency_days"]))
-    if inp.hook == "patient-view" and not any(c.is_active(now) for c in courses):
+    episode = current_course(record, params, now)
+    if inp.hook == "patient-view" and (
+        episode is None or not taken_now(episode, now, int(params["exposure_gap_days"]))
+    ):
         return None
     gaps: list[str] = []
-    starts = [c.start for c in courses if c.start is not None]
-    if len(starts) < len(courses):
+    courses = list(episode.members) if episode else []
+    if any(c.start is None for c in record.courses_in(drug_class)):
         gaps.append("Anti-TNF order(s) without a start date were not used to date the start.")
-    if not starts:
-        starts = [d.start or now for d in drafts]
-    if not starts:
+    if episode is not None:
+        start = episode.start  # the next dose of a current course: S is the course's start
+    elif drafts:
+        start = min(d.start or now for d in drafts)
+    else:
         return None
-    start = min(starts)
     alt_all = record.lab_series("alt")
     if undated_count(alt_all):
         gaps.append(f"{undated_count(alt_all)} ALT result(s) without a date were not used.")
@@ -107,7 +133,8 @@ def evaluate(inp: RuleInput) -> Finding | None:
     baseline = latest(
         between(alt, start - timedelta(days=int(params["baseline_window_days"])), start)
     )
-    situation = _classify(since_start, baseline, record, params, now)
+    scale = Scale.of(baseline, params)
+    situation = _classify(since_start, scale, record, params, now)
     if situation is None:
         return None
     outcome, trigger_result, extra = situation
@@ -123,8 +150,10 @@ def evaluate(inp: RuleInput) -> Finding | None:
         "course_start": fmt_date(start),
         "latency": duration_text(start, trigger_result.when or now),
         "trigger_alt": describe(trigger_result, "ALT"),
-        "trigger_ratio": ratio_text(trigger_result),
-        "baseline_alt": _baseline_text(baseline, params),
+        "trigger_ratio": scale.text(trigger_result),
+        "reference": scale.name,
+        "baseline_alt": _baseline_text(baseline, scale, params),
+        "warning_multiple": f"{Decimal(str(params['warning_alt_multiple'])).normalize():f}",
         "alt_results": "\n".join(f"- {describe(r, 'ALT')}" for r in shown),
         "liver_history": _liver_history(record, inp.terminology, params),
     } | extra
@@ -132,35 +161,70 @@ def evaluate(inp: RuleInput) -> Finding | None:
     return Finding(RULE_ID, outcome, variables, removable, tuple(gaps))
 
 
+@dataclass(frozen=True)
+class Scale:
+    """What ALT multiples are multiples of: the result's ULN, or a raised pre-exposure baseline
+    (Aithal 2011: in pre-existing liver disease the baseline replaces the ULN)."""
+
+    name: str  # "ULN" or "baseline"
+    ratio: Callable[[LabResult], Decimal | None]
+    baseline: LabResult | None = None
+
+    @classmethod
+    def of(cls, baseline: LabResult | None, params: Mapping[str, Any]) -> Scale:
+        raised = baseline is not None and above_times_uln(baseline, Decimal(1))
+        if raised and baseline is not None and params["raised_baseline_relative"]:
+            reference = baseline.value
+            return cls("baseline", lambda r: r.value / reference, baseline)
+        return cls("ULN", times_uln, baseline if raised else None)
+
+    @property
+    def raised(self) -> bool:
+        return self.baseline is not None
+
+    def at_least(self, result: LabResult, multiple: Decimal) -> bool:
+        ratio = self.ratio(result)
+        return ratio is not None and ratio >= multiple
+
+    def text(self, result: LabResult) -> str:
+        ratio = self.ratio(result)
+        return f"{fmt_ratio(ratio)}{TIMES}{self.name}" if ratio is not None else "(ULN unknown)"
+
+
 def _classify(
     since_start: list[LabResult],
-    baseline: LabResult | None,
+    scale: Scale,
     record: PatientRecord,
     params: Mapping[str, Any],
     now: datetime,
 ) -> tuple[str, LabResult, dict[str, str]] | None:
     """The most severe situation: (outcome, the ALT result behind it, extra variables)."""
     recent = between(since_start, now - timedelta(days=params["recent_window_days"]), None)
-    severe = [r for r in recent if at_least_times_uln(r, params["critical_alt_multiple"])]
+    severe = [r for r in recent if scale.at_least(r, params["critical_alt_multiple"])]
     if severe:
-        peak = max(severe, key=lambda r: times_uln(r) or 0)
-        criterion = f"ALT at or above {params['critical_alt_multiple']}{TIMES}ULN"
+        peak = max(severe, key=lambda r: scale.ratio(r) or 0)
+        criterion = f"ALT at or above {params['critical_alt_multiple']}{TIMES}{scale.name}"
         return "severe-injury", peak, {"criterion": criterion, "bilirubin": "not required"}
-    pair = _alt_with_bilirubin(recent, record, params, now)
+    pair = _alt_with_bilirubin(recent, scale, record, params, now)
     if pair is not None:
         alt, bilirubin = pair
         criterion = (
-            f"ALT at or above {params['combined_alt_multiple']}{TIMES}ULN with total bilirubin"
-            f" above {params['combined_bilirubin_multiple']}{TIMES}ULN within"
+            f"ALT at or above {params['combined_alt_multiple']}{TIMES}{scale.name} with total"
+            f" bilirubin above {params['combined_bilirubin_multiple']}{TIMES}ULN within"
             f" {params['combined_max_days_apart']} days"
         )
         extra = {"criterion": criterion, "bilirubin": describe(bilirubin, "total bilirubin")}
         return "severe-injury", alt, extra
     last = since_start[-1]
-    if at_least_times_uln(last, params["warning_alt_multiple"]):
+    if (
+        scale.baseline is not None
+        and params["falling_alt_no_card"]
+        and last.value < scale.baseline.value
+    ):
+        return None  # falling below a raised baseline on the agent: a response, not injury
+    if scale.at_least(last, params["warning_alt_multiple"]):
         return "marked-elevation", last, {}
-    baseline_raised = baseline is not None and above_times_uln(baseline, Decimal(1))
-    if baseline_raised or len(since_start) < 2:
+    if scale.raised or len(since_start) < 2:
         return None
     first, second = since_start[-2], since_start[-1]
     apart = (second.when - first.when).days if second.when and first.when else 0
@@ -181,7 +245,11 @@ def _classify(
 
 
 def _alt_with_bilirubin(
-    recent: list[LabResult], record: PatientRecord, params: Mapping[str, Any], now: datetime
+    recent: list[LabResult],
+    scale: Scale,
+    record: PatientRecord,
+    params: Mapping[str, Any],
+    now: datetime,
 ) -> tuple[LabResult, LabResult] | None:
     bilirubin = [
         b
@@ -190,7 +258,7 @@ def _alt_with_bilirubin(
     ]
     window = timedelta(days=params["combined_max_days_apart"])
     for alt in reversed(recent):
-        if alt.when is None or not at_least_times_uln(alt, params["combined_alt_multiple"]):
+        if alt.when is None or not scale.at_least(alt, params["combined_alt_multiple"]):
             continue
         for bili in reversed(bilirubin):
             if bili.when is not None and abs(bili.when - alt.when) <= window:
@@ -198,14 +266,16 @@ def _alt_with_bilirubin(
     return None
 
 
-def _baseline_text(baseline: LabResult | None, params: Mapping[str, Any]) -> str:
+def _baseline_text(baseline: LabResult | None, scale: Scale, params: Mapping[str, Any]) -> str:
     if baseline is None:
         return f"none in the {params['baseline_window_days']} days before the start"
-    if above_times_uln(baseline, Decimal(1)):
+    if scale.raised and scale.name == "baseline":
         return (
-            describe(baseline, "ALT") + ": already above ULN, so only the"
-            " 3x/5x ULN and bilirubin criteria apply"
+            describe(baseline, "ALT") + ": already above ULN, so the ALT multiples are multiples"
+            " of this baseline (pre-existing liver disease) and persistent elevation is not used"
         )
+    if scale.raised:
+        return describe(baseline, "ALT") + ": already above ULN, so persistent elevation is unused"
     return describe(baseline, "ALT")
 
 
@@ -223,6 +293,8 @@ def _liver_history(
 
 _COMMON = frozenset(
     {
+        "reference",
+        "warning_multiple",
         "drug",
         "course_start",
         "latency",

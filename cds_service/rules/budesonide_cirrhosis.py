@@ -8,6 +8,12 @@ treatment. So the route is decided per draft (also in docs/rules/budesonide-cirr
    the dosage text -> not AIH treatment, no card (logged);
 3. else an oral term (oral, capsule, tablet, ...) -> oral;
 4. else the route is unknown -> the card is shown, saying that oral use was assumed.
+
+Rev 2: a Condition in ``counts_as_cirrhosis_valuesets`` (portal hypertension) counts like
+cirrhosis; a Condition in ``decompensated_valuesets`` (ascites, varices, encephalopathy,
+hepatorenal syndrome, decompensated cirrhosis) gives the critical ``decompensated`` outcome,
+whose removal suggestion is recommended. Decompensation alone (without a cirrhosis code) is
+enough: it implies advanced liver disease.
 """
 
 from __future__ import annotations
@@ -33,6 +39,14 @@ class Parameters(Schema):
         unknown = RAISE
 
     cirrhosis_valueset = fields.String(load_default="cirrhosis")
+    # rev 2: conditions that count like cirrhosis (portal hypertension)
+    counts_as_cirrhosis_valuesets = fields.List(
+        fields.String(), load_default=lambda: ["portal-hypertension"]
+    )
+    # rev 2: decompensated liver disease -> critical
+    decompensated_valuesets = fields.List(
+        fields.String(), load_default=lambda: ["decompensated-liver-disease"]
+    )
     oral_codes = fields.List(fields.String(validate=validate.Length(min=1)), required=True)
     # terms match at the start of a word: "inhal" matches inhaler, inhalation, inhaled
     non_systemic_terms = fields.List(fields.String(validate=validate.Length(min=3)), required=True)
@@ -67,8 +81,19 @@ def evaluate(inp: RuleInput) -> Finding | None:
         systemic.append((draft, kind, why))
     if not systemic:
         return None
-    cirrhosis = inp.record.active_conditions_in(inp.terminology, params["cirrhosis_valueset"])
-    if not cirrhosis:
+    record, terminology = inp.record, inp.terminology
+    decompensated = [
+        c
+        for vs in params["decompensated_valuesets"]
+        for c in record.active_conditions_in(terminology, vs)
+    ]
+    cirrhosis = [
+        c
+        for vs in [params["cirrhosis_valueset"], *params["counts_as_cirrhosis_valuesets"]]
+        for c in record.active_conditions_in(terminology, vs)
+    ]
+    conditions = list({c.id: c for c in [*decompensated, *cirrhosis]}.values())
+    if not conditions:
         return None
     drafts = tuple(d for d, _, _ in systemic)
     gaps = [
@@ -81,10 +106,11 @@ def evaluate(inp: RuleInput) -> Finding | None:
         "route": "\n".join(f"- {d.label}: {kind} ({why})" for d, kind, why in systemic),
         "cirrhosis": "\n".join(
             f"- {c.concept.label()}" + (f" (onset {c.onset.date().isoformat()})" if c.onset else "")
-            for c in cirrhosis
+            for c in conditions
         ),
     }
-    return Finding(RULE_ID, "cirrhosis", variables, drafts, tuple(gaps))
+    outcome = "decompensated" if decompensated else "cirrhosis"
+    return Finding(RULE_ID, outcome, variables, drafts, tuple(gaps))
 
 
 def triggered(drafts: tuple[DraftOrder, ...], hook: str, _params: Mapping[str, Any]) -> bool:
@@ -95,7 +121,10 @@ SPEC = RuleSpec(
     id=RULE_ID,
     hooks=frozenset({"order-sign", "order-select"}),
     needs=frozenset({DataKind.PATIENT, DataKind.CONDITIONS}),
-    outcomes={"cirrhosis": frozenset({"drug", "route", "cirrhosis"})},
+    outcomes={
+        "cirrhosis": frozenset({"drug", "route", "cirrhosis"}),
+        "decompensated": frozenset({"drug", "route", "cirrhosis"}),
+    },
     parameters=Parameters,
     triggered=triggered,
     evaluate=evaluate,

@@ -8,8 +8,17 @@ Decisions where docs/clinical-spec.md is silent (also in docs/rules/mmf-teratoge
 - A quantitative hCG is negative only below ``hcg_negative_below`` (site-set, default 5 mIU/mL);
   values between that and the positive threshold are indeterminate: not a negative test, and
   shown on the card with advice to repeat a quantitative hCG.
-- A mycophenolate course that is completed/stopped with no end date cannot prove continuity, so
-  the order is treated as a new start (the safer side: a pregnancy test is asked for).
+- Rev 2: continuing therapy means a mycophenolate course taken within the last
+  ``continuing_therapy_window_days`` (30): an open course, one that ended that recently, or a
+  completed/stopped request without end date whose single exposure (its start) is that recent.
+  A restart after a longer gap is a new start (contraception may have lapsed).
+- Rev 2: a pregnancy ends at a pregnancy Condition's abatement (a date up to now, or abatement
+  given without a date), or at a delivery / pregnancy-outcome Condition
+  (``pregnancy_ended_valueset``, dated by onset, else recorded date) later than the pregnancy
+  evidence (an undated pregnancy Condition is never ended by a delivery record: it may be a new
+  pregnancy). The patient is then
+  "may become pregnant" (the usual warning or info), with a breastfeeding note for
+  ``postpartum_note_days`` after the end.
 """
 
 from __future__ import annotations
@@ -23,9 +32,10 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
-from cds_service.record import DraftOrder, PatientRecord
+from cds_service.record import ConditionFact, DraftOrder, PatientRecord
 from cds_service.rules.base import WHOLE_CHART, DataKind, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import age_at, describe_sex, fmt_date, within_days
+from cds_service.rules.episodes import last_exposure
 from cds_service.terminology import Terminology
 
 RULE_ID = "mmf-teratogenicity"
@@ -44,8 +54,11 @@ class Parameters(Schema):
     pregnancy_lookback_days = fields.Integer(load_default=280, validate=validate.Range(1, 400))
     negative_test_window_days = fields.Integer(load_default=7, validate=validate.Range(0, 60))
     continuing_therapy_window_days = fields.Integer(
-        load_default=90, validate=validate.Range(0, 365)
+        load_default=30, validate=validate.Range(0, 365)
     )
+    # rev 2: delivery / pregnancy-outcome records end a pregnancy; breastfeeding note after it
+    pregnancy_ended_valueset = fields.String(load_default="pregnancy-ended")
+    postpartum_note_days = fields.Integer(load_default=365, validate=validate.Range(0, 1000))
     hcg_positive_at_or_above = fields.Decimal(load_default=Decimal(25), validate=validate.Range(0))
     hcg_negative_below = fields.Decimal(load_default=Decimal(5), validate=validate.Range(0))
     pregnancy_status_valueset = fields.String(load_default="pregnancy-status")
@@ -81,6 +94,7 @@ class PregnancyEvent:
     pregnant: bool | None
     is_test: bool
     description: str
+    ends_pregnancy: bool = False  # a delivery / pregnancy-outcome record
 
 
 def pregnancy_events(
@@ -101,6 +115,7 @@ def pregnancy_events(
         text = f"hCG {lab.reported_label} on {fmt_date(lab.when)}"
         verdict, why = hcg_verdict(lab.value, lab.comparator, positive_at, negative_below)
         events.append(PregnancyEvent(lab.when, verdict, True, f"{text} ({why})"))
+    events += _end_events(record, terminology, params)
     events.sort(key=lambda e: e.when)
     return events
 
@@ -130,6 +145,24 @@ def hcg_verdict(
         f"indeterminate: between {negative_below} and {positive_at} mIU/mL; this may be"
         " a very early pregnancy: repeat a quantitative hCG"
     )
+
+
+def _end_events(
+    record: PatientRecord, terminology: Terminology, params: dict[str, object]
+) -> list[PregnancyEvent]:
+    """Dated ends of pregnancy: abatement of a pregnancy Condition, delivery records."""
+    pregnancy_vs = terminology.valueset(str(params["pregnancy_condition_valueset"]))
+    ended_vs = terminology.valueset(str(params["pregnancy_ended_valueset"]))
+    events = []
+    for condition in record.conditions:
+        if condition.concept.in_valueset(pregnancy_vs) and condition.abatement is not None:
+            text = f"pregnancy ended {fmt_date(condition.abatement)} ({condition.concept.label()})"
+            events.append(PregnancyEvent(condition.abatement, False, False, text, True))
+        when = condition.onset or condition.recorded or condition.abatement
+        if condition.concept.in_valueset(ended_vs) and when is not None:
+            text = f"{condition.concept.label()} on {fmt_date(when)}"
+            events.append(PregnancyEvent(when, False, False, text, True))
+    return events
 
 
 def _status_events(
@@ -169,6 +202,7 @@ def evaluate(inp: RuleInput) -> Finding | None:
         "age": "unknown" if age is None else str(age),
         "sex": describe_sex(sex.sex or record.gender),
         "age_window": f"{params['age_min_years']} to {int(params['age_max_years']) - 1} years",
+        "postpartum": "",
     }
 
     def finding(outcome: str, **extra: str) -> Finding:
@@ -177,12 +211,17 @@ def evaluate(inp: RuleInput) -> Finding | None:
     events = pregnancy_events(record, terminology, params)
     lookback = int(params["pregnancy_lookback_days"])
     pregnant_lines = _current_pregnancy(events, now, lookback)
-    conditions = record.active_conditions_in(
-        terminology, str(params["pregnancy_condition_valueset"])
-    )
+    conditions = [
+        c
+        for c in record.active_conditions_in(
+            terminology, str(params["pregnancy_condition_valueset"])
+        )
+        if not _ended(c, events, now)
+    ]
     pregnant_lines += [f"active pregnancy condition: {c.concept.label()}" for c in conditions]
     if pregnant_lines:
         return finding("pregnant", pregnancy_evidence=_lines(pregnant_lines))
+    base["postpartum"] = _postpartum_note(events, now, int(params["postpartum_note_days"]))
 
     if sex.sex == "male":
         if params["male_card"] and (age is None or age >= int(params["male_age_min_years"])):
@@ -238,12 +277,33 @@ def _current_pregnancy(
         cancelled = any(
             later.pregnant is False
             and later.when > event.when
-            and (later.is_test or not event.is_test)
+            and (later.is_test or later.ends_pregnancy or not event.is_test)
             for later in events
         )
         if not cancelled:
             current.append(event.description)
     return current
+
+
+def _ended(condition: ConditionFact, events: list[PregnancyEvent], now: datetime) -> bool:
+    """An active pregnancy Condition whose pregnancy has ended: abatement given (a date up to
+    now, or no date), or a delivery record after its onset."""
+    if condition.abated and (condition.abatement is None or condition.abatement <= now):
+        return True
+    start = condition.onset or condition.recorded
+    if start is None:
+        return False  # cannot tell whether a delivery record ended this pregnancy
+    return any(e.ends_pregnancy and start < e.when <= now for e in events)
+
+
+def _postpartum_note(events: list[PregnancyEvent], now: datetime, days: int) -> str:
+    ends = [e for e in events if e.ends_pregnancy and within_days(e.when, now, days)]
+    if not ends:
+        return ""
+    return (  # appended to a sentence of the card (empty when there is nothing to say)
+        f"\n\n**Pregnancy has ended** ({ends[-1].description}): the patient may become pregnant"
+        " again, and mycophenolate is not recommended while breastfeeding."
+    )
 
 
 def _other_courses(
@@ -253,7 +313,9 @@ def _other_courses(
     courses = [
         c
         for c in record.courses_in(DRUG_CLASS)
-        if c.id not in draft_ids and (c.is_active(now) or c.ended_within(now, days))
+        if c.id not in draft_ids
+        and (last := last_exposure(c, now)) is not None
+        and (now - last).days <= days
     ]
     return "; ".join(
         f"{c.label} ({c.status}, started {fmt_date(c.start)}"
@@ -270,7 +332,7 @@ def triggered(drafts: tuple[DraftOrder, ...], hook: str, _params: Mapping[str, A
     return hook in SPEC.hooks and any(DRUG_CLASS in d.classes for d in drafts)
 
 
-_BASE_VARS = frozenset({"drug", "age", "sex", "age_window"})
+_BASE_VARS = frozenset({"drug", "age", "sex", "age_window", "postpartum"})
 SPEC = RuleSpec(
     id=RULE_ID,
     hooks=frozenset({"order-sign", "order-select"}),

@@ -9,6 +9,13 @@ Decisions where docs/clinical-spec.md is silent (also in docs/rules/thiopurine-m
 - Low 6-TGN with 6-MMP absent or in a unit without a 6-MMP threshold gives the info card, which
   says shunting could not be excluded.
 - Normal 6-TGN gives no card, whatever the 6-MMP (the clinical specification lists no such pattern).
+- Rev 2: 6-MMP above its threshold with a 6-TGN that is not low is the ``high-mmp`` warning
+  (hepatotoxicity); with a high 6-TGN the ``high-tgn`` card is shown instead and names the high
+  6-MMP (one card per rule; myelotoxicity is the more urgent).
+- Rev 2: in a patient with AIH who is in biochemical remission (latest ALT and IgG of the last
+  ``remission_recent_days`` both at or below ULN) a low 6-TGN is not a reason to increase the
+  dose: the ``low-tgn-in-remission`` outcome (info, disabled by default) replaces ``low-tgn``.
+  Without AIH on the problem list (e.g. IBD) the low-6-TGN advice is unchanged.
 """
 
 from __future__ import annotations
@@ -24,8 +31,9 @@ from marshmallow.exceptions import ValidationError
 
 from cds_service.readings import Reading, readings_in
 from cds_service.record import DraftOrder
-from cds_service.rules.base import DataKind, Finding, RuleInput, RuleSpec
+from cds_service.rules.base import WHOLE_CHART, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import fmt_date, within_days
+from cds_service.rules.series import describe, latest, times_uln
 from cds_service.rules.thiopurines import THIOPURINE, course_lines, thiopurine_drafts
 from cds_service.units import normalise_unit
 
@@ -62,6 +70,8 @@ class Parameters(Schema):
     tgn_valueset = fields.String(load_default="tgn-6")
     mmp_valueset = fields.String(load_default="mmp-6")
     allopurinol_class = fields.String(load_default="allopurinol")
+    aih_condition_valueset = fields.String(load_default="autoimmune-hepatitis")
+    remission_recent_days = fields.Integer(load_default=120, validate=validate.Range(1, 730))
     units = fields.List(fields.Nested(UnitThresholds), required=True, validate=validate.Length(1))
 
     @validates_schema
@@ -118,12 +128,19 @@ def evaluate(inp: RuleInput) -> Finding | None:
         "allopurinol": _allopurinol_text(inp, params),
     }
     mmp_high = _mmp_is_high(mmp, mmp_thresholds)
+    remission = _remission(inp, params)
+    variables["remission"] = remission or "not in biochemical remission (or not assessable)"
     if low is not None and tgn.quantity < low:
         outcome = "shunting" if mmp_high else "low-tgn"
+        if outcome == "low-tgn" and remission:
+            outcome = "low-tgn-in-remission"
         variables["tgn_limit"] = f"{low.normalize():f}"
     elif high is not None and tgn.quantity > high:
         outcome = "high-tgn"
         variables["tgn_limit"] = f"{high.normalize():f}"
+    elif mmp_high and mmp_thresholds is not None:
+        outcome = "high-mmp"
+        variables["tgn_limit"] = f"{mmp_thresholds['mmp_high_above'].normalize():f}"
     else:
         return None
     gaps = []
@@ -134,6 +151,23 @@ def evaluate(inp: RuleInput) -> Finding | None:
     elif mmp_thresholds is None or mmp_thresholds["mmp_high_above"] is None:
         gaps.append(f"6-MMP in {mmp.unit_label!r}: no 6-MMP threshold for this unit.")
     return Finding(RULE_ID, outcome, variables, drafts, tuple(gaps))
+
+
+def _remission(inp: RuleInput, params: Mapping[str, Any]) -> str | None:
+    """For a patient with AIH: the card sentence when the latest recent ALT and IgG are both at
+    or below ULN (biochemical remission), else None."""
+    if not inp.record.active_conditions_in(inp.terminology, str(params["aih_condition_valueset"])):
+        return None
+    days = int(params["remission_recent_days"])
+    found = []
+    for name, analyte in (("ALT", "alt"), ("IgG", "igg")):
+        series = [r for r in inp.record.lab_series(analyte) if within_days(r.when, inp.now, days)]
+        result = latest(series)
+        ratio = times_uln(result) if result else None
+        if result is None or ratio is None or ratio > 1:
+            return None
+        found.append(describe(result, name))
+    return "in biochemical remission: " + "; ".join(found)
 
 
 def _latest(readings: list[Reading], inp: RuleInput) -> Reading | None:
@@ -212,16 +246,19 @@ _VARS = frozenset(
         "therapy",
         "lookback_days",
         "allopurinol",
+        "remission",
     }
 )
 SPEC = RuleSpec(
     id=RULE_ID,
     hooks=frozenset({"order-sign", "order-select", "patient-view"}),
-    needs=frozenset({DataKind.PATIENT, DataKind.OBSERVATIONS, DataKind.MEDICATION_REQUESTS}),
+    needs=WHOLE_CHART,
     outcomes={
         "shunting": _VARS | {"tgn_limit"},
         "low-tgn": _VARS | {"tgn_limit"},
         "high-tgn": _VARS | {"tgn_limit"},
+        "high-mmp": _VARS | {"tgn_limit"},
+        "low-tgn-in-remission": _VARS | {"tgn_limit"},
     },
     parameters=Parameters,
     triggered=triggered,

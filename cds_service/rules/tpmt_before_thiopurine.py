@@ -4,8 +4,16 @@ Decisions where docs/clinical-spec.md is silent (also in docs/rules/tpmt-before-
 - Every TPMT/NUDT15 result on record counts, however old (genotype does not change); the worst
   class across all of them decides (poor > intermediate > normal).
 - Phenotype words are read from the coded answer, the text value and the interpretation, as
-  whole words (configurable lists); genotypes (star alleles, variant presence) are not
-  translated into phenotypes by the service: such results are listed as "not interpreted".
+  whole words (configurable lists).
+- Rev 2: star-allele genotypes (``*1/*3A``, ``TPMT*3A/*3C``, ``NUDT15 *1/*3``) are read with the
+  configurable allele-function table (``allele_function``): two no-function alleles -> poor,
+  one -> intermediate (also when the other allele is not in the table: it may be worse), two
+  normal-function alleles -> normal, anything else -> not interpreted. The gene is the one named
+  next to the alleles, else the last one named before them, else the gene of the result's value
+  set (``valueset_genes``). The worst of the phenotype words and the genotype decides.
+- Rev 2: TPMT and NUDT15 both intermediate -> the intermediate card gives the combined starting
+  dose (CPIC 2024 update: 20-50 % of normal; the figures are parameters).
+- Variant-presence results (c.719A>G detected) are not translated into phenotypes.
 - An activity result is compared with its own ``referenceRange.low``; a low without a unit is
   taken to be in the result's unit, a low in another unit makes the result uninterpretable.
 - A result on record that the service cannot interpret gives an info card listing it (never "no
@@ -16,13 +24,15 @@ Decisions where docs/clinical-spec.md is silent (also in docs/rules/tpmt-before-
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import IntEnum
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, validate, validates_schema
+from marshmallow.exceptions import ValidationError
 
 from cds_service.readings import Reading, readings_in
 from cds_service.record import DraftOrder
@@ -33,6 +43,24 @@ from cds_service.rules.thiopurines import THIOPURINE, course_text, thiopurine_dr
 from cds_service.units import same_unit
 
 RULE_ID = "tpmt-before-thiopurine"
+
+
+class AlleleFunction(Schema):
+    class Meta:
+        unknown = RAISE
+
+    no_function = fields.List(fields.String(validate=validate.Regexp(r"^\*\w+$")), required=True)
+    normal_function = fields.List(
+        fields.String(validate=validate.Regexp(r"^\*\w+$")), required=True
+    )
+
+    @validates_schema
+    def _disjoint(self, data: dict[str, Any], **_: object) -> None:
+        both = {a.upper() for a in data["no_function"]} & {
+            a.upper() for a in data["normal_function"]
+        }
+        if both:
+            raise ValidationError(f"allele(s) in both lists: {sorted(both)}", "normal_function")
 
 
 class Parameters(Schema):
@@ -50,6 +78,32 @@ class Parameters(Schema):
     poor_terms = fields.List(fields.String(validate=validate.Length(min=3)), required=True)
     intermediate_terms = fields.List(fields.String(validate=validate.Length(min=3)), required=True)
     normal_terms = fields.List(fields.String(validate=validate.Length(min=3)), required=True)
+    # rev 2: CPIC allele function per gene, for star-allele genotypes
+    allele_function = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(["TPMT", "NUDT15"])),
+        values=fields.Nested(AlleleFunction),
+        load_default=dict,
+    )
+    # the gene a result is about when its text names none (value set id -> gene)
+    valueset_genes = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(validate=validate.OneOf(["TPMT", "NUDT15"])),
+        load_default=lambda: {"tpmt-activity": "TPMT", "nudt15": "NUDT15"},
+    )
+    combined_intermediate_min_percent = fields.Integer(
+        load_default=20, validate=validate.Range(1, 100)
+    )
+    combined_intermediate_max_percent = fields.Integer(
+        load_default=50, validate=validate.Range(1, 100)
+    )
+
+    @validates_schema
+    def _percent_order(self, data: dict[str, Any], **_: object) -> None:
+        if data["combined_intermediate_min_percent"] > data["combined_intermediate_max_percent"]:
+            raise ValidationError(
+                "must not exceed combined_intermediate_max_percent",
+                "combined_intermediate_min_percent",
+            )
 
 
 class Status(IntEnum):
@@ -66,6 +120,7 @@ class Judged:
     reading: Reading
     status: Status
     reason: str
+    gene: str | None = None
 
     def line(self) -> str:
         return (
@@ -122,22 +177,100 @@ class PhenotypeWords:
         return Judged(reading, Status.UNINTERPRETED, "not a phenotype the service can read")
 
 
+_GENE = re.compile(r"\b(TPMT|NUDT15)\b", re.I)
+_GENOTYPE = re.compile(
+    r"(?:\b(TPMT|NUDT15)\s*)?\*\s*(\w+?)\s*/\s*(?:(?:TPMT|NUDT15)\s*)?\*\s*(\w+)\b", re.I
+)
+
+
+def judge_genotypes(
+    reading: Reading, default_gene: str | None, table: Mapping[str, Mapping[str, Any]]
+) -> list[Judged]:
+    """Every star-allele genotype in the reading's texts, judged with the allele table."""
+    judged = []
+    for text in reading.answer_texts():
+        for match in _GENOTYPE.finditer(text):
+            named = match.group(1) or _last_gene_before(text, match.start()) or default_gene
+            gene = named.upper() if named else None
+            alleles = (f"*{match.group(2).upper()}", f"*{match.group(3).upper()}")
+            genotype = f"{gene or 'gene not stated'} {alleles[0]}/{alleles[1]}"
+            if gene is None or gene not in table:
+                reason = f"{genotype}: no allele-function table for this gene"
+                judged.append(Judged(reading, Status.UNINTERPRETED, reason, gene))
+                continue
+            status, why = _genotype_status(alleles, table[gene])
+            judged.append(Judged(reading, status, f"{genotype}: {why}", gene))
+    return judged
+
+
+def _last_gene_before(text: str, end: int) -> str | None:
+    genes = _GENE.findall(text[:end])
+    return genes[-1] if genes else None
+
+
+def _genotype_status(alleles: tuple[str, str], function: Mapping[str, Any]) -> tuple[Status, str]:
+    no_function = {a.upper() for a in function["no_function"]}
+    normal = {a.upper() for a in function["normal_function"]}
+    lost = sum(1 for a in alleles if a in no_function)
+    if lost == 2:
+        return Status.POOR, "two no-function alleles (poor metabolizer)"
+    if lost == 1:
+        other = alleles[1] if alleles[0] in no_function else alleles[0]
+        if other in normal:
+            return Status.INTERMEDIATE, "one no-function allele (intermediate metabolizer)"
+        return (
+            Status.INTERMEDIATE,
+            f"one no-function allele and {other} of unknown function (at least intermediate)",
+        )
+    if all(a in normal for a in alleles):
+        return Status.NORMAL, "two normal-function alleles"
+    unknown = [a for a in alleles if a not in normal]
+    return Status.UNINTERPRETED, f"allele(s) {', '.join(unknown)} not in the allele-function table"
+
+
 def judged_results(inp: RuleInput) -> list[Judged]:
     params = dict(inp.params)
     terminology, record = inp.terminology, inp.record
     words = PhenotypeWords(params)
     results = []
-    for reading in readings_in(record, terminology.valueset(params["activity_valueset"])):
+    genes = params["valueset_genes"]
+    activity_vs = params["activity_valueset"]
+    for reading in readings_in(record, terminology.valueset(activity_vs)):
         judged = judge_activity(reading, params["absent_activity_fraction"])
         # a lab may report the activity only with its interpretation ("intermediate")
         if judged.status is Status.UNINTERPRETED:
             by_words = words.judge(reading)
             judged = by_words if by_words.status is not Status.UNINTERPRETED else judged
-        results.append(judged)
+        results.append(_with_gene(judged, genes.get(activity_vs)))
     for valueset_id in params["genotype_phenotype_valuesets"]:
         for reading in readings_in(record, terminology.valueset(valueset_id)):
-            results.append(words.judge(reading))
+            default_gene = genes.get(valueset_id)
+            by_words = _with_gene(words.judge(reading), default_gene)
+            genotypes = judge_genotypes(reading, default_gene, params["allele_function"])
+            if genotypes and by_words.status is Status.UNINTERPRETED:
+                results += genotypes
+            else:
+                results += [by_words, *(g for g in genotypes if g.status > by_words.status)]
     return results
+
+
+def _with_gene(judged: Judged, default_gene: str | None) -> Judged:
+    named = {g.upper() for t in judged.reading.answer_texts() for g in _GENE.findall(t)}
+    gene = next(iter(named)) if len(named) == 1 else default_gene
+    return Judged(judged.reading, judged.status, judged.reason, gene)
+
+
+def starting_dose(results: list[Judged], params: Mapping[str, Any]) -> str:
+    """The combined TPMT + NUDT15 intermediate advice, when both genes are intermediate."""
+    genes = {j.gene for j in results if j.status is Status.INTERMEDIATE}
+    if {"TPMT", "NUDT15"} <= genes:
+        low = params["combined_intermediate_min_percent"]
+        high = params["combined_intermediate_max_percent"]
+        return (
+            f"**TPMT and NUDT15 are both intermediate**: start at {low}-{high} % of the normal"
+            " dose (CPIC, 2024 update), then adjust on blood counts."
+        )
+    return "Start at a reduced dose and adjust on blood counts (CPIC)."
 
 
 def evaluate(inp: RuleInput) -> Finding | None:
@@ -173,6 +306,8 @@ def evaluate(inp: RuleInput) -> Finding | None:
     deciding = [j for j in results if j.status is worst]
     variables["deciding"] = deciding[-1].line()
     variables["result_value"] = deciding[-1].reading.value_label()
+    if worst is Status.INTERMEDIATE:
+        variables["starting_dose"] = starting_dose(results, inp.params)
     gaps = []
     if worst is not Status.UNINTERPRETED:
         gaps = [f"Not interpreted: {j.line()}." for j in results if not j.status]
@@ -194,7 +329,7 @@ SPEC = RuleSpec(
     needs=frozenset({DataKind.PATIENT, DataKind.OBSERVATIONS, DataKind.MEDICATION_REQUESTS}),
     outcomes={
         "poor-metabolizer": _VARS | {"deciding", "result_value"},
-        "intermediate-metabolizer": _VARS | {"deciding", "result_value"},
+        "intermediate-metabolizer": _VARS | {"deciding", "result_value", "starting_dose"},
         "uninterpreted-result": _VARS | {"deciding", "result_value"},
         "no-result": _VARS,
     },

@@ -15,13 +15,14 @@ from typing import Any
 from marshmallow import fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
-from cds_service.record import MedicationCourse
+from cds_service.record import LabResult, MedicationCourse
 from cds_service.rules.aih_treatment import (
     COURSE_VARIABLES,
     HOOKS,
     TreatmentCourse,
     TreatmentParameters,
     course_variables,
+    left_out_because,
     metabolite_status,
     percent,
     treatment_course,
@@ -91,6 +92,12 @@ class NonresponseParameters(TreatmentParameters):
     max_remaining_fraction = fields.Decimal(
         load_default=Decimal("0.5"), validate=validate.Range(0, 1)
     )
+    # rev 2: withdrawn once a later ALT is at most this fraction of baseline (>= 50 % fall) or
+    # at or below its ULN
+    withdraw_on_later_response = fields.Boolean(load_default=True)
+    withdraw_remaining_fraction = fields.Decimal(
+        load_default=Decimal("0.5"), validate=validate.Range(0, 1)
+    )
 
     @validates_schema
     def _windows(self, data: dict[str, Any], **_: object) -> None:
@@ -128,6 +135,8 @@ def evaluate_nonresponse(inp: RuleInput) -> Finding | None:
     remaining = week4.value / course.baseline.value if course.baseline.value > 0 else None
     if remaining is None or remaining <= params["max_remaining_fraction"]:
         return None
+    if params["withdraw_on_later_response"] and _later_response(course, week4, params):
+        return None
     return _finding(
         NONRESPONSE,
         "no-early-response",
@@ -143,6 +152,19 @@ def evaluate_nonresponse(inp: RuleInput) -> Finding | None:
     )
 
 
+def _later_response(course: TreatmentCourse, week4: LabResult, params: Mapping[str, Any]) -> bool:
+    """A later ALT shows a >= 50 % fall from baseline or is at or below its ULN."""
+    baseline = course.baseline.value if course.baseline else None
+    fraction = Decimal(str(params["withdraw_remaining_fraction"]))
+    for result in after(course.alt_since_t0, week4.when or course.t0):
+        ratio = times_uln(result)
+        if ratio is not None and ratio <= 1:
+            return True
+        if baseline and result.value <= baseline * fraction:
+            return True
+    return False
+
+
 # ---------------------------------------------------------------- aih-insufficient-response
 
 INSUFFICIENT = "aih-insufficient-response"
@@ -152,29 +174,41 @@ class InsufficientParameters(TreatmentParameters):
     assess_from_days = fields.Integer(load_default=182, validate=validate.Range(1, 3650))
     measured_after_days = fields.Integer(load_default=150, validate=validate.Range(0, 3650))
     include_ast = fields.Boolean(load_default=True)
+    # rev 2: only results of the last recent_days decide; older ones are history
+    recent_days = fields.Integer(load_default=120, validate=validate.Range(1, 3650))
+    # rev 2: after a complete response in this episode, an ALT above this multiple of its ULN
+    # is a relapse
+    relapse_alt_uln_multiple = fields.Decimal(
+        load_default=Decimal(1), validate=validate.Range(1, 20)
+    )
 
 
 def evaluate_insufficient(inp: RuleInput) -> Finding | None:
     course = _course_for(inp)
-    params = inp.params
+    params, now = inp.params, inp.now
     if course is None or not course.on_treatment:
         return None
     if course.days_since_t0() < params["assess_from_days"]:
         return None
     since = course.t0 + timedelta(days=params["measured_after_days"])
+    recent_from = now - timedelta(days=params["recent_days"])
     analytes = [("ALT", "alt"), ("IgG", "igg")]
     if params["include_ast"]:
         analytes.append(("AST", "ast"))
-    latest_by_name = {
-        name: latest(after(dated(inp.record.lab_series(aid), inp.now), since))
-        for name, aid in analytes
+    measured = {
+        name: latest(after(dated(inp.record.lab_series(aid), now), since)) for name, aid in analytes
     }
+    stale = {
+        name: r for name, r in measured.items() if r is not None and r.when and r.when < recent_from
+    }
+    latest_by_name = {name: r if name not in stale else None for name, r in measured.items()}
     not_measured = f"not measured since {fmt_date(since)}"
     lines = [
         f"- {describe(result, name)}"
+        + (f" (older than {params['recent_days']} days: history only)" if name in stale else "")
         if result
         else f"- {name}: {inp.record.not_measured_text(aid, since, not_measured)}"
-        for (name, aid), result in zip(analytes, latest_by_name.values(), strict=True)
+        for (name, aid), result in zip(analytes, measured.values(), strict=True)
     ]
     abnormal = [
         f"{name} {ratio_text(result)}"
@@ -192,14 +226,47 @@ def evaluate_insufficient(inp: RuleInput) -> Finding | None:
         ]
     )
     extra = {"assessment": "\n".join(lines), "assessed_since": fmt_date(since)}
+    relapse = _relapse(course, latest_by_name["ALT"], params)
+    if relapse is not None:
+        return _finding(INSUFFICIENT, "relapse", inp, course, extra | relapse, gaps=gaps)
     if abnormal:
         variables = extra | {"abnormal": ", ".join(abnormal)}
         return _finding(INSUFFICIENT, "not-in-complete-response", inp, course, variables, gaps=gaps)
     missing = [n for n in ("ALT", "IgG") if latest_by_name[n] is None or n in unknown_uln]
+    stale_missing = [n for n in missing if n in stale]
+    if stale_missing:
+        last = max((w for n in stale_missing if (w := stale[n].when)), default=since)
+        variables = extra | {
+            "missing": " and ".join(stale_missing),
+            "last_result_date": fmt_date(last),
+            "recent_days": str(params["recent_days"]),
+        }
+        return _finding(INSUFFICIENT, "stale-results", inp, course, variables, gaps=gaps)
     if missing:
         variables = extra | {"missing": " and ".join(missing)}
         return _finding(INSUFFICIENT, "monitoring-gap", inp, course, variables, gaps=gaps)
     return None  # complete biochemical response
+
+
+def _relapse(
+    course: TreatmentCourse, alt: LabResult | None, params: Mapping[str, Any]
+) -> dict[str, str] | None:
+    """Relapse variables when a complete response in this episode was followed by a recent ALT
+    above the relapse multiple of its ULN."""
+    if course.complete_response is None or alt is None or alt.when is None:
+        return None
+    cr_alt, cr_igg = course.complete_response
+    multiple = Decimal(str(params["relapse_alt_uln_multiple"]))
+    ratio = times_uln(alt)
+    if cr_alt.when is None or alt.when <= cr_alt.when or ratio is None or ratio <= multiple:
+        return None
+    return {
+        "relapse_alt": describe(alt, "ALT"),
+        "relapse_ratio": ratio_text(alt),
+        "complete_response": (f"{describe(cr_alt, 'ALT')}; {describe(cr_igg, 'IgG')}"),
+        "complete_response_date": fmt_date(cr_alt.when),
+        "relapse_multiple": f"{multiple.normalize():f}",
+    }
 
 
 # ---------------------------------------------------------------- aih-refractory
@@ -216,6 +283,10 @@ class RefractoryParameters(TreatmentParameters):
     alt_uln_multiple = fields.Decimal(load_default=Decimal(2), validate=validate.Range(1, 100))
     results_required = fields.Integer(load_default=2, validate=validate.Range(1, 10))
     results_after_days = fields.Integer(load_default=90, validate=validate.Range(0, 3650))
+    # rev 2: the latest ALT must be this recent; older results are history
+    recent_days = fields.Integer(load_default=120, validate=validate.Range(1, 3650))
+    # rev 2: after a complete response in this episode a rise is a relapse, not refractoriness
+    not_after_complete_response = fields.Boolean(load_default=True)
 
 
 def _established(
@@ -233,7 +304,13 @@ def evaluate_refractory(inp: RuleInput) -> Finding | None:
     if course is None:
         return None
     params, now = inp.params, inp.now
-    active = [c for c in inp.record.courses if c.is_active(now)]
+    if params["not_after_complete_response"] and course.complete_response is not None:
+        return None
+    active = [
+        c
+        for c in inp.record.courses
+        if c.is_active(now) and left_out_because(c, inp.record, inp.terminology, params) is None
+    ]
     min_days = int(params["min_combination_days"])
     steroids = _established(active, params["steroid_classes"], now, min_days)
     others = _established(active, params["immunosuppressant_classes"], now, min_days)
@@ -247,6 +324,9 @@ def evaluate_refractory(inp: RuleInput) -> Finding | None:
         r.when is None or r.when <= after or not at_least_times_uln(r, multiple) for r in recent
     ):
         return None
+    newest = recent[-1].when
+    if newest is None or newest < now - timedelta(days=params["recent_days"]):
+        return None  # stale: the insufficient-response rule says it cannot be assessed
     combination_start = max(
         min(c.start for c in steroids if c.start), min(c.start for c in others if c.start)
     )
@@ -303,6 +383,15 @@ INSUFFICIENT_SPEC = _spec(
     INSUFFICIENT,
     {
         "not-in-complete-response": _ASSESSMENT | {"abnormal"},
+        "relapse": _ASSESSMENT
+        | {
+            "relapse_alt",
+            "relapse_ratio",
+            "complete_response",
+            "complete_response_date",
+            "relapse_multiple",
+        },
+        "stale-results": _ASSESSMENT | {"missing", "last_result_date", "recent_days"},
         "monitoring-gap": _ASSESSMENT | {"missing"},
     },
     InsufficientParameters,

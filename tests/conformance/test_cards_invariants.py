@@ -30,6 +30,7 @@ from tests.conformance.support import (
     uuids_of,
 )
 
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
 SERVICE_FOR_HOOK = {
     "order-sign": "aih-order-sign",
     "order-select": "aih-order-select",
@@ -76,6 +77,20 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
         AZA_RENEWAL,
         f.on_aih_treatment((300, 255), (30, 20)),
     ),
+    # complete response (normal ALT and IgG 60 days ago), then ALT 2.25 x ULN
+    ("aih-insufficient-response", "relapse"): lambda: (
+        AZA_RENEWAL,
+        f.on_aih_treatment(
+            (300, 255), (30, 60), (90, 5), extra_observations=(f.igg(12, days_ago=60),)
+        ),
+    ),
+    # the only results after T0 + 150 d are 200 days old (recency window 120 days)
+    ("aih-insufficient-response", "stale-results"): lambda: (
+        AZA_RENEWAL,
+        f.on_aih_treatment(
+            (300, 505), (90, 200), start_days_ago=500, extra_observations=(f.igg(14, 200),)
+        ),
+    ),
     ("aih-nonresponse", "no-early-response"): lambda: (
         AZA_RENEWAL,
         f.on_aih_treatment((400, 37), (300, 7), start_days_ago=35),
@@ -109,6 +124,12 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
         (f.azathioprine(),),
         f.full_prefetch(observations=(f.tgn(520),), medication_requests=(_active_aza(),)),
     ),
+    ("thiopurine-metabolites", "high-mmp"): lambda: (
+        (f.azathioprine(),),
+        f.full_prefetch(
+            observations=(f.tgn(300), f.mmp(8000)), medication_requests=(_active_aza(),)
+        ),
+    ),
     ("tpmt-before-thiopurine", "poor-metabolizer"): lambda: (
         (f.azathioprine(),),
         f.full_prefetch(observations=(f.tpmt_activity(2),)),
@@ -119,7 +140,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ),
     ("tpmt-before-thiopurine", "uninterpreted-result"): lambda: (
         (f.azathioprine(),),
-        f.full_prefetch(observations=(f.tpmt_phenotype("*1/*3A"),)),
+        f.full_prefetch(observations=(f.tpmt_phenotype("TPMT *1/*8"),)),
     ),
     ("tpmt-before-thiopurine", "no-result"): lambda: ((f.azathioprine(),), f.full_prefetch()),
     ("allopurinol-thiopurine", "dose-reduction-needed"): lambda: (
@@ -137,6 +158,16 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("unidentified-draft-order", "drug-unidentified"): lambda: (
         (f.medication_request(rxnorm=None, status="draft", mid="draft-unknown"),),
         f.full_prefetch(),
+    ),
+    ("budesonide-cirrhosis", "decompensated"): lambda: (
+        (f.budesonide(),),
+        f.full_prefetch(
+            conditions=(f.cirrhosis(), f.condition("R18.8", system=f"{ICD10}-cm")),
+        ),
+    ),
+    ("allopurinol-thiopurine", "contraindicated"): lambda: (
+        (f.drug_order("73689", "febuxostat", mid="draft-febux", dosages=[f.dosage(80)]),),
+        f.full_prefetch(medication_requests=(_active_aza(50),)),
     ),
 }
 

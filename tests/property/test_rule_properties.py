@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -329,3 +330,60 @@ def test_monotonicity_is_about_results_after_the_start() -> None:
     normal = f.on_anti_tnf((30, 110), (50, 50), (55, 10))
     raised_baseline = f.on_anti_tnf((60, 110), (50, 50), (55, 10))
     assert indicator(ANTI_TNF, normal) > indicator(ANTI_TNF, raised_baseline)
+
+
+# ---------------------------------------------------------------- rev 2: episodes, falling ALT
+
+
+@st.composite
+def unrelated_steroid_courses(draw: st.DrawFn, t0_ago: int) -> dict[str, Any]:
+    """A corticosteroid course the treatment-response rules must ignore: one that ended at least
+    the episode gap (180 days) before T0, or one ordered for another condition (any dates)."""
+    drug = draw(st.sampled_from([f.PREDNISOLONE, ("8640", "prednisone")]))
+    if draw(st.booleans()):
+        end_ago = t0_ago + 180 + draw(st.integers(0, 3000))
+        start_ago = end_ago + draw(st.integers(0, 60))
+        return f.course(drug, start_ago, status="completed", end_days_ago=end_ago)
+    start_ago = draw(st.integers(0, 4000))
+    status = draw(st.sampled_from(["active", "completed", "stopped"]))
+    course = f.course(drug, start_ago, status=status)
+    course["reasonCode"] = [
+        {"coding": [{"system": f.SNOMED, "code": "13645005", "display": "COPD"}]}
+    ]
+    return course
+
+
+@given(patient=aih_patients(), data=st.data())
+def test_an_older_unrelated_steroid_course_never_changes_the_treatment_response(
+    patient: tuple[dict[str, Any], str, int], data: st.DataObject
+) -> None:
+    prefetch, _, _ = patient
+    t0_ago = max(
+        (f.NOW - datetime.fromisoformat(e["resource"]["authoredOn"])).days
+        for e in prefetch["medicationRequests"]["entry"]
+    )
+    extra = data.draw(unrelated_steroid_courses(t0_ago))
+    with_extra = copy.deepcopy(prefetch)
+    with_extra["medicationRequests"]["entry"].append({"resource": extra})
+    for rule_id in TREATMENT_RESPONSE:
+        before = run_rule(rule_id, prefetch)
+        after = run_rule(rule_id, with_extra)
+        assert (before.outcome if before else None) == (after.outcome if after else None), rule_id
+
+
+@given(patient=anti_tnf_patients(), factor=st.sampled_from([0, 0.1, 0.5, 0.9, 0.99]))
+def test_lowering_every_alt_after_s_never_raises_the_anti_tnf_indicator(
+    patient: tuple[dict[str, Any], str, int], factor: float
+) -> None:
+    prefetch, _, _ = patient
+    start = prefetch["medicationRequests"]["entry"][0]["resource"]["authoredOn"]
+    lower = copy.deepcopy(prefetch)
+    for entry in lower["observations"]["entry"]:
+        resource = entry["resource"]
+        if (
+            resource["code"]["coding"][0]["code"] == "1742-6"
+            and resource.get("effectiveDateTime", "") > start
+        ):
+            resource["valueQuantity"]["value"] *= factor
+    for hook in SERVICES:
+        assert indicator(ANTI_TNF, lower, hook) <= indicator(ANTI_TNF, prefetch, hook), hook

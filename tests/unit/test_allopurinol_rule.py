@@ -119,3 +119,116 @@ def test_no_card_without_the_pair(
     built_drafts = tuple(make[d]() for d in drafts)
     built_courses = tuple((allo_course.get(c) or make[c])() for c in courses)
     assert decide(config, RULE, drafts=built_drafts, medication_requests=built_courses) is None
+
+
+# ---------------------------------------------------------------- rev 2: febuxostat, weight
+
+
+def febuxostat(**kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("mid", "draft-febux" if kwargs.get("status", "draft") == "draft" else None)
+    kwargs.setdefault("dosages", [f.dosage(80)])
+    return f.drug_order("73689", "febuxostat", **kwargs)
+
+
+def weight(kg: float, days_ago: float = 10) -> dict[str, Any]:
+    return f.observation("29463-7", value=kg, unit="kg", days_ago=days_ago)
+
+
+def test_febuxostat_draft_with_azathioprine_is_critical_and_removes_the_febuxostat(
+    config: Configuration,
+) -> None:
+    finding = decide(config, RULE, drafts=(febuxostat(),), medication_requests=(active_aza(25),))
+    assert outcome(finding) == "contraindicated"
+    assert [d.id for d in finding.drafts] == ["draft-febux"]
+    assert "febuxostat" in finding.variables["inhibitor"]
+
+
+def test_thiopurine_draft_with_active_febuxostat_removes_the_thiopurine(
+    config: Configuration,
+) -> None:
+    active = febuxostat(status="active", start_days_ago=60, mid="febux-course")
+    finding = decide(config, RULE, drafts=(f.azathioprine(25),), medication_requests=(active,))
+    assert outcome(finding) == "contraindicated"
+    assert [d.id for d in finding.drafts] == ["draft-aza"]
+
+
+def test_febuxostat_by_brand_name_is_recognised(config: Configuration) -> None:
+    brand = f.drug_order("999999", "Uloric 40 mg tablet", mid="draft-uloric")
+    finding = decide(config, RULE, drafts=(brand,), medication_requests=(active_aza(50),))
+    assert outcome(finding) == "contraindicated"
+
+
+def test_febuxostat_with_thioguanine_is_the_dose_warning_not_the_contraindication(
+    config: Configuration,
+) -> None:
+    tg = f.drug_order("10485", "thioguanine", status="active", mid="tg-course")
+    finding = decide(config, RULE, drafts=(febuxostat(),), medication_requests=(tg,))
+    assert outcome(finding) == "dose-reduction-needed"
+
+
+def test_febuxostat_without_a_thiopurine_gives_no_card(config: Configuration) -> None:
+    assert decide(config, RULE, drafts=(febuxostat(),)) is None
+
+
+def test_contraindication_is_configurable(config: Configuration) -> None:
+    finding = decide(
+        config,
+        RULE,
+        drafts=(febuxostat(),),
+        medication_requests=(active_aza(25),),
+        params={"contraindicated_classes": []},
+    )
+    assert outcome(finding) == "reduced-dose"
+
+
+@pytest.mark.parametrize(
+    ("kg", "mg", "expected"),
+    [
+        (25, 50, "dose-reduction-needed"),  # 2 mg/kg: the child of the review
+        (25, 17.5, "reduced-dose"),  # exactly 0.7 mg/kg
+        (25, 18, "dose-reduction-needed"),  # just above 0.7 mg/kg
+        (100, 70, "reduced-dose"),  # 0.7 mg/kg, above the absolute 50 mg ceiling
+        (100, 71, "dose-reduction-needed"),
+    ],
+    ids=["child-50mg", "exactly-0.7", "just-above", "adult-70mg", "adult-71mg"],
+)
+def test_weight_based_ceiling_replaces_the_absolute_one(
+    config: Configuration, kg: float, mg: float, expected: str
+) -> None:
+    finding = decide(
+        config,
+        RULE,
+        drafts=(f.allopurinol(),),
+        medication_requests=(active_aza(mg),),
+        observations=(weight(kg),),
+    )
+    assert outcome(finding) == expected
+    assert "0.7 mg/kg/day" in finding.variables["dose_checks"]
+    assert "per kilogram" in finding.variables["weight_check"]
+
+
+@pytest.mark.parametrize(("days_ago", "weighed"), [(180, True), (181, False)], ids=str)
+def test_weight_must_be_recent(config: Configuration, days_ago: int, weighed: bool) -> None:
+    finding = decide(
+        config,
+        RULE,
+        drafts=(f.allopurinol(),),
+        medication_requests=(active_aza(50),),
+        observations=(weight(25, days_ago),),
+    )
+    assert outcome(finding) == ("dose-reduction-needed" if weighed else "reduced-dose")
+    assert ("no weight-based check was possible" in finding.variables["weight_check"]) != weighed
+
+
+def test_child_without_weight_never_gets_the_reduced_dose_info(config: Configuration) -> None:
+    child = f.patient(birth_date="2016-05-01")
+    finding = decide(
+        config,
+        RULE,
+        patient=child,
+        drafts=(f.allopurinol(),),
+        medication_requests=(active_aza(50),),
+    )
+    assert outcome(finding) == "dose-reduction-needed"
+    assert "no weight-based check was possible" in finding.variables["weight_check"]
+    assert "child" in finding.variables["weight_check"]

@@ -107,14 +107,14 @@ def test_bilirubin_pairs_only_with_alt_at_3x() -> None:
     [
         (((120, 5),), "marked-elevation"),  # exactly 3 x ULN
         (((119, 5),), None),  # a single mildly raised value
-        (((150, 40), (60, 5)), None),  # 3 x earlier only; raised baseline: no persistence
+        (((150, 40), (35, 5)), None),  # 3 x earlier only, normalised since
     ],
     ids=["3x", "just-below-3x", "3x-not-latest"],
 )
 def test_latest_alt_at_3x_uln_is_a_warning(
     alts: tuple[tuple[float, int], ...], expected: str | None
 ) -> None:
-    prefetch = f.on_anti_tnf(*alts, extra_observations=(f.alt(50, 110),))  # raised baseline
+    prefetch = f.on_anti_tnf(*alts, extra_observations=(f.alt(30, 110),))  # normal baseline
     assert decide(prefetch) == expected
 
 
@@ -145,11 +145,110 @@ def test_raised_baseline_disables_persistent_elevation(baseline_ago: int) -> Non
     assert decide(f.on_anti_tnf((60, baseline_ago), (50, 50), (55, 10))) is None
 
 
-def test_raised_baseline_still_allows_the_3x_criterion_and_says_so() -> None:
-    finding = run_rule(RULE, f.on_anti_tnf((60, 110), (130, 10)))
+def test_raised_baseline_multiples_are_of_the_baseline_and_the_card_says_so() -> None:
+    # baseline 60 U/L (1.5 x ULN): 3 x baseline = 180, 5 x baseline = 300
+    finding = run_rule(RULE, f.on_anti_tnf((60, 110), (180, 10)))
     assert outcome_of(finding) == "marked-elevation"
     assert finding is not None
     assert "already above ULN" in finding.variables["baseline_alt"]
+    assert finding.variables["trigger_ratio"] == "3.0\u00d7baseline"
+    assert finding.variables["reference"] == "baseline"
+
+
+@pytest.mark.parametrize(
+    ("alts", "expected"),
+    [
+        (((179, 10),), None),  # 4.5 x ULN but just below 3 x baseline
+        (((180, 10),), "marked-elevation"),  # exactly 3 x baseline
+        (((299, 10),), "marked-elevation"),  # just below 5 x baseline (7.5 x ULN)
+        (((300, 10),), "severe-injury"),  # exactly 5 x baseline
+    ],
+    ids=["below-3x", "3x", "below-5x", "5x"],
+)
+def test_raised_baseline_boundaries(
+    alts: tuple[tuple[float, int], ...], expected: str | None
+) -> None:
+    assert decide(f.on_anti_tnf((60, 110), *alts)) == expected
+
+
+def test_raised_baseline_relative_can_be_switched_off() -> None:
+    prefetch = f.on_anti_tnf((60, 110), (130, 10))  # 3.25 x ULN, 2.2 x baseline
+    assert decide(prefetch) is None
+    assert decide(prefetch, params={"raised_baseline_relative": False}) == "marked-elevation"
+
+
+@pytest.mark.parametrize(
+    ("latest", "expected"),
+    [(159, None), (160, None), (161, None)],
+    ids=["below-baseline", "at-baseline", "just-above"],
+)
+def test_falling_alt_on_infliximab_rescue_is_a_response(latest: float, expected: None) -> None:
+    # refractory AIH, baseline 160 U/L (4 x ULN); infliximab working: 150, then the latest
+    prefetch = f.on_anti_tnf((160, 110), (150, 40), (latest, 5), conditions=(f.aih_condition(),))
+    assert decide(prefetch) is expected
+
+
+def test_falling_alt_rule_is_configurable() -> None:
+    # below the raised baseline but still >= 3 x baseline is impossible; with multiples of the
+    # ULN (relative switched off) the falling check still silences the 3 x ULN warning
+    prefetch = f.on_anti_tnf((160, 110), (132, 5))
+    off = {"raised_baseline_relative": False}
+    assert decide(prefetch, params=off) is None
+    both_off = {"raised_baseline_relative": False, "falling_alt_no_card": False}
+    assert decide(prefetch, params=both_off) == "marked-elevation"
+
+
+def test_severe_rise_on_a_raised_baseline_stays_critical_even_if_falling_since() -> None:
+    prefetch = f.on_anti_tnf((60, 110), (320, 30), (50, 5))
+    assert decide(prefetch) == "severe-injury"
+
+
+def infusion(days_ago: float, mid: str | None = None) -> dict[str, Any]:
+    """One completed infliximab request without an end date: one infusion on that day."""
+    return f.course(f.INFLIXIMAB, days_ago, status="completed", mid=mid)
+
+
+@pytest.mark.parametrize(
+    ("last_infusion_ago", "expected"),
+    [(56, "marked-elevation"), (179, "marked-elevation"), (180, None)],
+    ids=["8-weeks", "179-days", "180-days"],
+)
+def test_completed_infusion_orders_chain_into_one_current_course(
+    last_infusion_ago: int, expected: str | None
+) -> None:
+    first = last_infusion_ago + 60
+    prefetch = f.full_prefetch(
+        observations=(f.alt(30, first + 10), f.alt(130, 5)),
+        medication_requests=(infusion(first), infusion(last_infusion_ago)),
+    )
+    finding = run_rule(RULE, prefetch)
+    assert outcome_of(finding) == expected
+    if finding is not None:
+        assert finding.variables["course_start"] == f.when(first)[:10]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("gap", "start_ago"), [(179, 300), (180, 121)], ids=["179-day-gap", "180-day-gap"]
+)
+def test_exposure_gap_boundary_decides_the_course_start(gap: int, start_ago: int) -> None:
+    prefetch = f.full_prefetch(
+        observations=(f.alt(30, 125), f.alt(130, 5)),
+        medication_requests=(infusion(121 + gap), infusion(121), infusion(30)),
+    )
+    finding = run_rule(RULE, prefetch)
+    assert finding is not None
+    assert finding.variables["course_start"] == f.when(start_ago)[:10]  # type: ignore[index]
+
+
+def test_next_infusion_order_uses_the_course_start_not_the_draft_date() -> None:
+    prefetch = f.full_prefetch(
+        observations=(f.alt(30, 130), f.alt(130, 5)),
+        medication_requests=(infusion(120), infusion(64), infusion(8)),
+    )
+    finding = run_rule(RULE, prefetch, hook="order-sign", drafts=[DRAFT])
+    assert outcome_of(finding) == "marked-elevation"
+    assert finding is not None
+    assert finding.variables["course_start"] == f.when(120)[:10]  # type: ignore[index]
 
 
 def test_alt_at_exactly_s_is_baseline_not_after() -> None:

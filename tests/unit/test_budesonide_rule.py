@@ -69,7 +69,7 @@ def test_oral_atc_code_wins(config: Configuration) -> None:
     [
         ((), None),
         ((f.condition("K74.60", system="http://hl7.org/fhir/sid/icd-10-cm"),), "cirrhosis"),
-        ((f.condition("716203000"),), "cirrhosis"),
+        ((f.condition("716203000"),), "decompensated"),  # rev 2: critical
         ((f.cirrhosis(clinical_status="resolved"),), None),
         ((f.condition("408335007"),), None),  # AIH without cirrhosis
     ],
@@ -84,3 +84,67 @@ def test_cirrhosis_conditions(
 def test_prednisolone_does_not_trigger(config: Configuration) -> None:
     pred = f.drug_order("8638", "prednisolone 5 MG Oral Tablet", mid="pred")
     assert order(config, pred) is None
+
+
+# ---------------------------------------------------------------- rev 2
+
+
+CM = "http://hl7.org/fhir/sid/icd-10-cm"
+WHO = "http://hl7.org/fhir/sid/icd-10"
+
+
+@pytest.mark.parametrize(
+    ("code", "system"),
+    [("K76.6", CM), ("K76.6", WHO), ("34742003", f.SNOMED), ("I85.00", CM)],
+    ids=["icd10cm", "who-icd10", "snomed", "varices"],
+)
+def test_portal_hypertension_counts_like_cirrhosis(
+    config: Configuration, code: str, system: str
+) -> None:
+    finding = order(config, f.budesonide(), conditions=(f.condition(code, system=system),))
+    assert outcome(finding) in {"cirrhosis", "decompensated"}
+
+
+def test_portal_hypertension_alone_is_the_warning(config: Configuration) -> None:
+    finding = order(config, f.budesonide(), conditions=(f.condition("K76.6", system=CM),))
+    assert outcome(finding) == "cirrhosis"
+
+
+@pytest.mark.parametrize(
+    ("code", "system"),
+    [
+        ("716203000", f.SNOMED),
+        ("R18.8", CM),
+        ("K76.82", CM),
+        ("K76.7", CM),
+        ("I85.01", CM),
+        ("R18", WHO),
+    ],
+)
+def test_decompensated_liver_disease_is_critical(
+    config: Configuration, code: str, system: str
+) -> None:
+    conditions = (f.cirrhosis(), f.condition(code, system=system))
+    finding = order(config, f.budesonide(), conditions=conditions)
+    assert outcome(finding) == "decompensated"
+    assert finding.drafts[0].reference == "MedicationRequest/draft-bud"
+
+
+def test_resolved_decompensation_is_the_warning(config: Configuration) -> None:
+    resolved = f.condition("R18.8", system=CM, clinical_status="resolved")
+    finding = order(config, f.budesonide(), conditions=(f.cirrhosis(), resolved))
+    assert outcome(finding) == "cirrhosis"
+
+
+def test_inhaled_budesonide_with_decompensation_gives_no_card(config: Configuration) -> None:
+    inhaler = f.budesonide("budesonide 0.5 MG/ML Inhalation Suspension")
+    conditions = (f.condition("716203000"),)
+    assert order(config, inhaler, conditions=conditions) is None
+
+
+def test_decompensation_check_is_configurable(config: Configuration) -> None:
+    conditions = (f.cirrhosis(), f.condition("R18.8", system=CM))
+    finding = order(
+        config, f.budesonide(), conditions=conditions, params={"decompensated_valuesets": []}
+    )
+    assert outcome(finding) == "cirrhosis"

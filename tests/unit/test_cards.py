@@ -17,7 +17,13 @@ RULE = load_configuration(CARDS, REGISTRY).rules["mmf-teratogenicity"]
 DRAFT = DraftOrder(
     "MedicationRequest", "d1", CodedConcept(text="CellCept"), frozenset({"mycophenolate"}), None
 )
-VARIABLES = {"drug": "CellCept", "age": "30", "sex": "female", "age_window": "12 to 54 years"}
+VARIABLES = {
+    "drug": "CellCept",
+    "age": "30",
+    "sex": "female",
+    "age_window": "12 to 54 years",
+    "postpartum": "",
+}
 
 
 def uuids() -> itertools.count[int]:

@@ -121,9 +121,16 @@ def test_continuing_therapy_is_info(config: Configuration) -> None:
     assert "active" in finding.variables["current_course"]
 
 
-def test_course_ended_within_90_days_is_continuing(config: Configuration) -> None:
-    ended = f.medication_request(status="completed", start_days_ago=300, end_days_ago=60)
-    assert decide(config, medication_requests=(ended,))[0] == "continuing-therapy"
+@pytest.mark.parametrize(
+    ("end_ago", "expected"),
+    [(30, "continuing-therapy"), (31, "pregnancy-test-needed")],
+    ids=["30-day-gap", "31-day-gap"],
+)
+def test_restart_after_more_than_30_days_is_a_new_start(
+    config: Configuration, end_ago: int, expected: str
+) -> None:
+    ended = f.medication_request(status="completed", start_days_ago=300, end_days_ago=end_ago)
+    assert decide(config, medication_requests=(ended,))[0] == expected
 
 
 def test_course_ended_long_ago_is_a_new_start(config: Configuration) -> None:
@@ -252,3 +259,76 @@ def test_indeterminate_hcg_is_shown_with_advice(config: Configuration) -> None:
     assert outcome == "pregnancy-test-needed"
     assert "indeterminate" in finding.variables["last_test"]
     assert "repeat a quantitative hCG" in finding.variables["last_test"]
+
+
+# ---------------------------------------------------------------- rev 2: pregnancy ends
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+
+
+def pregnancy(**extra: Any) -> dict[str, Any]:
+    resource = f.condition("77386006", cid="preg")
+    resource["onsetDateTime"] = f.when(250)
+    resource.update(extra)
+    return resource
+
+
+def delivery(days_ago: float) -> dict[str, Any]:
+    resource = f.condition("Z37.0", system=ICD10CM, cid="delivery")
+    resource["onsetDateTime"] = f.when(days_ago)
+    return resource
+
+
+@pytest.mark.parametrize(
+    ("abatement", "expected"),
+    [
+        ({"abatementDateTime": f.when(20)}, "pregnancy-test-needed"),
+        ({"abatementString": "delivered"}, "pregnancy-test-needed"),
+        ({"abatementDateTime": f.when(-30)}, "pregnant"),  # abatement in the future
+        ({}, "pregnant"),
+    ],
+    ids=["abated-20-days", "abated-no-date", "future-abatement", "no-abatement"],
+)
+def test_pregnancy_condition_ends_at_its_abatement(
+    config: Configuration, abatement: dict[str, Any], expected: str
+) -> None:
+    assert decide(config, conditions=(pregnancy(**abatement),))[0] == expected
+
+
+def test_delivery_record_ends_the_pregnancy_with_a_breastfeeding_note(
+    config: Configuration,
+) -> None:
+    positive = f.hcg_qualitative(True, days_ago=240)
+    outcome, finding = decide(config, observations=(positive,), conditions=(delivery(15),))
+    assert outcome == "pregnancy-test-needed"
+    assert "breastfeeding" in finding.variables["postpartum"]
+    # the active Condition, dated before the delivery, has ended too
+    outcome, _ = decide(config, conditions=(pregnancy(), delivery(15)))
+    assert outcome == "pregnancy-test-needed"
+
+
+def test_delivery_before_the_pregnancy_evidence_does_not_end_it(config: Configuration) -> None:
+    positive = f.hcg_qualitative(True, days_ago=10)
+    assert decide(config, observations=(positive,), conditions=(delivery(400),))[0] == "pregnant"
+
+
+def test_undated_pregnancy_condition_is_not_ended_by_a_delivery_record(
+    config: Configuration,
+) -> None:
+    undated = f.condition("77386006", cid="preg")
+    assert decide(config, conditions=(undated, delivery(15)))[0] == "pregnant"
+
+
+def test_breastfeeding_note_only_within_its_window(config: Configuration) -> None:
+    _, finding = decide(config, conditions=(delivery(366),))
+    assert finding.variables["postpartum"] == ""
+
+
+def test_critical_card_offers_override_reasons_that_fit_a_documented_pregnancy(
+    config: Configuration,
+) -> None:
+    outcomes = config.rules["mmf-teratogenicity"].outcomes
+    pregnant = set(outcomes["pregnant"]["override_reasons"])
+    assert "pregnancy-ended" in pregnant
+    assert "test-already-ordered" not in pregnant
+    assert "test-already-ordered" in outcomes["pregnancy-test-needed"]["override_reasons"]

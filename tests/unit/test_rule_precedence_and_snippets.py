@@ -261,7 +261,8 @@ def test_nonresponse_shows_when_insufficient_and_refractory_are_disabled(
 
 def test_precedence_leaves_other_rules_alone(app: Flask) -> None:
     prefetch = late_refractory()
-    prefetch["medicationRequests"]["entry"].append({"resource": f.course(f.INFLIXIMAB, 100)})
+    # started before any ALT on record: no baseline, so 150 U/L is judged against the ULN
+    prefetch["medicationRequests"]["entry"].append({"resource": f.course(f.INFLIXIMAB, 300)})
     body = f.hook_request("patient-view", prefetch=prefetch)
     rules = [c.rule_id for c in engine_cards(app, body)]
     assert sorted(rules) == sorted([REFRACTORY, ANTI_TNF])
@@ -271,3 +272,45 @@ def test_a_site_can_reverse_precedence(cards: Path, app_factory: Callable[..., F
     edit_rule(cards, REFRACTORY, lambda d: d.update(supersedes=[NONRESPONSE]))
     edit_rule(cards, INSUFFICIENT, lambda d: d.update(supersedes=[REFRACTORY, NONRESPONSE]))
     assert family(app_factory(cards_dir=str(cards)), late_refractory()) == [INSUFFICIENT]
+
+
+# ---------------------------------------------------------------- outcome override reasons
+
+
+def test_outcome_override_reasons_must_name_the_rules_reasons(cards: Path) -> None:
+    def typo(data: dict[str, Any]) -> None:
+        data["outcomes"]["pregnant"]["override_reasons"] = ["pregnancy-endd"]
+
+    edit_rule(cards, "mmf-teratogenicity", typo)
+    error = load_error(cards)
+    assert error.field == "outcomes.pregnant.override_reasons"
+    assert "pregnancy-endd" in error.message
+
+
+def test_a_warning_outcome_cannot_offer_no_override_reason(cards: Path) -> None:
+    edit_rule(
+        cards,
+        "mmf-teratogenicity",
+        lambda d: d["outcomes"]["pregnant"].update(override_reasons=[]),
+    )
+    assert load_error(cards).field == "outcomes.pregnant.override_reasons"
+
+
+def test_rendered_card_offers_only_the_outcomes_override_reasons(app: Flask) -> None:
+    prefetch = f.full_prefetch(conditions=(f.condition("77386006"),))
+    body = f.hook_request("order-sign", drafts=(f.mmf_draft(),), prefetch=prefetch)
+    [card] = [c.card for c in engine_cards(app, body) if c.rule_id == "mmf-teratogenicity"]
+    codes = [reason["code"] for reason in card["overrideReasons"]]
+    assert "pregnancy-ended" in codes
+    assert "test-already-ordered" not in codes
+
+
+def test_an_unknown_analyte_parameter_stops_start_up(cards: Path) -> None:
+    edit_rule(
+        cards,
+        "allopurinol-thiopurine",
+        lambda d: d["parameters"].update(weight_analyte="body-wieght"),
+    )
+    error = load_error(cards)
+    assert error.field == "parameters.weight_analyte"
+    assert "unknown analyte" in error.message

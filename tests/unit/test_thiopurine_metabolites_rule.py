@@ -32,10 +32,12 @@ def view(config: Configuration, *observations: dict[str, Any], **kwargs: Any) ->
         (180, 7000, "shunting"),
         (180, 5700, "low-tgn"),  # 6-MMP high is strictly above 5700
         (234.9, 5701, "shunting"),
-        (235, 9000, None),  # 235 is not low
-        (450, 9000, None),  # 450 is not high
+        (235, 9000, "high-mmp"),  # 235 is not low; rev 2: high 6-MMP is hepatotoxicity
+        (450, 9000, "high-mmp"),  # 450 is not high
         (450.1, 100, "high-tgn"),
-        (300, 9000, None),  # normal 6-TGN: the specification lists no card, whatever the 6-MMP
+        (450.1, 9000, "high-tgn"),  # both high: myelotoxicity first, 6-MMP named
+        (300, 5700, None),  # 5700 is not high
+        (300, 5701, "high-mmp"),
     ],
 )
 def test_patterns_and_boundaries(
@@ -141,3 +143,52 @@ def test_thresholds_are_configuration(config: Configuration) -> None:
 def test_bad_thresholds_are_rejected(config: Configuration, units: Any, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         config.rules[RULE].spec.parameters().load({"units": units})
+
+
+# ---------------------------------------------------------------- rev 2
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["pmol/8x10^8 erythrocytes", "PMOL/8X10^8 RBC", "pmol/8 x 10[8] RBC", "pmol/8\u00d710^8 RBC"],
+)
+def test_unit_spellings_are_configuration_and_normalised(config: Configuration, unit: str) -> None:
+    assert outcome(view(config, f.tgn(180, unit=unit))) == "low-tgn"
+
+
+def remission_labs(alt: float, igg: float, days_ago: int = 20) -> tuple[dict[str, Any], ...]:
+    return (f.alt(alt, days_ago), f.igg(igg, days_ago))
+
+
+@pytest.mark.parametrize(
+    ("alt", "igg", "days_ago", "expected"),
+    [
+        (30, 12, 20, "low-tgn-in-remission"),
+        (41, 12, 20, "low-tgn"),  # ALT above ULN: not in remission
+        (30, 17, 20, "low-tgn"),  # IgG above ULN
+        (30, 12, 121, "low-tgn"),  # remission not recent: not assessable
+    ],
+    ids=["remission", "alt-high", "igg-high", "stale"],
+)
+def test_low_tgn_dose_increase_only_outside_remission(
+    config: Configuration, alt: float, igg: float, days_ago: int, expected: str
+) -> None:
+    finding = decide(
+        config,
+        RULE,
+        hook="patient-view",
+        observations=(f.tgn(180), *remission_labs(alt, igg, days_ago)),
+        medication_requests=(ACTIVE_AZA,),
+        conditions=(f.aih_condition(),),
+    )
+    assert outcome(finding) == expected
+
+
+def test_in_remission_the_card_is_off_by_default(config: Configuration) -> None:
+    rule = config.rules[RULE]
+    assert rule.outcomes["low-tgn-in-remission"]["enabled"] is False
+
+
+def test_without_aih_the_low_tgn_advice_is_unchanged(config: Configuration) -> None:
+    finding = view(config, f.tgn(180), *remission_labs(30, 12))
+    assert outcome(finding) == "low-tgn"

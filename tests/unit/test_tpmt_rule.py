@@ -63,7 +63,7 @@ def test_range_low_without_unit_is_taken_in_the_result_unit(config: Configuratio
         ("TPMT poor metaboliser", "poor-metabolizer"),
         ("Intermediate Metabolizer", "intermediate-metabolizer"),
         ("Normal metabolizer", None),
-        ("*1/*3A", "uninterpreted-result"),
+        ("*1/*3A", "intermediate-metabolizer"),  # rev 2: star alleles are read
         ("Indeterminate", "uninterpreted-result"),
     ],
 )
@@ -124,3 +124,65 @@ def test_only_thiopurine_drafts_trigger(config: Configuration) -> None:
         rxnorm=None, text="Imuran 50 mg tablet", status="draft", mid="d1", start_days_ago=0
     )
     assert outcome(order(config, drafts=(text_only,))) == "no-result"
+
+
+# ---------------------------------------------------------------- rev 2: star alleles
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "expected"),
+    [
+        ("*3A/*3A", "36922-3", "poor-metabolizer"),
+        ("TPMT*3A/*3C", "36922-3", "poor-metabolizer"),
+        ("TPMT *1/*3A", "36922-3", "intermediate-metabolizer"),
+        ("*1/*2", "36922-3", "intermediate-metabolizer"),
+        ("*1/*1", "36922-3", None),
+        ("TPMT *1/*8", "36922-3", "uninterpreted-result"),  # *8 not in the table
+        ("*3A/*8", "36922-3", "intermediate-metabolizer"),  # at least intermediate
+        ("NUDT15 *1/*3", "100665-9", "intermediate-metabolizer"),
+        ("*3/*3", "100665-9", "poor-metabolizer"),  # gene from the NUDT15 value set
+        ("*2/*3", "100665-9", "poor-metabolizer"),
+        ("Genotype *1/*3A, intermediate metabolizer", "36922-3", "intermediate-metabolizer"),
+    ],
+)
+def test_star_allele_genotypes(
+    config: Configuration, text: str, code: str, expected: str | None
+) -> None:
+    assert outcome(order(config, f.tpmt_phenotype(text, code=code))) == expected
+
+
+def test_combined_result_names_each_gene(config: Configuration) -> None:
+    combined = f.tpmt_phenotype("TPMT *1/*1; NUDT15 *1/*3", code="93193-1")
+    finding = order(config, combined)
+    assert finding.outcome == "intermediate-metabolizer"
+    assert "NUDT15 *1/*3" in finding.variables["deciding"]
+    assert "20-50 %" not in finding.variables["starting_dose"]
+
+
+def test_tpmt_and_nudt15_both_intermediate_start_at_20_to_50_percent(
+    config: Configuration,
+) -> None:
+    tpmt = f.tpmt_phenotype("*1/*3A", code="36922-3")
+    nudt15 = f.tpmt_phenotype("*1/*3", code="100665-9")
+    finding = order(config, tpmt, nudt15)
+    assert finding.outcome == "intermediate-metabolizer"
+    assert "20-50 %" in finding.variables["starting_dose"]
+    narrower = order(
+        config,
+        tpmt,
+        nudt15,
+        params={"combined_intermediate_min_percent": 30, "combined_intermediate_max_percent": 40},
+    )
+    assert "30-40 %" in narrower.variables["starting_dose"]
+
+
+def test_allele_table_is_configuration(config: Configuration) -> None:
+    table = {
+        "TPMT": {"no_function": ["*2", "*3A", "*3B", "*3C", "*4", "*8"], "normal_function": ["*1"]}
+    }
+    finding = order(
+        config,
+        f.tpmt_phenotype("*1/*8", code="36922-3"),
+        params={"allele_function": table},
+    )
+    assert outcome(finding) == "intermediate-metabolizer"

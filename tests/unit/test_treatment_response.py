@@ -91,7 +91,7 @@ def test_the_alt_closest_to_day_28_decides() -> None:
 
 
 def test_a_tie_around_day_28_takes_the_earlier_result() -> None:
-    finding = run_rule(NONRESPONSE, early_course(200, (190, 24), (60, 32)))
+    finding = run_rule(NONRESPONSE, early_course(200, (190, 24), (110, 32)))
     assert finding is not None
     assert finding.variables["week4_day"] == "24"
     assert run_rule(NONRESPONSE, early_course(200, (60, 24), (190, 32))) is None
@@ -362,7 +362,8 @@ def test_partial_date_sorts_as_its_first_instant() -> None:
     assert finding is None, "the dated normal ALT 10 days ago is the latest"
     later_high = f.effective(f.alt(90, 5), "2026-06")  # 2026-06-01 00:00, after 10 days ago
     finding = run_rule(INSUFFICIENT, six_month(NORMAL_ALT, later_high, NORMAL_IGG))
-    assert outcome_of(finding) == "not-in-complete-response"
+    # the normal ALT and IgG 10 days ago were a complete response: the later rise is a relapse
+    assert outcome_of(finding) == "relapse"
 
 
 def test_result_in_an_unknown_unit_is_not_compared() -> None:
