@@ -149,8 +149,8 @@ class MedicationCourse:
         return self.concept.label()
 
     def is_active(self, now: datetime) -> bool:
-        if self.exposures:
-            return self.end is not None and self.end >= now
+        if self.exposures:  # a dose series covers [first dose, last dose + gap): gap exclusive
+            return self.end is not None and self.end > now
         if self.status not in OPEN_COURSE_STATUSES:
             return False
         return self.end is None or self.end >= now
