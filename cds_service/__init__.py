@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from cds_service import tracing
@@ -20,7 +20,7 @@ from cds_service.configuration import Configuration, load_configuration
 from cds_service.demo import register_demo
 from cds_service.engine import Engine
 from cds_service.errors import operation_outcome
-from cds_service.fhir_client import FetchLimits, FhirFetcher
+from cds_service.fhir_client import FetchLimits, FhirFetcher, begin_hook_call, end_hook_call
 from cds_service.fhir_validation import warm_models
 from cds_service.http_headers import register_response_headers
 from cds_service.logs import configure_logging
@@ -60,8 +60,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     new_uuid: Callable[[], str] = settings.extra.get("uuid_factory", random_uuid)
     fetcher = FhirFetcher(
         FetchLimits(
-            settings.fhir_timeout_s, settings.fhir_max_pages, settings.fhir_max_response_bytes
-        )
+            settings.fhir_timeout_s,
+            settings.fhir_max_pages,
+            settings.fhir_max_response_bytes,
+            max_calls_per_host=settings.fhir_calls_per_host,
+        ),
+        # Enough threads that every serving thread's call runs all its queries at once.
+        workers=max(16, settings.threads * 8),
     )
     store = open_store(settings)
     runtime = Runtime(
@@ -87,6 +92,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if settings.bench_echo:
         app.register_blueprint(echo_bp)
     _register_errors(app)
+    _one_fetch_deadline_per_call(app)
     register_response_headers(app, settings)
     log.info(
         "AIH CDS service ready: %d services, %d rules, %d value sets",
@@ -170,6 +176,20 @@ def _replay_cache_kind(settings: Settings) -> str:
             processes,
         )
     return settings.replay_cache
+
+
+def _one_fetch_deadline_per_call(app: Flask) -> None:
+    """All FHIR fetches made while answering one request share one deadline."""
+
+    @app.before_request
+    def start_budget() -> None:
+        g.aih_fetch_budget = begin_hook_call()
+
+    @app.teardown_request
+    def end_budget(_error: BaseException | None) -> None:
+        token = g.pop("aih_fetch_budget", None)
+        if token is not None:
+            end_hook_call(token)
 
 
 def _register_errors(app: Flask) -> None:

@@ -1,30 +1,64 @@
 """FHIR REST reads for the fallback path: pooled, parallel, under one time budget, paging.
 
 Never logs or returns the access token. Next links are followed only on the same server, so a
-hostile Bundle cannot send our bearer token elsewhere.
+hostile Bundle cannot send our bearer token elsewhere. The time budget is one deadline per hook
+call, enforced on the sockets (``fhir_transport``); each server is admitted per call by a
+concurrency cap and a circuit breaker (``upstream_guard``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from cds_service import jsonparse, tracing
 from cds_service.bundles import entry_resources, error_outcomes, issue_text, next_link
+from cds_service.fhir_transport import AddressCheck, CallSockets, bound_to, guarded_session
 from cds_service.metrics import metrics
+from cds_service.upstream_guard import HostGuard, Refused
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 FHIR_JSON = "application/fhir+json, application/json;q=0.9"
+# Failures that say the server (or the way to it) is unwell: they feed the circuit breaker.
+NETWORK_FAILURES = frozenset({"timeout", "connect"})
+_T = TypeVar("_T")
+
+
+@dataclass
+class _HookCall:
+    deadline: float | None = None
+
+
+_hook_call: ContextVar[_HookCall | None] = ContextVar("aih_cds_hook_call", default=None)
+
+
+def begin_hook_call() -> Token[_HookCall | None]:
+    """From here every fetch shares one deadline, set by the first (one budget per hook call)."""
+    return _hook_call.set(_HookCall())
+
+
+def end_hook_call(token: Token[_HookCall | None]) -> None:
+    _hook_call.reset(token)
+
+
+@contextmanager
+def hook_call() -> Iterator[None]:
+    token = begin_hook_call()
+    try:
+        yield
+    finally:
+        end_hook_call(token)
 
 
 class FetchError(Exception):
@@ -49,16 +83,24 @@ class FetchLimits:
     budget_s: float = 2.0
     max_pages: int = 10
     max_response_bytes: int = 20_000_000
+    max_calls_per_host: int = 2  # hook calls in progress per FHIR server, per process
 
 
 class FhirFetcher:
     """Runs several FHIR queries at once against one server; one instance per application."""
 
     def __init__(
-        self, limits: FetchLimits, session: requests.Session | None = None, workers: int = 16
+        self,
+        limits: FetchLimits,
+        session: requests.Session | None = None,
+        workers: int = 16,
+        *,
+        address_check: AddressCheck | None = None,
+        guard: HostGuard | None = None,
     ) -> None:
         self.limits = limits
-        self.session = session or _pooled_session(workers)
+        self.session = session or guarded_session(workers, address_check)
+        self.guard = guard or HostGuard(limits.max_calls_per_host)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fhir-fetch")
 
     def close(self) -> None:
@@ -78,12 +120,49 @@ class FhirFetcher:
         links should be followed.
         """
         with tracing.span("fhir.fetch") as current:
-            results = self._fetch_all(base_url, access_token, queries, continuations)
+            results = self._admitted(base_url, access_token, queries, continuations)
             failed = [r.reason for r in results.values() if isinstance(r, FetchError)]
             tracing.set_attributes(
                 current, {"cds.fhir.queries": len(results), "cds.fhir.failures": len(failed)}
             )
         return results
+
+    def _admitted(
+        self,
+        base_url: str,
+        access_token: str | None,
+        queries: Mapping[str, str],
+        continuations: Mapping[str, dict[str, Any]] | None,
+    ) -> dict[str, FetchResult | FetchError]:
+        """Ask the host guard first: a saturated or failing server is not contacted."""
+        host = _origin(base_url)
+        try:
+            trial = self.guard.enter(host)
+        except Refused as refused:
+            log.warning("FHIR server %s not contacted: %s", host, refused.reason)
+            results: dict[str, FetchResult | FetchError] = {
+                key: FetchError(str(refused), refused.reason)
+                for key in [*queries, *(continuations or {})]
+            }
+            _observe(results, 0.0)
+            return results
+        results = {}
+        try:
+            results = self._fetch_all(base_url, access_token, queries, continuations)
+        finally:
+            failed = not results or any(
+                isinstance(r, FetchError) and r.reason in NETWORK_FAILURES for r in results.values()
+            )
+            self.guard.leave(host, failed=failed, trial=trial)
+        return results
+
+    def _deadline(self, now: float) -> float:
+        current = _hook_call.get()
+        if current is None:
+            return now + self.limits.budget_s
+        if current.deadline is None:
+            current.deadline = now + self.limits.budget_s
+        return current.deadline
 
     def _fetch_all(
         self,
@@ -93,17 +172,18 @@ class FhirFetcher:
         continuations: Mapping[str, dict[str, Any]] | None,
     ) -> dict[str, FetchResult | FetchError]:
         started = time.monotonic()
-        deadline = started + self.limits.budget_s
+        deadline = self._deadline(started)
+        call = CallSockets(deadline)
         base = base_url.rstrip("/") + "/"
         futures: dict[str, Future[FetchResult]] = {
             key: self._pool.submit(
-                self._search, base, access_token, base + query.lstrip("/"), deadline, None
+                _on_call, call, self._search, base, access_token, base + query.lstrip("/"), None
             )
             for key, query in queries.items()
         }
         for key, bundle in (continuations or {}).items():
             futures[key] = self._pool.submit(
-                self._search, base, access_token, None, deadline, bundle
+                _on_call, call, self._search, base, access_token, None, bundle
             )
         wait(
             futures.values(),
@@ -111,6 +191,9 @@ class FhirFetcher:
             return_when=FIRST_EXCEPTION,
         )
         wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
+        cut = call.close()  # abandoned reads end now, and free their threads
+        if cut:
+            log.info("closed %d FHIR connection(s) still open at the deadline", cut)
         results: dict[str, FetchResult | FetchError] = {}
         for key, future in futures.items():
             if not future.done():
@@ -139,8 +222,8 @@ class FhirFetcher:
         base: str,
         token: str | None,
         url: str | None,
-        deadline: float,
         first_page: dict[str, Any] | None,
+        deadline: float,
     ) -> FetchResult:
         result = FetchResult()
         page = (
@@ -189,7 +272,11 @@ class FhirFetcher:
                 raise FetchError("time budget exhausted", "timeout")
             try:
                 response = self.session.get(
-                    url, headers=headers, timeout=(min(remaining, 1.0), remaining), stream=True
+                    url,
+                    headers=headers,
+                    timeout=(min(remaining, 1.0), remaining),
+                    stream=True,
+                    allow_redirects=False,  # a redirect could lead the token to another host
                 )
             except requests.Timeout as exc:
                 raise FetchError("the FHIR server did not answer in time", "timeout") from exc
@@ -207,6 +294,12 @@ class FhirFetcher:
                 if response.status_code in {401, 403}:
                     raise FetchError(
                         f"the FHIR server refused access (HTTP {response.status_code})", "refused"
+                    )
+                if 300 <= response.status_code < 400:
+                    raise FetchError(
+                        f"the FHIR server answered a redirect (HTTP {response.status_code}), "
+                        "which is not followed",
+                        "redirect",
                     )
                 if response.status_code >= 400:
                     raise FetchError(
@@ -247,13 +340,15 @@ def _observe(results: Mapping[str, FetchResult | FetchError], elapsed_s: float) 
             measured.fhir_fetch_failures.labels(result.reason).inc()
 
 
-def _pooled_session(workers: int) -> requests.Session:
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=workers, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.trust_env = False  # no proxies from the environment in front of PHI traffic
-    return session
+def _on_call(call: CallSockets, search: Callable[..., _T], *args: Any) -> _T:
+    """Run one query in a pool thread, its connections registered with the hook call."""
+    with bound_to(call):
+        return search(*args, call.deadline)
+
+
+def _origin(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _bundle_resources(bundle: Mapping[str, Any], result: FetchResult) -> list[dict[str, Any]]:

@@ -42,6 +42,9 @@ class Settings:
     fhir_timeout_s: float = 2.0
     fhir_max_pages: int = 10
     fhir_max_response_bytes: int = 20_000_000
+    # Hook calls in progress per FHIR server per process; 0: half the serving threads (>= 1),
+    # so a slow server can never hold every thread.
+    fhir_max_calls_per_host: int = 0
     max_request_bytes: int = 5_000_000
     max_json_depth: int = 64
     max_bundle_entries: int = 5_000
@@ -96,6 +99,8 @@ class Settings:
     def validate(self) -> None:
         if self.fhir_timeout_s <= 0:
             raise SettingsError("CDS_FHIR_TIMEOUT_S must be > 0")
+        if self.fhir_max_calls_per_host < 0:
+            raise SettingsError("CDS_FHIR_MAX_CALLS_PER_HOST must be >= 0 (0: automatic)")
         if self.fhir_max_pages < 1:
             raise SettingsError("CDS_FHIR_MAX_PAGES must be >= 1")
         if self.max_request_bytes < 1024:
@@ -127,6 +132,10 @@ class Settings:
             )
         if self.jwks_timeout_s <= 0:
             raise SettingsError("CDS_JWKS_TIMEOUT_S must be > 0")
+
+    @property
+    def fhir_calls_per_host(self) -> int:
+        return self.fhir_max_calls_per_host or max(1, self.threads // 2)
 
     @property
     def demo_enabled(self) -> bool:
