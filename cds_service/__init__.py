@@ -21,6 +21,12 @@ from cds_service.demo import register_demo
 from cds_service.engine import Engine
 from cds_service.errors import operation_outcome
 from cds_service.fhir_client import FetchLimits, FhirFetcher, begin_hook_call, end_hook_call
+from cds_service.fhir_policy import (
+    LOOPBACK_SERVERS,
+    FhirServerPolicy,
+    parse_entries,
+    parse_networks,
+)
 from cds_service.fhir_validation import warm_models
 from cds_service.http_headers import register_response_headers
 from cds_service.logs import configure_logging
@@ -34,7 +40,7 @@ from cds_service.security import (
     ReplayCache,
     load_trusted_clients,
 )
-from cds_service.settings import Settings
+from cds_service.settings import Settings, SettingsError
 from cds_service.store import DatabaseReplayCache, PoolSettings, Store
 
 __all__ = ["create_app", "load_rules"]
@@ -67,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         ),
         # Enough threads that every serving thread's call runs all its queries at once.
         workers=max(16, settings.threads * 8),
+        policy=fhir_server_policy(settings),
     )
     store = open_store(settings)
     runtime = Runtime(
@@ -101,6 +108,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         len(configuration.terminology.valuesets),
     )
     return app
+
+
+def fhir_server_policy(settings: Settings) -> FhirServerPolicy:
+    """Which fhirServer URLs may be contacted; a bad entry stops start-up naming the setting."""
+    try:
+        return FhirServerPolicy(
+            parse_entries(
+                LOOPBACK_SERVERS if settings.fhir_servers is None else settings.fhir_servers
+            ),
+            parse_networks(settings.fhir_private_networks),
+            development=not settings.auth,
+        )
+    except ValueError as exc:
+        raise SettingsError(f"CDS_FHIR_SERVERS / CDS_FHIR_PRIVATE_NETWORKS: {exc}") from None
 
 
 def open_store(settings: Settings) -> Store:

@@ -21,7 +21,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from cds_service import jsonparse, tracing
-from cds_service.bundles import entry_resources, error_outcomes, issue_text, next_link
+from cds_service.bundles import entry_resources, error_outcomes, issue_summary, next_link
+from cds_service.fhir_policy import AllowedServer, FhirServerPolicy, PolicyRefused, unsafe_path
 from cds_service.fhir_transport import AddressCheck, CallSockets, bound_to, guarded_session
 from cds_service.metrics import metrics
 from cds_service.upstream_guard import HostGuard, Refused
@@ -38,6 +39,7 @@ _T = TypeVar("_T")
 @dataclass
 class _HookCall:
     deadline: float | None = None
+    servers: tuple[AllowedServer, ...] | None = None  # the authenticated caller's fhirServers
 
 
 _hook_call: ContextVar[_HookCall | None] = ContextVar("aih_cds_hook_call", default=None)
@@ -46,6 +48,13 @@ _hook_call: ContextVar[_HookCall | None] = ContextVar("aih_cds_hook_call", defau
 def begin_hook_call() -> Token[_HookCall | None]:
     """From here every fetch shares one deadline, set by the first (one budget per hook call)."""
     return _hook_call.set(_HookCall())
+
+
+def allow_servers(servers: tuple[AllowedServer, ...]) -> None:
+    """The FHIR servers the authenticated caller of this hook call may have us contact."""
+    current = _hook_call.get()
+    if current is not None:
+        current.servers = servers
 
 
 def end_hook_call(token: Token[_HookCall | None]) -> None:
@@ -95,11 +104,12 @@ class FhirFetcher:
         session: requests.Session | None = None,
         workers: int = 16,
         *,
-        address_check: AddressCheck | None = None,
+        policy: FhirServerPolicy | None = None,
         guard: HostGuard | None = None,
     ) -> None:
         self.limits = limits
-        self.session = session or guarded_session(workers, address_check)
+        self.policy = policy
+        self.session = session or guarded_session(workers)
         self.guard = guard or HostGuard(limits.max_calls_per_host)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fhir-fetch")
 
@@ -134,21 +144,27 @@ class FhirFetcher:
         queries: Mapping[str, str],
         continuations: Mapping[str, dict[str, Any]] | None,
     ) -> dict[str, FetchResult | FetchError]:
-        """Ask the host guard first: a saturated or failing server is not contacted."""
+        """The fhirServer policy, then the host guard: a server outside the caller's list, or
+        saturated or failing, is not contacted."""
+        keys = [*queries, *(continuations or {})]
+        address_check: AddressCheck | None = None
+        if self.policy is not None:
+            current = _hook_call.get()
+            try:
+                entry = self.policy.allowed_entry(base_url, current.servers if current else None)
+            except PolicyRefused as refused:
+                log.warning("fhirServer not contacted: %s", refused)
+                return _refused_all(keys, FetchError(str(refused), "policy"))
+            address_check = self.policy.address_check(entry)
         host = _origin(base_url)
         try:
             trial = self.guard.enter(host)
         except Refused as refused:
-            log.warning("FHIR server %s not contacted: %s", host, refused.reason)
-            results: dict[str, FetchResult | FetchError] = {
-                key: FetchError(str(refused), refused.reason)
-                for key in [*queries, *(continuations or {})]
-            }
-            _observe(results, 0.0)
-            return results
-        results = {}
+            log.warning("FHIR server not contacted: %s", refused.reason)
+            return _refused_all(keys, FetchError(str(refused), refused.reason))
+        results: dict[str, FetchResult | FetchError] = {}
         try:
-            results = self._fetch_all(base_url, access_token, queries, continuations)
+            results = self._fetch_all(base_url, access_token, queries, continuations, address_check)
         finally:
             failed = not results or any(
                 isinstance(r, FetchError) and r.reason in NETWORK_FAILURES for r in results.values()
@@ -170,10 +186,11 @@ class FhirFetcher:
         access_token: str | None,
         queries: Mapping[str, str],
         continuations: Mapping[str, dict[str, Any]] | None,
+        address_check: AddressCheck | None = None,
     ) -> dict[str, FetchResult | FetchError]:
         started = time.monotonic()
         deadline = self._deadline(started)
-        call = CallSockets(deadline)
+        call = CallSockets(deadline, address_check)
         base = base_url.rstrip("/") + "/"
         futures: dict[str, Future[FetchResult]] = {
             key: self._pool.submit(
@@ -233,8 +250,10 @@ class FhirFetcher:
         pages = 1
         while True:
             if page.get("resourceType") == "OperationOutcome":
+                log.warning("FHIR server answered an OperationOutcome: %s", issue_summary(page))
                 raise FetchError(
-                    f"the server answered with an OperationOutcome: {issue_text(page)}",
+                    "the server answered with an OperationOutcome "
+                    f"({issue_summary(page)}; details are not shown)",
                     "operation-outcome",
                 )
             if page.get("resourceType") != "Bundle":
@@ -247,7 +266,7 @@ class FhirFetcher:
             next_url = urljoin(base, next_url)
             if not _same_server(base, next_url):
                 result.notes.append(
-                    "a next-page link pointed to another server and was not followed"
+                    "a next-page link led to another server or out of its base path: not followed"
                 )
                 return result
             if next_url in seen:
@@ -278,6 +297,9 @@ class FhirFetcher:
                     stream=True,
                     allow_redirects=False,  # a redirect could lead the token to another host
                 )
+            except PolicyRefused as exc:  # an address the fhirServer policy refuses
+                log.warning("fhirServer not contacted: %s", exc)
+                raise FetchError(str(exc), "policy") from exc
             except requests.Timeout as exc:
                 raise FetchError("the FHIR server did not answer in time", "timeout") from exc
             except requests.ConnectionError as exc:
@@ -340,6 +362,12 @@ def _observe(results: Mapping[str, FetchResult | FetchError], elapsed_s: float) 
             measured.fhir_fetch_failures.labels(result.reason).inc()
 
 
+def _refused_all(keys: list[str], error: FetchError) -> dict[str, FetchResult | FetchError]:
+    results: dict[str, FetchResult | FetchError] = dict.fromkeys(keys, error)
+    _observe(results, 0.0)
+    return results
+
+
 def _on_call(call: CallSockets, search: Callable[..., _T], *args: Any) -> _T:
     """Run one query in a pool thread, its connections registered with the hook call."""
     with bound_to(call):
@@ -354,11 +382,18 @@ def _origin(base_url: str) -> str:
 def _bundle_resources(bundle: Mapping[str, Any], result: FetchResult) -> list[dict[str, Any]]:
     for outcome in error_outcomes(bundle):
         result.notes.append(
-            f"the server reported a problem with this search: {issue_text(outcome)}"
+            f"the server reported a problem with this search ({issue_summary(outcome)})"
         )
     return entry_resources(bundle)
 
 
 def _same_server(base: str, url: str) -> bool:
+    """``url`` is on the server and under the path of ``base``; a path with dot segments
+    (``/fhir/../admin``), encoded dots or slashes, or user info never is."""
     a, b = urlsplit(base), urlsplit(url)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc) and b.path.startswith(a.path.rstrip("/"))
+    if "@" in b.netloc or unsafe_path(b.path):
+        return False
+    prefix = a.path.rstrip("/")
+    return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower()) and (
+        b.path == prefix or b.path.startswith(prefix + "/")
+    )

@@ -37,8 +37,9 @@ class CallClosed(OSError):
 class CallSockets:
     """The connections one hook call has in use, shut down together at its deadline."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, address_check: AddressCheck | None = None) -> None:
         self.deadline = deadline
+        self.address_check = address_check
         self._lock = threading.Lock()
         self._connections: set[HTTPConnection] = set()
         self._closed = False
@@ -104,7 +105,6 @@ class _Guarded:
     port: int
     timeout: Any
     socket_options: Any
-    address_check: AddressCheck | None = None
 
     def _new_conn(self) -> socket.socket:
         call = _current_call()
@@ -114,7 +114,7 @@ class _Guarded:
             if remaining <= 0:
                 raise NewConnectionError(self, "the hook call's time budget is spent")  # type: ignore[arg-type]
             timeout = remaining if timeout is None else min(timeout, remaining)
-        check = self.address_check or _any_address
+        check = (call.address_check if call is not None else None) or _any_address
         addresses = check(self.host, self.port)
         error: OSError | None = None
         for family, kind, proto, _name, address in addresses:
@@ -169,29 +169,21 @@ class _PoolMixin:
         super()._put_conn(conn)  # type: ignore[misc]
 
 
-def guarded_session(workers: int, address_check: AddressCheck | None) -> requests.Session:
-    """A pooled session whose sockets obey the hook call's deadline and the address check."""
+class _Pool(_PoolMixin, HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
 
-    class Connection(_GuardedHTTPConnection):
-        pass
 
-    class SecureConnection(_GuardedHTTPSConnection):
-        pass
+class _SecurePool(_PoolMixin, HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
 
-    for kind in (Connection, SecureConnection):
-        kind.address_check = staticmethod(address_check) if address_check else None
 
-    class Pool(_PoolMixin, HTTPConnectionPool):
-        ConnectionCls = Connection
-
-    class SecurePool(_PoolMixin, HTTPSConnectionPool):
-        ConnectionCls = SecureConnection
+def guarded_session(workers: int) -> requests.Session:
+    """A pooled session whose sockets obey the hook call's deadline and address check."""
 
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=8, pool_maxsize=workers, max_retries=0)
-    adapter.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": SecurePool}
+    adapter.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _SecurePool}
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.trust_env = False  # no proxies from the environment in front of PHI traffic
-    session.max_redirects = 0
     return session

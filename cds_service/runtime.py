@@ -13,6 +13,8 @@ from flask import Request
 
 from cds_service.configuration import Configuration
 from cds_service.engine import Engine, Evaluation
+from cds_service.fhir_client import allow_servers
+from cds_service.fhir_policy import parse_entries
 from cds_service.json_limits import JsonLimits
 from cds_service.security import AuthError, ClientAuthenticator
 from cds_service.settings import Settings
@@ -62,6 +64,7 @@ class Runtime:
         except AuthError as exc:
             log.warning("client authentication failed: %s", exc)
             raise Unauthorized from exc
+        allow_servers(parse_entries(self.authenticator.fhir_servers(claims)))
         # iss, tenant and jti identify the call for audit without revealing anything (BP).
         log.info(
             "client authenticated: iss=%r tenant=%r jti=%r",

@@ -45,6 +45,11 @@ class Settings:
     # Hook calls in progress per FHIR server per process; 0: half the serving threads (>= 1),
     # so a slow server can never hold every thread.
     fhir_max_calls_per_host: int = 0
+    # Development mode (CDS_AUTH=off): the fhirServer base URLs any caller may send (port "*":
+    # any port). None: loopback only. With auth on each trusted client lists its own.
+    fhir_servers: tuple[str, ...] | None = None
+    # Private (RFC 1918, ULA, CGNAT) networks a listed fhirServer host name may resolve to.
+    fhir_private_networks: tuple[str, ...] = ()
     max_request_bytes: int = 5_000_000
     max_json_depth: int = 64
     max_bundle_entries: int = 5_000

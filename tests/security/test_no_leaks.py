@@ -75,7 +75,9 @@ def live(
     app_factory: Callable[..., Flask], caplog: pytest.LogCaptureFixture
 ) -> Iterator[tuple[Run, Flask]]:
     caplog.set_level(logging.DEBUG)  # before the app exists: its own logging setup must hold
-    trusted = json.dumps([{"iss": SANDBOX_ISS, "jwks": SANDBOX_PUBLIC_JWKS}])
+    trusted = json.dumps(
+        [{"iss": SANDBOX_ISS, "jwks": SANDBOX_PUBLIC_JWKS, "fhirServers": ["http://127.0.0.1:*"]}]
+    )
     app = app_factory(auth=True, trusted_issuers=trusted, log_level="DEBUG")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)

@@ -147,6 +147,27 @@ def test_page_cap() -> None:
     assert any("more than 3 pages" in note for note in result.notes)
 
 
+@pytest.mark.parametrize(
+    "link",
+    [
+        BASE + "/../admin/secrets",
+        BASE + "/%2e%2e/admin",
+        BASE + "x/Observation?page=2",  # same host, a sibling path
+        "https://user@ehr.example.org/fhir/Observation?page=2",
+    ],
+)
+def test_next_link_escaping_the_base_path_is_not_followed(link: str) -> None:
+    def handler(request: requests.PreparedRequest) -> tuple[int, Any]:
+        body = f.bundle(f.alt(50))
+        body["link"] = [{"relation": "next", "url": link}]
+        return 200, body
+
+    fetcher, server = fetcher_for(handler)
+    result = only(fetcher.fetch_many(BASE, "secret", {"obs": "Observation"})["obs"])
+    assert len(server.requests) == 1
+    assert result.notes
+
+
 def test_next_link_to_another_server_is_not_followed() -> None:
     def handler(request: requests.PreparedRequest) -> tuple[int, Any]:
         body = f.bundle(f.alt(50))
@@ -241,7 +262,8 @@ def test_error_outcome_entry_in_searchset_is_stated() -> None:
     fetcher, _ = fetcher_for(lambda r: (200, f.bundle(f.alt(50), outcome, warning)))
     result = only(fetcher.fetch_many(BASE, None, {"obs": "Observation"})["obs"])
     assert len(result.resources) == 1
-    assert result.notes == ["the server reported a problem with this search: partial"]
+    # Severity and code only: the server's own text is never repeated to our callers.
+    assert result.notes == ["the server reported a problem with this search (error/x)"]
 
 
 @pytest.mark.parametrize(
