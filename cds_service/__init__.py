@@ -191,10 +191,9 @@ def _replay_cache_kind(settings: Settings) -> str:
     if not settings.replay_cache:
         return "database" if processes > 1 else "memory"
     if settings.replay_cache == "memory" and processes > 1:
-        log.warning(
-            "CDS_REPLAY_CACHE=memory with %d serving processes: a token replayed to another "
-            "process is not detected",
-            processes,
+        raise SettingsError(
+            f"CDS_REPLAY_CACHE=memory with {processes} serving processes: a token replayed to "
+            "another process would not be detected; use the database cache"
         )
     return settings.replay_cache
 

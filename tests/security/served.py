@@ -39,7 +39,8 @@ def wait_for_health(server: subprocess.Popen[bytes], url: str, what: str) -> Non
 @contextmanager
 def serving(command: Sequence[str], env: Mapping[str, str], port: int, what: str) -> Iterator[str]:
     full_env = {**os.environ, **env}
-    full_env.pop("CDS_REPLAY_CACHE", None) if "CDS_REPLAY_CACHE" not in env else None
+    if "CDS_REPLAY_CACHE" not in env:
+        full_env.pop("CDS_REPLAY_CACHE", None)
     server = subprocess.Popen(  # noqa: S603 - our own server
         list(command), env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO
     )
