@@ -157,6 +157,13 @@ def _authenticator(settings: Settings, store: Store) -> ClientAuthenticator | No
             "never expose this service to a network in this mode. ***"
         )
         return None
+    if not settings.public_base_url:
+        # Without it the aud check would follow the Host header: a token minted for another
+        # CDS service on another name would be accepted here.
+        raise SettingsError(
+            "CDS_PUBLIC_BASE_URL is required when client JWTs are verified (CDS_AUTH=on): "
+            "it is the aud every token must name"
+        )
     source = settings.trusted_clients_source
     clients = load_trusted_clients(source) if source else ()
     if not clients:

@@ -37,6 +37,9 @@ workers = _settings.workers
 wsgi_app = f"cds_service:create_app({{'serving_processes': {workers}}})"
 threads = _settings.threads
 worker_class = "gthread"
+# X-Forwarded-Proto and friends only from the configured proxies (gunicorn's default trusts
+# loopback, which lets anything on the host choose the scheme the application sees).
+forwarded_allow_ips = ",".join(_settings.trusted_proxies)
 # A hook call is bounded by CDS_FHIR_TIMEOUT_S; 30 s only catches a stuck worker.
 timeout = 30
 graceful_timeout = 20

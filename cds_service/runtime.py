@@ -74,7 +74,8 @@ class Runtime:
         )
 
     def audience(self, request: Request) -> str:
-        """The exact URL the client called, as the client sees it (behind a proxy: public base)."""
+        """The exact URL the client called, as the client sees it: under CDS_PUBLIC_BASE_URL,
+        which is required with auth on (never the Host header)."""
         return self.public_base(request) + request.path
 
     def public_base(self, request: Request) -> str:

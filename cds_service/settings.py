@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 # The configuration lives beside the package in the repository (editable install); a
@@ -38,7 +39,10 @@ class Settings:
     jwks_cache_ttl_s: int = 300
     # "" (unset): in-process for one process, the database when several serve (see replay_store).
     replay_cache: str = ""
+    # The URL clients call (the JWT aud); required with auth on.
     public_base_url: str = ""
+    # Proxies whose X-Forwarded-* headers gunicorn believes (IP addresses); none by default.
+    trusted_proxies: tuple[str, ...] = ()
     fhir_timeout_s: float = 2.0
     fhir_max_pages: int = 10
     fhir_max_response_bytes: int = 20_000_000
@@ -135,6 +139,12 @@ class Settings:
             raise SettingsError(
                 "set either CDS_TRUSTED_CLIENTS_FILE or CDS_TRUSTED_ISSUERS, not both"
             )
+        if self.public_base_url:
+            parts = urlsplit(self.public_base_url)
+            if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query:
+                raise SettingsError(
+                    "CDS_PUBLIC_BASE_URL must be an absolute http(s) URL without query"
+                )
         if self.jwks_timeout_s <= 0:
             raise SettingsError("CDS_JWKS_TIMEOUT_S must be > 0")
 
