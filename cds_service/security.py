@@ -461,7 +461,10 @@ def _numeric_claim(claims: Mapping[str, Any], name: str) -> float:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise AuthError(f"claim {name} missing or not a number")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise AuthError(f"claim {name} is out of range") from None
     if not math.isfinite(number):
         raise AuthError(f"claim {name} is not finite")
     return number
@@ -662,6 +665,9 @@ class ClientAuthenticator:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI_CHARS:
             raise AuthError("claim jti missing, empty or too long")
+        if not jti.isprintable() or not jti.isascii():
+            # The replay cache stores it: no lone surrogates, NUL or other control characters.
+            raise AuthError("claim jti has characters other than printable ASCII")
 
         if client.tenants:
             tenant = claims.get("tenant")
