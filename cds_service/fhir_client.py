@@ -208,12 +208,13 @@ class FhirFetcher:
             return_when=FIRST_EXCEPTION,
         )
         wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
+        late = {key for key, future in futures.items() if not future.done()}
         cut = call.close()  # abandoned reads end now, and free their threads
         if cut:
             log.info("closed %d FHIR connection(s) still open at the deadline", cut)
         results: dict[str, FetchResult | FetchError] = {}
         for key, future in futures.items():
-            if not future.done():
+            if key in late:
                 future.cancel()
                 results[key] = FetchError(
                     f"no answer within the {self.limits.budget_s:g} s budget", "timeout"
@@ -303,6 +304,8 @@ class FhirFetcher:
             except requests.Timeout as exc:
                 raise FetchError("the FHIR server did not answer in time", "timeout") from exc
             except requests.ConnectionError as exc:
+                if deadline <= time.monotonic():  # cut at the deadline
+                    raise FetchError("the FHIR server did not answer in time", "timeout") from exc
                 if attempt == 1 and deadline - time.monotonic() > 0.2:
                     continue
                 raise FetchError("could not connect to the FHIR server", "connect") from exc
