@@ -26,6 +26,11 @@ from cds_service.runtime import Runtime
 log = logging.getLogger(__name__)
 bp = Blueprint("cds", __name__)
 JSON_TYPES = ("application/json", "application/fhir+json")
+REJECTED_FEEDBACK = {
+    "conflict": "conflicts",
+    "unknown-suggestion": "unknownSuggestions",
+    "unknown-reason": "unknownOverrideReasons",
+}
 
 
 def runtime() -> Runtime:
@@ -89,16 +94,23 @@ def feedback(service_id: str) -> Response:
     rt.engine.service(service_id)
     rt.authenticate(request)
     items = parse_feedback(read_json_body())
-    receipt = rt.store.record_feedback(service_id, items, rt.clock())
+    offered = {
+        rule_id: frozenset(str(reason.get("code")) for reason in rule.override_reasons)
+        for rule_id, rule in rt.config.rules.items()
+    }
+    receipt = rt.store.record_feedback(service_id, items, rt.clock(), offered)
     for item, result in zip(items, receipt.results, strict=True):
         metrics().feedback.labels(service_id, item.outcome, result).inc()
-    return json_response(
-        {
-            "stored": receipt.stored,
-            "duplicates": receipt.duplicates,
-            "unknownCards": receipt.unknown_cards,
-        }
-    )
+    answer = {
+        "stored": receipt.stored,
+        "duplicates": receipt.duplicates,
+        "unknownCards": receipt.unknown_cards,
+    }
+    # Reported only when they happen, so the common answer keeps its shape.
+    for result, name in REJECTED_FEEDBACK.items():
+        if receipt.count(result):
+            answer[name] = receipt.count(result)
+    return json_response(answer)
 
 
 @bp.get("/openapi.json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from cds_service.errors import BadRequest
+from cds_service.errors import BadRequest, PayloadTooLarge
 from cds_service.validation_errors import first_error
 
 
@@ -153,23 +154,33 @@ def _selected(
 # ---------------------------------------------------------------- feedback
 
 
+# Feedback limits: the card log's column widths, and enough for any real comment.
+MAX_FEEDBACK_ITEMS = 100
+MAX_COMMENT_CHARS = 2000
+# RFC 3339 date-time: full date, time and a zone (Python's ISO reader accepts much more).
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
 class CodingInSchema(_Lenient):
-    system = fields.String()
-    code = fields.String(required=True)
-    display = fields.String()  # real clients (the CDS Hooks Sandbox) omit it
+    system = fields.String(validate=validate.Length(max=256))
+    code = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    # real clients (the CDS Hooks Sandbox) omit it
+    display = fields.String(validate=validate.Length(max=512))
 
 
 class OverrideReasonSchema(_Lenient):
     reason = fields.Nested(CodingInSchema)
-    userComment = fields.String()  # noqa: N815
+    userComment = fields.String(validate=validate.Length(max=MAX_COMMENT_CHARS))  # noqa: N815
 
 
 class AcceptedSuggestionSchema(_Lenient):
-    id = fields.String(required=True, validate=validate.Length(min=1))
+    id = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
 
 class FeedbackItemSchema(_Lenient):
-    card = fields.String(required=True, validate=validate.Length(min=1))
+    card = fields.String(required=True, validate=validate.Length(min=1, max=64))
     outcome = fields.String(required=True, validate=validate.OneOf(["accepted", "overridden"]))
     acceptedSuggestions = fields.List(fields.Nested(AcceptedSuggestionSchema))  # noqa: N815
     overrideReason = fields.Raw()  # noqa: N815 - normalised below (two historic shapes)
@@ -179,7 +190,8 @@ class FeedbackItemSchema(_Lenient):
     def _conditional(self, data: Mapping[str, Any], **_: Any) -> None:
         if data.get("outcome") == "accepted" and not data.get("acceptedSuggestions"):
             raise ValidationError("required when outcome is accepted", "acceptedSuggestions")
-        if parse_timestamp(data.get("outcomeTimestamp", "")) is None:
+        stamp = data.get("outcomeTimestamp", "")
+        if not _RFC3339.match(stamp) or parse_timestamp(stamp) is None:
             raise ValidationError(
                 "must be an RFC 3339 date-time, e.g. 2021-12-11T10:05:31Z", "outcomeTimestamp"
             )
@@ -204,6 +216,11 @@ class FeedbackItem:
 
 
 def parse_feedback(body: Any) -> list[FeedbackItem]:
+    listed = body.get("feedback") if isinstance(body, Mapping) else None
+    if isinstance(listed, list) and len(listed) > MAX_FEEDBACK_ITEMS:
+        raise PayloadTooLarge(
+            f"at most {MAX_FEEDBACK_ITEMS} feedback items per request", expression="feedback"
+        )
     data = _load(FeedbackSchema(), body, "")
     items = []
     for index, raw in enumerate(data["feedback"]):
