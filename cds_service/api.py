@@ -74,8 +74,8 @@ def discovery() -> Response:
 @bp.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> Response:
     rt = runtime()
-    rt.engine.service(service_id)  # unknown service: 404 before anything else is read
-    rt.authenticate(request)
+    rt.authenticate(request)  # first: without a token, no one learns which services exist
+    rt.engine.service(service_id)
     body = read_json_body()
     note_hook_instance(body)
     evaluation = rt.engine.call(service_id, body, rt.link_targets(request))
@@ -91,8 +91,8 @@ def call_service(service_id: str) -> Response:
 @bp.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str) -> Response:
     rt = runtime()
-    rt.engine.service(service_id)
     rt.authenticate(request)
+    rt.engine.service(service_id)
     items = parse_feedback(read_json_body())
     offered = {
         rule_id: frozenset(str(reason.get("code")) for reason in rule.override_reasons)

@@ -107,12 +107,20 @@ def parse_hook_request(body: Any, expected_hook: str) -> HookRequest:
     if expected_hook == "order-select":
         selected = _selected(drafts, context["selections"])
     authorization = data.get("fhirAuthorization") or {}
+    patient_id = context["patientId"].removeprefix("Patient/")
+    if not _FHIR_ID.match(patient_id) or patient_id in {".", ".."}:
+        # It goes into FHIR URLs (Patient/{{context.patientId}}): "..", "/" or "?" would
+        # change the path or the query.
+        raise BadRequest(
+            "patientId must be a FHIR id (letters, digits, '-' and '.', 1 to 64)",
+            expression="context.patientId",
+        )
     return HookRequest(
         hook=data["hook"],
         hook_instance=data["hookInstance"],
         context=data["context"],
         # Some clients send "Patient/123" although the spec says a bare id.
-        patient_id=context["patientId"].removeprefix("Patient/"),
+        patient_id=patient_id,
         fhir_server=data.get("fhirServer"),
         access_token=authorization.get("access_token"),
         prefetch=data.get("prefetch"),
@@ -154,6 +162,7 @@ def _selected(
 # ---------------------------------------------------------------- feedback
 
 
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 # Feedback limits: the card log's column widths, and enough for any real comment.
 MAX_FEEDBACK_ITEMS = 100
 MAX_COMMENT_CHARS = 2000

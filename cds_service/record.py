@@ -17,6 +17,7 @@ from cds_service.numbers import decimal_or_none as _decimal
 from cds_service.terminology import Analyte, CodedConcept, Terminology
 
 log = logging.getLogger(__name__)
+MAX_ECHOED_CHARS = 40  # of a client's value quoted in a log line or on a card
 
 LAB_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
 COURSE_STATUSES = frozenset({"active", "completed", "stopped", "on-hold"})
@@ -380,6 +381,8 @@ class RecordBuilder:
         unit = _unit_of(quantity)
         factor = analyte.factors.get(unit)
         if factor is None:
+            # Client text reaches the log and the card: a bounded excerpt only.
+            unit = unit if len(unit) <= MAX_ECHOED_CHARS else unit[:MAX_ECHOED_CHARS] + "..."
             record.unknown_units.append((analyte.id, unit))
             log.warning(
                 "result for %s in unknown unit %r not compared with any threshold", analyte.id, unit
