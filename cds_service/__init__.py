@@ -70,6 +70,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             settings.fhir_max_pages,
             settings.fhir_max_response_bytes,
             max_calls_per_host=settings.fhir_calls_per_host,
+            max_entries_per_call=settings.max_bundle_entries * 4,
+            max_bytes_per_call=settings.fhir_max_response_bytes * 2,
         ),
         # Enough threads that every serving thread's call runs all its queries at once.
         workers=max(16, settings.threads * 8),

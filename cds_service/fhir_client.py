@@ -23,7 +23,13 @@ import requests
 from cds_service import jsonparse, tracing
 from cds_service.bundles import entry_resources, error_outcomes, issue_summary, next_link
 from cds_service.fhir_policy import AllowedServer, FhirServerPolicy, PolicyRefused, unsafe_path
-from cds_service.fhir_transport import AddressCheck, CallSockets, bound_to, guarded_session
+from cds_service.fhir_transport import (
+    AddressCheck,
+    CallSockets,
+    bound_to,
+    current_call,
+    guarded_session,
+)
 from cds_service.metrics import metrics
 from cds_service.upstream_guard import HostGuard, Refused
 
@@ -93,6 +99,8 @@ class FetchLimits:
     max_pages: int = 10
     max_response_bytes: int = 20_000_000
     max_calls_per_host: int = 2  # hook calls in progress per FHIR server, per process
+    max_entries_per_call: int = 20_000  # resources, all queries and pages of one hook call
+    max_bytes_per_call: int = 40_000_000
 
 
 class FhirFetcher:
@@ -249,6 +257,7 @@ class FhirFetcher:
         )
         seen: set[str] = set()
         pages = 1
+        counted = 0
         while True:
             if page.get("resourceType") == "OperationOutcome":
                 log.warning("FHIR server answered an OperationOutcome: %s", issue_summary(page))
@@ -261,6 +270,8 @@ class FhirFetcher:
                 result.resources.append(page)
                 return result
             result.resources.extend(_bundle_resources(page, result))
+            self._spend(entries=len(result.resources) - counted)
+            counted = len(result.resources)
             next_url = next_link(page)
             if next_url is None:
                 return result
@@ -353,8 +364,26 @@ class FhirFetcher:
                 )
             if time.monotonic() > deadline:
                 raise FetchError("the FHIR server did not finish its answer in time", "timeout")
+            self._spend(size=len(chunk))
             chunks.append(chunk)
         return b"".join(chunks)
+
+    def _spend(self, entries: int = 0, size: int = 0) -> None:
+        """Caps per hook call: all its queries and pages together (not only per response)."""
+        call = current_call()
+        if call is None:
+            return
+        total_entries, total_bytes = call.spend(entries, size)
+        if total_entries > self.limits.max_entries_per_call:
+            raise FetchError(
+                f"more than {self.limits.max_entries_per_call} resources in one hook call",
+                "too-large",
+            )
+        if total_bytes > self.limits.max_bytes_per_call:
+            raise FetchError(
+                f"more than {self.limits.max_bytes_per_call} bytes read in one hook call",
+                "too-large",
+            )
 
 
 def _observe(results: Mapping[str, FetchResult | FetchError], elapsed_s: float) -> None:

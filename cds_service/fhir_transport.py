@@ -43,6 +43,15 @@ class CallSockets:
         self._lock = threading.Lock()
         self._connections: set[HTTPConnection] = set()
         self._closed = False
+        self.entries = 0  # resources read by all queries of the call
+        self.bytes = 0  # body bytes read by all queries of the call
+
+    def spend(self, entries: int = 0, size: int = 0) -> tuple[int, int]:
+        """Count what a query read; returns the call's totals so far."""
+        with self._lock:
+            self.entries += entries
+            self.bytes += size
+            return self.entries, self.bytes
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -92,6 +101,11 @@ def bound_to(call: CallSockets | None) -> Iterator[None]:
         yield
     finally:
         _bound.call = previous
+
+
+def current_call() -> CallSockets | None:
+    """The hook call this thread's fetch belongs to (None outside a fetch)."""
+    return _current_call()
 
 
 def _current_call() -> CallSockets | None:

@@ -294,3 +294,25 @@ def _histogram_count(histogram: Any) -> float:
     return next(
         s.value for m in histogram.collect() for s in m.samples if s.name.endswith("_count")
     )
+
+
+def test_entries_are_capped_per_hook_call_across_queries_and_pages() -> None:
+    def handler(request: requests.PreparedRequest) -> tuple[int, Any]:
+        body = f.bundle(*(f.alt(50) for _ in range(3)))
+        if "page=2" not in str(request.url):
+            body["link"] = [{"relation": "next", "url": BASE + "/Observation?page=2"}]
+        return 200, body
+
+    fetcher, _ = fetcher_for(handler, max_entries_per_call=10)
+    results = fetcher.fetch_many(BASE, None, {"a": "Observation", "b": "Condition"})
+    # 2 queries x 2 pages x 3 entries = 12 > 10: not everything can be read
+    refused = [r for r in results.values() if isinstance(r, FetchError)]
+    assert refused
+    assert all(r.reason == "too-large" for r in refused)
+
+
+def test_bytes_are_capped_per_hook_call() -> None:
+    big = f.bundle(*(f.alt(50) for _ in range(40)))
+    fetcher, _ = fetcher_for(lambda r: (200, big), max_bytes_per_call=len(json.dumps(big)) + 10)
+    results = fetcher.fetch_many(BASE, None, {"a": "Observation", "b": "Condition"})
+    assert [r.reason for r in results.values() if isinstance(r, FetchError)] == ["too-large"]
