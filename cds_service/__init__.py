@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from cds_service import tracing
@@ -22,7 +22,13 @@ from cds_service.configuration import Configuration, load_configuration
 from cds_service.demo import register_demo
 from cds_service.engine import Engine
 from cds_service.errors import DATABASE_UNAVAILABLE, DatabaseUnavailable, operation_outcome
-from cds_service.fhir_client import FetchLimits, FhirFetcher
+from cds_service.fhir_client import FetchLimits, FhirFetcher, begin_hook_call, end_hook_call
+from cds_service.fhir_policy import (
+    LOOPBACK_SERVERS,
+    FhirServerPolicy,
+    parse_entries,
+    parse_networks,
+)
 from cds_service.fhir_validation import warm_models
 from cds_service.http_headers import register_response_headers
 from cds_service.logs import configure_logging
@@ -36,7 +42,7 @@ from cds_service.security import (
     ReplayCache,
     load_trusted_clients,
 )
-from cds_service.settings import Settings
+from cds_service.settings import Settings, SettingsError
 from cds_service.spool import Spool
 from cds_service.store import DatabaseReplayCache, PoolSettings, Store
 
@@ -63,8 +69,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     new_uuid: Callable[[], str] = settings.extra.get("uuid_factory", random_uuid)
     fetcher = FhirFetcher(
         FetchLimits(
-            settings.fhir_timeout_s, settings.fhir_max_pages, settings.fhir_max_response_bytes
-        )
+            settings.fhir_timeout_s,
+            settings.fhir_max_pages,
+            settings.fhir_max_response_bytes,
+            max_calls_per_host=settings.fhir_calls_per_host,
+            max_entries_per_call=settings.max_bundle_entries * 4,
+            max_bytes_per_call=settings.fhir_max_response_bytes * 2,
+        ),
+        # Enough threads that every serving thread's call runs all its queries at once.
+        workers=max(16, settings.threads * 8),
+        policy=fhir_server_policy(settings),
     )
     store = open_store(settings)
     runtime = Runtime(
@@ -91,6 +105,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if settings.bench_echo:
         app.register_blueprint(echo_bp)
     _register_errors(app)
+    _one_fetch_deadline_per_call(app)
     register_response_headers(app, settings)
     log.info(
         "AIH CDS service ready: %d services, %d rules, %d value sets",
@@ -99,6 +114,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         len(configuration.terminology.valuesets),
     )
     return app
+
+
+def fhir_server_policy(settings: Settings) -> FhirServerPolicy:
+    """Which fhirServer URLs may be contacted; a bad entry stops start-up naming the setting."""
+    try:
+        return FhirServerPolicy(
+            parse_entries(
+                LOOPBACK_SERVERS if settings.fhir_servers is None else settings.fhir_servers
+            ),
+            parse_networks(settings.fhir_private_networks),
+            development=not settings.auth,
+        )
+    except ValueError as exc:
+        raise SettingsError(f"CDS_FHIR_SERVERS / CDS_FHIR_PRIVATE_NETWORKS: {exc}") from None
 
 
 def open_store(settings: Settings) -> Store:
@@ -147,6 +176,13 @@ def _authenticator(settings: Settings, store: Store) -> ClientAuthenticator | No
             "never expose this service to a network in this mode. ***"
         )
         return None
+    if not settings.public_base_url:
+        # Without it the aud check would follow the Host header: a token minted for another
+        # CDS service on another name would be accepted here.
+        raise SettingsError(
+            "CDS_PUBLIC_BASE_URL is required when client JWTs are verified (CDS_AUTH=on): "
+            "it is the aud every token must name"
+        )
     source = settings.trusted_clients_source
     clients = load_trusted_clients(source) if source else ()
     if not clients:
@@ -183,12 +219,25 @@ def _replay_cache_kind(settings: Settings) -> str:
     if not settings.replay_cache:
         return "database" if processes > 1 else "memory"
     if settings.replay_cache == "memory" and processes > 1:
-        log.warning(
-            "CDS_REPLAY_CACHE=memory with %d serving processes: a token replayed to another "
-            "process is not detected",
-            processes,
+        raise SettingsError(
+            f"CDS_REPLAY_CACHE=memory with {processes} serving processes: a token replayed to "
+            "another process would not be detected; use the database cache"
         )
     return settings.replay_cache
+
+
+def _one_fetch_deadline_per_call(app: Flask) -> None:
+    """All FHIR fetches made while answering one request share one deadline."""
+
+    @app.before_request
+    def start_budget() -> None:
+        g.aih_fetch_budget = begin_hook_call()
+
+    @app.teardown_request
+    def end_budget(_error: BaseException | None) -> None:
+        token = g.pop("aih_fetch_budget", None)
+        if token is not None:
+            end_hook_call(token)
 
 
 def _register_errors(app: Flask) -> None:

@@ -27,6 +27,11 @@ from cds_service.runtime import Runtime
 log = logging.getLogger(__name__)
 bp = Blueprint("cds", __name__)
 JSON_TYPES = ("application/json", "application/fhir+json")
+REJECTED_FEEDBACK = {
+    "conflict": "conflicts",
+    "unknown-suggestion": "unknownSuggestions",
+    "unknown-reason": "unknownOverrideReasons",
+}
 
 
 def runtime() -> Runtime:
@@ -70,8 +75,8 @@ def discovery() -> Response:
 @bp.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> Response:
     rt = runtime()
-    rt.engine.service(service_id)  # unknown service: 404 before anything else is read
-    rt.authenticate(request)
+    rt.authenticate(request)  # first: without a token, no one learns which services exist
+    rt.engine.service(service_id)
     body = read_json_body()
     note_hook_instance(body)
     evaluation = rt.engine.call(service_id, body, rt.link_targets(request))
@@ -87,21 +92,28 @@ def call_service(service_id: str) -> Response:
 @bp.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str) -> Response:
     rt = runtime()
-    rt.engine.service(service_id)
     rt.authenticate(request)
+    rt.engine.service(service_id)
     items = parse_feedback(read_json_body())
     if rt.card_log.holds_any([item.card for item in items]):
         raise DatabaseUnavailable("the card is not in the card log yet, retry later")
-    receipt = rt.store.record_feedback(service_id, items, rt.clock())
+    offered = {
+        rule_id: frozenset(str(reason.get("code")) for reason in rule.override_reasons)
+        for rule_id, rule in rt.config.rules.items()
+    }
+    receipt = rt.store.record_feedback(service_id, items, rt.clock(), offered)
     for item, result in zip(items, receipt.results, strict=True):
         metrics().feedback.labels(service_id, item.outcome, result).inc()
-    return json_response(
-        {
-            "stored": receipt.stored,
-            "duplicates": receipt.duplicates,
-            "unknownCards": receipt.unknown_cards,
-        }
-    )
+    answer = {
+        "stored": receipt.stored,
+        "duplicates": receipt.duplicates,
+        "unknownCards": receipt.unknown_cards,
+    }
+    # Reported only when they happen, so the common answer keeps its shape.
+    for result, name in REJECTED_FEEDBACK.items():
+        if receipt.count(result):
+            answer[name] = receipt.count(result)
+    return json_response(answer)
 
 
 @bp.get("/openapi.json")

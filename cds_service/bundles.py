@@ -39,6 +39,21 @@ def issue_text(outcome: Mapping[str, Any]) -> str:
     return "no details"
 
 
+def issue_summary(outcome: Mapping[str, Any]) -> str:
+    """Severity and code of the first issues, for logs and cards: never the server's own text
+    (a body from an upstream is not repeated to our callers, and may hold patient data)."""
+    parts = []
+    for issue in array(outcome.get("issue"))[:3]:
+        if isinstance(issue, Mapping):
+            parts.append(f"{_token(issue.get('severity'))}/{_token(issue.get('code'))}")
+    return ", ".join(parts) or "no issue"
+
+
+def _token(value: Any) -> str:
+    text = value if isinstance(value, str) else ""
+    return text if 0 < len(text) <= 32 and text.replace("-", "").isalpha() else "?"
+
+
 def next_link(bundle: Mapping[str, Any]) -> str | None:
     for link in array(bundle.get("link")):
         if (

@@ -188,7 +188,7 @@ def _serve(args: argparse.Namespace) -> int:
             from cds_service import create_app
 
             # Several workers share one replay cache (the database) unless told otherwise.
-            return create_app({"serving_processes": args.workers})
+            return create_app({"serving_processes": self.cfg.workers})
 
     _Server().run()
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from cds_service.numbers import decimal_or_none
@@ -120,6 +120,13 @@ def daily_dose(instructions: Sequence[Mapping[str, Any]]) -> DailyDose:
 
 
 def _instruction_dose(dosage: Mapping[str, Any]) -> DailyDose:
+    try:
+        return _computed_dose(dosage)
+    except InvalidOperation:  # 1e30 mg, a period of 1e-30 days: beyond any real order
+        return DailyDose(None, "a dose or timing number is out of range")
+
+
+def _computed_dose(dosage: Mapping[str, Any]) -> DailyDose:
     dose = _dose_mg(dosage)
     if isinstance(dose, str):
         return DailyDose(None, dose)

@@ -7,6 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+# Dates outside these years are read as "no date": date arithmetic (windows of days or years
+# around them) must never leave the range a datetime can hold.
+MIN_YEAR, MAX_YEAR = 2, 9997
 
 
 def parse_fhir_datetime(value: object) -> datetime | None:
@@ -27,17 +30,21 @@ def _parse(value: str) -> datetime | None:
     if match:
         year, month, day = match.groups()
         try:
-            return datetime(int(year), int(month or 1), int(day or 1), tzinfo=UTC)
+            return _in_range(datetime(int(year), int(month or 1), int(day or 1), tzinfo=UTC))
         except ValueError:
             return None
     text = value[:-1] + "+00:00" if value.endswith("Z") else value
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return _in_range(parsed.astimezone(UTC))
+    except (ValueError, OverflowError):  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+
+
+def _in_range(moment: datetime) -> datetime | None:
+    return moment if MIN_YEAR <= moment.year <= MAX_YEAR else None
 
 
 def parse_fhir_date(value: object) -> date | None:

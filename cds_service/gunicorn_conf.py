@@ -28,11 +28,18 @@ prepare_multiprocess_dir(
     Path(os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="aih-cds-metrics-"))
 )
 
-wsgi_app = "cds_service:create_app()"
 bind = _settings.bind
 workers = _settings.workers
+# The application must know how many processes serve it: with more than one the replay cache
+# is the shared database (a token replayed to another worker is refused), and a memory cache
+# stops start-up. (A gunicorn --workers option on the command line bypasses this: set
+# CDS_WORKERS instead.)
+wsgi_app = f"cds_service:create_app({{'serving_processes': {workers}}})"
 threads = _settings.threads
 worker_class = "gthread"
+# X-Forwarded-Proto and friends only from the configured proxies (gunicorn's default trusts
+# loopback, which lets anything on the host choose the scheme the application sees).
+forwarded_allow_ips = ",".join(_settings.trusted_proxies)
 # A hook call is bounded by CDS_FHIR_TIMEOUT_S; 30 s only catches a stuck worker.
 timeout = 30
 graceful_timeout = 20

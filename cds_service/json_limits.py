@@ -8,6 +8,7 @@ Bundles (each entry is validated and indexed).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,11 +26,51 @@ def parse_json(raw: bytes, loads: Callable[..., Any] = json.loads) -> Any:
     """Parse strict JSON: NaN and Infinity are not JSON and would poison later arithmetic.
     ``loads`` is json.loads or an equivalent taking ``parse_constant`` (see jsonparse)."""
     try:
-        return loads(raw, parse_constant=_reject_constant)
+        document = loads(raw, parse_constant=_reject_constant)
     except RecursionError:
         raise BadRequest("body is not valid JSON: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+        raise BadRequest(f"body is not valid JSON: {_clip(str(exc))}") from exc
+    if _ESCAPED_SURROGATE_OR_NUL.search(raw):
+        _refuse_unstorable_text(document)
+    return document
+
+
+# Only an escape can put a lone surrogate or a NUL into a parsed string (raw ones are invalid).
+_ESCAPED_SURROGATE_OR_NUL = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")
+
+
+def _refuse_unstorable_text(document: Any) -> None:
+    """Lone surrogates cannot be encoded (logs, hashes, the database) and PostgreSQL text
+    cannot hold NUL: refuse them anywhere in the body, as FHIR strings forbid them anyway."""
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        texts: list[Any] = []
+        if isinstance(value, dict):
+            texts = list(value)
+            stack += value.values()
+        elif isinstance(value, list):
+            stack += value
+        else:
+            texts = [value]
+        for text in texts:
+            if isinstance(text, str) and not _storable(text):
+                raise BadRequest("a string holds a lone surrogate or a NUL character")
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clip(message: str, limit: int = 200) -> str:
+    return message if len(message) <= limit else message[:limit] + "..."
 
 
 def _reject_constant(name: str) -> Any:

@@ -41,6 +41,9 @@ _FEEDBACK_RECEIPT = {
         "stored": {"type": "integer", "minimum": 0},
         "duplicates": {"type": "integer", "minimum": 0},
         "unknownCards": {"type": "integer", "minimum": 0},
+        "conflicts": {"type": "integer", "minimum": 1},
+        "unknownSuggestions": {"type": "integer", "minimum": 1},
+        "unknownOverrideReasons": {"type": "integer", "minimum": 1},
     },
 }
 _LINK = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from cds_service.errors import BadRequest
+from cds_service.errors import BadRequest, PayloadTooLarge
 from cds_service.validation_errors import first_error
 
 
@@ -122,12 +123,20 @@ def parse_hook_request(body: Any, expected_hook: str) -> HookRequest:
     if expected_hook == "order-select":
         selected = _selected(drafts, context["selections"])
     authorization = data.get("fhirAuthorization") or {}
+    patient_id = context["patientId"].removeprefix("Patient/")
+    if not _FHIR_ID.match(patient_id) or patient_id in {".", ".."}:
+        # It goes into FHIR URLs (Patient/{{context.patientId}}): "..", "/" or "?" would
+        # change the path or the query.
+        raise BadRequest(
+            "patientId must be a FHIR id (letters, digits, '-' and '.', 1 to 64)",
+            expression="context.patientId",
+        )
     return HookRequest(
         hook=data["hook"],
         hook_instance=data["hookInstance"],
         context=data["context"],
         # Some clients send "Patient/123" although the spec says a bare id.
-        patient_id=context["patientId"].removeprefix("Patient/"),
+        patient_id=patient_id,
         fhir_server=data.get("fhirServer"),
         access_token=authorization.get("access_token"),
         prefetch=data.get("prefetch"),
@@ -169,23 +178,34 @@ def _selected(
 # ---------------------------------------------------------------- feedback
 
 
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# Feedback limits: the card log's column widths, and enough for any real comment.
+MAX_FEEDBACK_ITEMS = 100
+MAX_COMMENT_CHARS = 2000
+# RFC 3339 date-time: full date, time and a zone (Python's ISO reader accepts much more).
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
 class CodingInSchema(_Lenient):
-    system = fields.String()
-    code = fields.String(required=True)
-    display = fields.String()  # real clients (the CDS Hooks Sandbox) omit it
+    system = fields.String(validate=validate.Length(max=256))
+    code = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    # real clients (the CDS Hooks Sandbox) omit it
+    display = fields.String(validate=validate.Length(max=512))
 
 
 class OverrideReasonSchema(_Lenient):
     reason = fields.Nested(CodingInSchema)
-    userComment = fields.String()  # noqa: N815
+    userComment = fields.String(validate=validate.Length(max=MAX_COMMENT_CHARS))  # noqa: N815
 
 
 class AcceptedSuggestionSchema(_Lenient):
-    id = fields.String(required=True, validate=validate.Length(min=1))
+    id = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
 
 class FeedbackItemSchema(_Lenient):
-    card = fields.String(required=True, validate=validate.Length(min=1))
+    card = fields.String(required=True, validate=validate.Length(min=1, max=64))
     outcome = fields.String(required=True, validate=validate.OneOf(["accepted", "overridden"]))
     acceptedSuggestions = fields.List(  # noqa: N815
         fields.Nested(AcceptedSuggestionSchema),
@@ -203,7 +223,8 @@ class FeedbackItemSchema(_Lenient):
     def _conditional(self, data: Mapping[str, Any], **_: Any) -> None:
         if data.get("outcome") == "accepted" and not data.get("acceptedSuggestions"):
             raise ValidationError("required when outcome is accepted", "acceptedSuggestions")
-        if parse_timestamp(data.get("outcomeTimestamp", "")) is None:
+        stamp = data.get("outcomeTimestamp", "")
+        if not _RFC3339.match(stamp) or parse_timestamp(stamp) is None:
             raise ValidationError(
                 "must be an RFC 3339 date-time, e.g. 2021-12-11T10:05:31Z", "outcomeTimestamp"
             )
@@ -228,6 +249,11 @@ class FeedbackItem:
 
 
 def parse_feedback(body: Any) -> list[FeedbackItem]:
+    listed = body.get("feedback") if isinstance(body, Mapping) else None
+    if isinstance(listed, list) and len(listed) > MAX_FEEDBACK_ITEMS:
+        raise PayloadTooLarge(
+            f"at most {MAX_FEEDBACK_ITEMS} feedback items per request", expression="feedback"
+        )
     data = _load(FeedbackSchema(), body, "")
     items = []
     for index, raw in enumerate(data["feedback"]):
@@ -268,11 +294,11 @@ def _override_reason(raw: Any, index: int) -> tuple[dict[str, Any], str | None]:
 def parse_timestamp(value: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except (ValueError, AttributeError):
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, AttributeError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 # ---------------------------------------------------------------- helpers

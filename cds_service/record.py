@@ -20,6 +20,7 @@ from cds_service.terminology import Analyte, CodedConcept, Terminology, ValueSet
 from cds_service.units import comparator_of
 
 log = logging.getLogger(__name__)
+MAX_ECHOED_CHARS = 40  # of a client's value quoted in a log line or on a card
 
 LAB_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
 COURSE_STATUSES = frozenset({"active", "completed", "stopped", "on-hold"})
@@ -689,6 +690,8 @@ class RecordBuilder:
         unit, factor = analyte.factor_of(quantity)
         comparator = comparator_of(quantity)
         if factor is None:
+            # Client text reaches the log and the card: a bounded excerpt only.
+            unit = unit if len(unit) <= MAX_ECHOED_CHARS else unit[:MAX_ECHOED_CHARS] + "..."
             record.unknown_units.append((analyte.id, unit))
             label = f"{comparator} {value.normalize():f} {unit}".strip()
             record.uninterpreted.append(

@@ -14,6 +14,8 @@ from flask import Request
 from cds_service.card_log import CardLogWriter
 from cds_service.configuration import Configuration
 from cds_service.engine import Engine, Evaluation
+from cds_service.fhir_client import allow_servers
+from cds_service.fhir_policy import parse_entries
 from cds_service.json_limits import JsonLimits
 from cds_service.security import AuthError, ClientAuthenticator
 from cds_service.settings import Settings
@@ -65,6 +67,7 @@ class Runtime:
         except AuthError as exc:
             log.warning("client authentication failed: %s", exc)
             raise Unauthorized from exc
+        allow_servers(parse_entries(self.authenticator.fhir_servers(claims)))
         # iss, tenant and jti identify the call for audit without revealing anything (BP).
         log.info(
             "client authenticated: iss=%r tenant=%r jti=%r",
@@ -74,7 +77,8 @@ class Runtime:
         )
 
     def audience(self, request: Request) -> str:
-        """The exact URL the client called, as the client sees it (behind a proxy: public base)."""
+        """The exact URL the client called, as the client sees it: under CDS_PUBLIC_BASE_URL,
+        which is required with auth on (never the Host header)."""
         return self.public_base(request) + request.path
 
     def public_base(self, request: Request) -> str:

@@ -30,7 +30,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -39,6 +39,8 @@ import jwt
 import requests
 import yaml
 from jwt.types import Options
+
+from cds_service.fhir_policy import PolicyRefused, parse_entries
 
 __all__ = [
     "AuthError",
@@ -82,7 +84,7 @@ _MAX_JWKS_BYTES = 512 * 1024
 _MIN_REFETCH_INTERVAL_S = 10.0
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
-_CLIENT_FIELDS = frozenset({"iss", "jku", "jwks", "jwks_file", "tenants"})
+_CLIENT_FIELDS = frozenset({"iss", "jku", "jwks", "jwks_file", "tenants", "fhirServers"})
 
 # Claim checks are done by this module (so that ``now`` can be injected); PyJWT verifies the
 # signature and, as a second line of defence, ``aud``/``iss``/``jti`` type.
@@ -117,12 +119,20 @@ class TrustedClient:
     ``jku``: allowed JWKS URLs for this issuer (exact match).  ``jwks``: inline JWKS (public
     keys) for air-gapped sites; when given it is used instead of fetching ``jku``.
     ``tenants``: optional allowlist of ``tenant`` claim values.
+    ``fhir_servers``: the ``fhirServer`` base URLs this client may send, by tenant (``""``:
+    every tenant of the client).
     """
 
     iss: str
     jku: tuple[str, ...] = ()
     jwks: Mapping[str, Any] | None = None
     tenants: tuple[str, ...] = ()
+    fhir_servers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def fhir_servers_for(self, tenant: object) -> tuple[str, ...]:
+        """The client-wide list plus the tenant's own."""
+        own = self.fhir_servers.get(tenant, ()) if isinstance(tenant, str) and tenant else ()
+        return (*self.fhir_servers.get("", ()), *own)
 
 
 class ReplayCache(Protocol):
@@ -350,9 +360,25 @@ def _client_from_entry(entry: object, base_dir: Path) -> TrustedClient:
         except ValueError as exc:
             raise _FieldError("jwks_file", f"{path}: {exc}") from None
         jwks = loaded
-    client = TrustedClient(iss=iss, jku=jku, jwks=jwks, tenants=tenants)
+    fhir_servers = _fhir_servers(entry["fhirServers"]) if "fhirServers" in entry else {}
+    client = TrustedClient(iss=iss, jku=jku, jwks=jwks, tenants=tenants, fhir_servers=fhir_servers)
     _validate_client(client)
     return client
+
+
+def _fhir_servers(value: object) -> dict[str, tuple[str, ...]]:
+    """``[urls]`` for every tenant, or ``{tenant: [urls]}`` (``"*"``: every tenant)."""
+    by_tenant = value if isinstance(value, Mapping) else {"*": value}
+    servers: dict[str, tuple[str, ...]] = {}
+    for tenant, urls in by_tenant.items():
+        where = "fhirServers" if tenant == "*" else f"fhirServers.{tenant}"
+        listed = _str_list(urls, where)
+        try:
+            parse_entries(listed)
+        except PolicyRefused as exc:
+            raise _FieldError(where, str(exc)) from None
+        servers["" if tenant == "*" else str(tenant)] = listed
+    return servers
 
 
 def load_trusted_clients(source: str) -> tuple[TrustedClient, ...]:
@@ -435,7 +461,10 @@ def _numeric_claim(claims: Mapping[str, Any], name: str) -> float:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise AuthError(f"claim {name} missing or not a number")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise AuthError(f"claim {name} is out of range") from None
     if not math.isfinite(number):
         raise AuthError(f"claim {name} is not finite")
     return number
@@ -558,6 +587,11 @@ class ClientAuthenticator:
         _log.debug("accepted client JWT iss=%r kid=%r jti=%r", iss, kid, jti)
         return claims
 
+    def fhir_servers(self, claims: Mapping[str, Any]) -> tuple[str, ...]:
+        """The fhirServer base URLs the client (and tenant) of verified ``claims`` may send."""
+        client = self._clients.get(str(claims.get("iss")))
+        return client.fhir_servers_for(claims.get("tenant")) if client else ()
+
     # -- steps ---------------------------------------------------------------------------
 
     @staticmethod
@@ -631,6 +665,9 @@ class ClientAuthenticator:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI_CHARS:
             raise AuthError("claim jti missing, empty or too long")
+        if not jti.isprintable() or not jti.isascii():
+            # The replay cache stores it: no lone surrogates, NUL or other control characters.
+            raise AuthError("claim jti has characters other than printable ASCII")
 
         if client.tenants:
             tenant = claims.get("tenant")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 # The configuration lives beside the package in the repository (editable install); a
@@ -38,10 +39,21 @@ class Settings:
     jwks_cache_ttl_s: int = 300
     # "" (unset): in-process for one process, the database when several serve (see replay_store).
     replay_cache: str = ""
+    # The URL clients call (the JWT aud); required with auth on.
     public_base_url: str = ""
+    # Proxies whose X-Forwarded-* headers gunicorn believes (IP addresses); none by default.
+    trusted_proxies: tuple[str, ...] = ()
     fhir_timeout_s: float = 2.0
     fhir_max_pages: int = 10
     fhir_max_response_bytes: int = 20_000_000
+    # Hook calls in progress per FHIR server per process; 0: half the serving threads (>= 1),
+    # so a slow server can never hold every thread.
+    fhir_max_calls_per_host: int = 0
+    # Development mode (CDS_AUTH=off): the fhirServer base URLs any caller may send (port "*":
+    # any port). None: loopback only. With auth on each trusted client lists its own.
+    fhir_servers: tuple[str, ...] | None = None
+    # Private (RFC 1918, ULA, CGNAT) networks a listed fhirServer host name may resolve to.
+    fhir_private_networks: tuple[str, ...] = ()
     max_request_bytes: int = 5_000_000
     max_json_depth: int = 64
     max_bundle_entries: int = 5_000
@@ -105,6 +117,8 @@ class Settings:
     def validate(self) -> None:
         if self.fhir_timeout_s <= 0:
             raise SettingsError("CDS_FHIR_TIMEOUT_S must be > 0")
+        if self.fhir_max_calls_per_host < 0:
+            raise SettingsError("CDS_FHIR_MAX_CALLS_PER_HOST must be >= 0 (0: automatic)")
         if self.fhir_max_pages < 1:
             raise SettingsError("CDS_FHIR_MAX_PAGES must be >= 1")
         if self.max_request_bytes < 1024:
@@ -142,8 +156,18 @@ class Settings:
             raise SettingsError(
                 "set either CDS_TRUSTED_CLIENTS_FILE or CDS_TRUSTED_ISSUERS, not both"
             )
+        if self.public_base_url:
+            parts = urlsplit(self.public_base_url)
+            if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query:
+                raise SettingsError(
+                    "CDS_PUBLIC_BASE_URL must be an absolute http(s) URL without query"
+                )
         if self.jwks_timeout_s <= 0:
             raise SettingsError("CDS_JWKS_TIMEOUT_S must be > 0")
+
+    @property
+    def fhir_calls_per_host(self) -> int:
+        return self.fhir_max_calls_per_host or max(1, self.threads // 2)
 
     @property
     def demo_enabled(self) -> bool:

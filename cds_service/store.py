@@ -13,7 +13,7 @@ import math
 import os
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -143,7 +143,12 @@ class FeedbackReceipt:
     stored: int
     duplicates: int
     unknown_cards: int
-    results: tuple[str, ...] = ()  # per item, in order: "stored", "duplicate" or "unknown-card"
+    # per item, in order: "stored", "duplicate", "unknown-card", "conflict" (another outcome
+    # was recorded for the card), "unknown-suggestion" or "unknown-reason" (not offered)
+    results: tuple[str, ...] = ()
+
+    def count(self, result: str) -> int:
+        return self.results.count(result)
 
 
 @dataclass(frozen=True)
@@ -280,9 +285,26 @@ class Store:
                 connection.execute(upsert(SuggestionLog).on_conflict_do_nothing(), suggestions)
 
     def record_feedback(
-        self, service_id: str, items: Sequence[FeedbackItem], now: datetime
+        self,
+        service_id: str,
+        items: Sequence[FeedbackItem],
+        now: datetime,
+        override_codes: Mapping[str, frozenset[str]] | None = None,
     ) -> FeedbackReceipt:
-        results = tuple(self._record_one(service_id, item, now) for item in items)
+        """Store a request's feedback in one transaction. One outcome per card: the same outcome
+        again is a duplicate, another one a conflict (neither is stored). Accepted suggestions
+        must be ones the card offered, and an override code one of the rule's (``override_codes``
+        by rule id, when given); other items are reported and not stored."""
+        for attempt in (1, 2):
+            try:
+                with self.sessions() as session:
+                    results = self._judge_feedback(session, service_id, items, now, override_codes)
+                    session.commit()
+                break
+            except IntegrityError:
+                # A concurrent request stored the same item meanwhile: judge the batch again.
+                if attempt == 2:
+                    raise
         return FeedbackReceipt(
             stored=results.count("stored"),
             duplicates=results.count("duplicate"),
@@ -290,29 +312,38 @@ class Store:
             results=results,
         )
 
-    def _record_one(self, service_id: str, item: FeedbackItem, now: datetime) -> str:
-        with self.sessions() as session:
-            card = session.get(CardLog, item.card)
+    def _judge_feedback(
+        self,
+        session: Session,
+        service_id: str,
+        items: Sequence[FeedbackItem],
+        now: datetime,
+        override_codes: Mapping[str, frozenset[str]] | None,
+    ) -> tuple[str, ...]:
+        ids = {item.card for item in items}
+        cards = {c.uuid: c for c in session.scalars(select(CardLog).where(CardLog.uuid.in_(ids)))}
+        recorded = select(Feedback.card_uuid, Feedback.outcome).where(Feedback.card_uuid.in_(ids))
+        outcomes: dict[str, str] = {row[0]: row[1] for row in session.execute(recorded)}
+        results = []
+        for item in items:
+            card = cards.get(item.card)
             if card is None or card.service_id != service_id:
-                return "unknown-card"
-            if self._exists(session, item):
-                return "duplicate"
-            session.add(_feedback_row(item, now))
-            try:
-                session.commit()
-            except IntegrityError:
-                # A concurrent duplicate won the race: same outcome as the check above.
-                session.rollback()
-                return "duplicate"
-            return "stored"
-
-    def _exists(self, session: Session, item: FeedbackItem) -> bool:
-        query = select(Feedback.id).where(
-            Feedback.card_uuid == item.card,
-            Feedback.outcome == item.outcome,
-            Feedback.outcome_timestamp == utc_naive(item.outcome_timestamp),
-        )
-        return session.execute(query).first() is not None
+                results.append("unknown-card")
+            elif item.card in outcomes:
+                results.append("duplicate" if outcomes[item.card] == item.outcome else "conflict")
+            elif not set(item.accepted_suggestions) <= set(json.loads(card.suggestion_uuids)):
+                results.append("unknown-suggestion")
+            elif (
+                item.reason_code is not None
+                and override_codes is not None
+                and item.reason_code not in override_codes.get(card.rule_id, frozenset())
+            ):
+                results.append("unknown-reason")
+            else:
+                session.add(_feedback_row(item, now))
+                outcomes[item.card] = item.outcome
+                results.append("stored")
+        return tuple(results)
 
     def feedback_by_rule(self) -> list[RuleFeedbackRow]:
         with self.sessions() as session:

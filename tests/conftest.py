@@ -47,6 +47,8 @@ def app_factory(tmp_path: Path) -> Callable[..., Flask]:
             "uuid_factory": deterministic_uuids(),
             # as in production: no demo page, so cards carry no links to it (tests opt in)
             "demo": "off",
+            # the URL the test client calls (the JWT aud, required with auth on)
+            "public_base_url": "http://localhost",
         }
         settings.update(overrides)
         return create_app(settings)

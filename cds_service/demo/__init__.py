@@ -152,10 +152,11 @@ def _hook_and_orders(body: Any) -> tuple[str, list[str]]:
     keys = body.get("orders", [])
     if not isinstance(keys, list) or len(keys) > MAX_ORDERS:
         raise BadRequest(f"orders must be a list of at most {MAX_ORDERS}", expression="orders")
-    unknown = [k for k in keys if k not in BY_KEY]
+    unknown = [k for k in keys if not isinstance(k, str) or k not in BY_KEY]
     if unknown:
+        shown = ", ".join(repr(k)[:40] for k in unknown[:3])
         raise BadRequest(
-            f"unknown orderable(s) {unknown}; known: {sorted(BY_KEY)}", expression="orders"
+            f"unknown orderable(s) {shown}; known: {sorted(BY_KEY)}", expression="orders"
         )
     if hook != "patient-view" and not keys:
         raise BadRequest(f"{hook} needs at least one order", expression="orders")

@@ -46,14 +46,23 @@ def issue_card(client: FlaskClient) -> dict[str, Any]:
 
 def bind_to_issued_cards(client: FlaskClient, batch: dict[str, Any]) -> dict[str, Any]:
     """Each distinct card uuid in ``batch`` -> a freshly issued card; suggestion ids -> its
-    suggestion's uuid."""
+    suggestion's uuid; override reason codes -> the card's first reason (only offered ones
+    are stored)."""
     issued: dict[str, dict[str, Any]] = {}
     for item in batch["feedback"]:
         card = issued.setdefault(item["card"], issue_card(client))
         item["card"] = card["uuid"]
         for accepted in item.get("acceptedSuggestions", ()):
             accepted["id"] = card["suggestions"][0]["uuid"]
+        reason = item.get("overrideReason", {}).get("reason")
+        if reason is not None:
+            reason.update(offered_reason(card))
     return batch
+
+
+def offered_reason(card: dict[str, Any]) -> dict[str, str]:
+    first = card["overrideReasons"][0]
+    return {"system": first["system"], "code": first["code"]}
 
 
 def post_feedback(client: FlaskClient, batch: Any, url: str = FEEDBACK_URL) -> Any:
@@ -128,13 +137,13 @@ def test_old_style_override_reason_is_accepted(app: Flask, client: FlaskClient) 
     batch = spec_example("21")
     item = batch["feedback"][0]
     item["card"] = card["uuid"]
-    item["overrideReason"] = dict(item["overrideReason"]["reason"])  # {code, system}, no wrapper
+    item["overrideReason"] = offered_reason(card)  # {code, system}, no wrapper
     response = post_feedback(client, batch)
     assert response.status_code == 200
     assert response.get_json()["stored"] == 1
     [row] = stored_rows(app, card["uuid"])
-    assert row.reason_code == "d7ecf885"
-    assert row.reason_system == "https://example.com/cds-hooks/override-reason-system"
+    assert row.reason_code == offered_reason(card)["code"]
+    assert row.reason_system == offered_reason(card)["system"]
 
 
 def _drop(member: str) -> Callable[[dict[str, Any]], Any]:

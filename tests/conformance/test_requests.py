@@ -113,6 +113,12 @@ def record_fetch(
 
 
 @pytest.fixture
+def ahrq_app(app_factory: Callable[..., Flask]) -> Flask:
+    """The AHRQ invocations name ``http://test:9080``: listed for development mode."""
+    return app_factory(fhir_servers=("http://test:9080",))
+
+
+@pytest.fixture
 def guarded(app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
     """The default client with outbound fetching forbidden."""
     forbid_fetch(app, monkeypatch)
@@ -445,7 +451,8 @@ def test_paginated_prefetch_is_continued_on_the_fhir_server(
     assert outcome_of(app, card) == "recent-negative-test"
 
 
-def test_real_fetcher_sends_bearer_token_and_follows_pages(app: Flask, client: FlaskClient) -> None:
+def test_real_fetcher_sends_bearer_token_and_follows_pages(ahrq_app: Flask) -> None:
+    app, client = ahrq_app, ahrq_app.test_client()
     body = adapt_ahrq("missing_prefetch_keys_invocation.json", "order-sign")
     base = body["fhirServer"]
     page_2 = "MedicationRequest?page=2"
@@ -477,7 +484,8 @@ def test_real_fetcher_sends_bearer_token_and_follows_pages(app: Flask, client: F
         assert "application/fhir+json" in sent.headers["Accept"]
 
 
-def test_real_fetcher_server_error_is_412(app: Flask, client: FlaskClient) -> None:
+def test_real_fetcher_server_error_is_412(ahrq_app: Flask) -> None:
+    app, client = ahrq_app, ahrq_app.test_client()
     body = adapt_ahrq("missing_prefetch_keys_invocation.json", "order-sign")
     server = FakeFhirServer(body["fhirServer"], {}, status=500)
     app.extensions["aih_cds"].engine.fetcher.session.mount(body["fhirServer"], server)

@@ -92,14 +92,20 @@ def mutate(document: Any, path: tuple[Any, ...], replacement: Any) -> None:
 
 
 @st.composite
-def mutated(draw: st.DrawFn, document: Any, count: int = 3) -> Any:
+def mutated(
+    draw: st.DrawFn, document: Any, count: int = 3, values: st.SearchStrategy[Any] | None = None
+) -> Any:
     result = copy.deepcopy(document)
     for _ in range(draw(st.integers(min_value=1, max_value=count))):
         candidates = paths(result)
         if not candidates:
             break
         path = draw(st.sampled_from(candidates))
-        mutate(result, path, draw(st.one_of(st.just(DELETE), HOSTILE_VALUES)))
+        mutate(
+            result,
+            path,
+            draw(st.one_of(st.just(DELETE), HOSTILE_VALUES if values is None else values)),
+        )
     return result
 
 

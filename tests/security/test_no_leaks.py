@@ -28,6 +28,7 @@ from werkzeug.serving import make_server
 
 from cds_service.store import Store
 from tests import factories as f
+from tests.security.served import free_port
 from tests.security.support import (
     SANDBOX_PRIVATE,
     SANDBOX_PUBLIC_JWKS,
@@ -75,9 +76,17 @@ def live(
     app_factory: Callable[..., Flask], caplog: pytest.LogCaptureFixture
 ) -> Iterator[tuple[Run, Flask]]:
     caplog.set_level(logging.DEBUG)  # before the app exists: its own logging setup must hold
-    trusted = json.dumps([{"iss": SANDBOX_ISS, "jwks": SANDBOX_PUBLIC_JWKS}])
-    app = app_factory(auth=True, trusted_issuers=trusted, log_level="DEBUG")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    trusted = json.dumps(
+        [{"iss": SANDBOX_ISS, "jwks": SANDBOX_PUBLIC_JWKS, "fhirServers": ["http://127.0.0.1:*"]}]
+    )
+    port = free_port()
+    app = app_factory(
+        auth=True,
+        trusted_issuers=trusted,
+        log_level="DEBUG",
+        public_base_url=f"http://127.0.0.1:{port}",
+    )
+    server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

@@ -130,11 +130,11 @@ def test_several_serving_processes_share_the_database_cache_by_default(
     assert call(second, token) == 401
 
 
-def test_memory_cache_with_several_processes_is_warned_about(
-    app_factory: Callable[..., Flask], tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_memory_cache_with_several_processes_stops_start_up(
+    app_factory: Callable[..., Flask], tmp_path: Path
 ) -> None:
-    two_instances(app_factory, tmp_path, "memory", serving_processes=3)
-    assert "CDS_REPLAY_CACHE=memory with 3 serving processes" in caplog.text
+    with pytest.raises(SettingsError, match="CDS_REPLAY_CACHE=memory with 3 serving processes"):
+        two_instances(app_factory, tmp_path, "memory", serving_processes=3)
 
 
 def test_unknown_replay_cache_setting_is_refused(app_factory: Callable[..., Flask]) -> None:

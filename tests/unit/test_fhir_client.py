@@ -147,6 +147,27 @@ def test_page_cap() -> None:
     assert any("more than 3 pages" in note for note in result.notes)
 
 
+@pytest.mark.parametrize(
+    "link",
+    [
+        BASE + "/../admin/secrets",
+        BASE + "/%2e%2e/admin",
+        BASE + "x/Observation?page=2",  # same host, a sibling path
+        "https://user@ehr.example.org/fhir/Observation?page=2",
+    ],
+)
+def test_next_link_escaping_the_base_path_is_not_followed(link: str) -> None:
+    def handler(request: requests.PreparedRequest) -> tuple[int, Any]:
+        body = f.bundle(f.alt(50))
+        body["link"] = [{"relation": "next", "url": link}]
+        return 200, body
+
+    fetcher, server = fetcher_for(handler)
+    result = only(fetcher.fetch_many(BASE, "secret", {"obs": "Observation"})["obs"])
+    assert len(server.requests) == 1
+    assert result.notes
+
+
 def test_next_link_to_another_server_is_not_followed() -> None:
     def handler(request: requests.PreparedRequest) -> tuple[int, Any]:
         body = f.bundle(f.alt(50))
@@ -241,7 +262,8 @@ def test_error_outcome_entry_in_searchset_is_stated() -> None:
     fetcher, _ = fetcher_for(lambda r: (200, f.bundle(f.alt(50), outcome, warning)))
     result = only(fetcher.fetch_many(BASE, None, {"obs": "Observation"})["obs"])
     assert len(result.resources) == 1
-    assert result.notes == ["the server reported a problem with this search: partial"]
+    # Severity and code only: the server's own text is never repeated to our callers.
+    assert result.notes == ["the server reported a problem with this search (error/x)"]
 
 
 @pytest.mark.parametrize(
@@ -272,3 +294,25 @@ def _histogram_count(histogram: Any) -> float:
     return next(
         s.value for m in histogram.collect() for s in m.samples if s.name.endswith("_count")
     )
+
+
+def test_entries_are_capped_per_hook_call_across_queries_and_pages() -> None:
+    def handler(request: requests.PreparedRequest) -> tuple[int, Any]:
+        body = f.bundle(*(f.alt(50) for _ in range(3)))
+        if "page=2" not in str(request.url):
+            body["link"] = [{"relation": "next", "url": BASE + "/Observation?page=2"}]
+        return 200, body
+
+    fetcher, _ = fetcher_for(handler, max_entries_per_call=10)
+    results = fetcher.fetch_many(BASE, None, {"a": "Observation", "b": "Condition"})
+    # 2 queries x 2 pages x 3 entries = 12 > 10: not everything can be read
+    refused = [r for r in results.values() if isinstance(r, FetchError)]
+    assert refused
+    assert all(r.reason == "too-large" for r in refused)
+
+
+def test_bytes_are_capped_per_hook_call() -> None:
+    big = f.bundle(*(f.alt(50) for _ in range(40)))
+    fetcher, _ = fetcher_for(lambda r: (200, big), max_bytes_per_call=len(json.dumps(big)) + 10)
+    results = fetcher.fetch_many(BASE, None, {"a": "Observation", "b": "Condition"})
+    assert [r.reason for r in results.values() if isinstance(r, FetchError)] == ["too-large"]

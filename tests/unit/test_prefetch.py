@@ -165,9 +165,12 @@ def test_wrong_prefetch_shape_is_400(service: ServiceConfig, value: Any) -> None
 
 
 def test_template_values_are_url_encoded() -> None:
-    hook = parse_hook_request(f.hook_request(pid="1&_count=99999", drafts=()), "order-sign")
-    assert render_template("Observation?patient={{context.patientId}}", hook) == (
-        "Observation?patient=1%26_count%3D99999"
+    # patientId must be a FHIR id (a 400 otherwise); other tokens are encoded.
+    request = f.hook_request(drafts=())
+    request["context"]["userId"] = "Practitioner/1&_count=99999"
+    hook = parse_hook_request(request, "order-sign")
+    assert render_template("Practitioner?_id={{userPractitionerId}}", hook) == (
+        "Practitioner?_id=1%26_count%3D99999"
     )
 
 

@@ -53,11 +53,27 @@ def test_patient_id_is_stored_only_as_keyed_hash(store: Store, tmp_path: Path) -
 
 
 def test_feedback_is_idempotent(store: Store) -> None:
-    first = store.record_feedback("aih-order-sign", [item(), item("accepted", 1)], NOW)
-    again = store.record_feedback("aih-order-sign", [item(), item("accepted", 1)], NOW)
-    assert (first.stored, first.duplicates) == (2, 0)
+    first = store.record_feedback("aih-order-sign", [item()], NOW)
+    again = store.record_feedback("aih-order-sign", [item(), item(second=9)], NOW)
+    assert (first.stored, first.duplicates) == (1, 0)
     assert (again.stored, again.duplicates) == (0, 2)
-    assert len(store.feedback_for_card("card-1")) == 2
+    assert len(store.feedback_for_card("card-1")) == 1
+
+
+def test_a_card_has_one_outcome_a_conflicting_one_is_reported(store: Store) -> None:
+    receipt = store.record_feedback("aih-order-sign", [item(), item("accepted", 1)], NOW)
+    assert receipt.results == ("stored", "conflict")
+    [row] = store.feedback_for_card("card-1")
+    assert row.outcome == "overridden"
+
+
+def test_suggestions_and_reasons_the_card_never_offered_are_kept_apart(store: Store) -> None:
+    never_offered = FeedbackItem(**{**item("accepted").__dict__, "accepted_suggestions": ("x",)})
+    offered = {"mmf-teratogenicity": frozenset({"benefit-outweighs-risk"})}
+    odd_reason = FeedbackItem(**{**item().__dict__, "reason_code": "made-up"})
+    receipt = store.record_feedback("aih-order-sign", [never_offered, odd_reason], NOW, offered)
+    assert receipt.results == ("unknown-suggestion", "unknown-reason")
+    assert store.feedback_for_card("card-1") == []
 
 
 def test_unknown_card_or_other_service_is_not_stored(store: Store) -> None:

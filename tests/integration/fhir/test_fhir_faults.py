@@ -119,7 +119,8 @@ UNOBTAINABLE = {
     "503": (status(503), "answered HTTP 503"),
     "malformed-json": (malformed, "malformed JSON"),
     "oversized": (oversized, f"larger than {MAX_BYTES} bytes"),
-    "operation-outcome-instead-of-bundle": (bare_outcome, "search too expensive"),
+    # severity and code only: the server's own text is never repeated to the caller
+    "operation-outcome-instead-of-bundle": (bare_outcome, "OperationOutcome (error/too-costly"),
 }
 
 
@@ -181,7 +182,7 @@ def endless_pages(handler: FaultHandler, bundle: dict[str, Any]) -> None:
 
 
 GAPS = {
-    "operation-outcome-entry": (outcome_entry, "lab archive offline"),
+    "operation-outcome-entry": (outcome_entry, "problem with this search (error/incomplete)"),
     "looping-next-link": (looping_next, "next-page links loop"),
     "endless-pages": (endless_pages, "more than 5 pages"),
 }

@@ -1,0 +1,85 @@
+"""Per-upstream-host admission: a concurrency cap and a circuit breaker, per process.
+
+A slow or failing FHIR server must not take the fetch path from the calls that go to healthy
+servers. Each hook call asks ``enter`` before contacting a server (scheme, host and port):
+
+- at most ``max_calls`` calls per server are in progress at once; one more is refused at once
+  ("saturated") instead of waiting for a thread;
+- after ``failures_to_open`` calls in a row fail on the network (timeout, connection, 5xx), the
+  server is not contacted for ``open_s`` seconds ("circuit-open"); then one trial call is let
+  through, and its outcome closes or re-opens the circuit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class _HostState:
+    in_flight: int = 0
+    failures: int = 0
+    open_until: float = 0.0
+    trial_running: bool = False
+
+
+class Refused(Exception):
+    """The server is not contacted for this call; ``reason`` is a metric label."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class HostGuard:
+    def __init__(
+        self,
+        max_calls: int,
+        failures_to_open: int = 3,
+        open_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_calls = max_calls
+        self.failures_to_open = failures_to_open
+        self.open_s = open_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._hosts: dict[str, _HostState] = {}
+
+    def enter(self, host: str) -> bool:
+        """Admit one call to ``host`` or raise ``Refused``; returns True for a trial call."""
+        with self._lock:
+            state = self._hosts.setdefault(host, _HostState())
+            trial = False
+            if state.failures >= self.failures_to_open:
+                if self._clock() < state.open_until or state.trial_running:
+                    raise Refused(
+                        "the FHIR server failed repeatedly and is not contacted for a while",
+                        "circuit-open",
+                    )
+                trial = state.trial_running = True
+            if state.in_flight >= self.max_calls:
+                if trial:
+                    state.trial_running = False
+                raise Refused(
+                    f"{self.max_calls} calls to this FHIR server are already in progress",
+                    "saturated",
+                )
+            state.in_flight += 1
+            return trial
+
+    def leave(self, host: str, *, failed: bool, trial: bool) -> None:
+        with self._lock:
+            state = self._hosts[host]
+            state.in_flight -= 1
+            if trial:
+                state.trial_running = False
+            if not failed:
+                state.failures = 0
+                return
+            state.failures += 1
+            if state.failures >= self.failures_to_open:
+                state.open_until = self._clock() + self.open_s

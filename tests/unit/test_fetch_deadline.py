@@ -1,0 +1,65 @@
+"""The fetch deadline holds at the socket: a trickling server cannot keep a fetch thread."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds_service.fhir_client import FetchError, FetchLimits, FetchResult, FhirFetcher, hook_call
+from cds_service.upstream_guard import HostGuard, Refused
+from tests.security.upstreams import healthy_server, trickle_server
+
+QUERIES = {"patient": "Patient/p1", "observations": "Observation?patient=p1"}
+
+
+def test_a_trickling_server_loses_its_threads_and_connections_at_the_deadline() -> None:
+    # One fetch thread only: if the trickled read went on after the deadline, the next call
+    # (to a healthy server) would find no thread and time out.
+    fetcher = FhirFetcher(FetchLimits(budget_s=0.8), workers=1)
+    with trickle_server() as slow, healthy_server() as healthy:
+        slow_results = fetcher.fetch_many(slow.url, "token", {"patient": "Patient/p1"})
+        assert isinstance(slow_results["patient"], FetchError)
+        assert slow_results["patient"].reason == "timeout"
+        assert slow.wait_until(lambda s: s.open_connections == 0, timeout_s=5.0)
+        answered = fetcher.fetch_many(healthy, "token", QUERIES)
+    assert all(isinstance(r, FetchResult) for r in answered.values()), answered
+    fetcher.close()
+
+
+def test_fetches_of_one_hook_call_share_one_deadline() -> None:
+    fetcher = FhirFetcher(FetchLimits(budget_s=0.8), workers=4)
+    with trickle_server() as slow, healthy_server() as healthy, hook_call():
+        first = fetcher.fetch_many(slow.url, None, {"patient": "Patient/p1"})
+        second = fetcher.fetch_many(healthy, None, QUERIES)
+    assert isinstance(first["patient"], FetchError)
+    # The budget was spent by the first fetch: the second gets no new one.
+    assert all(isinstance(r, FetchError) and r.reason == "timeout" for r in second.values())
+    fetcher.close()
+
+
+def test_a_saturated_server_is_refused_at_once_and_others_are_not() -> None:
+    guard = HostGuard(max_calls=1)
+    fetcher = FhirFetcher(FetchLimits(budget_s=5.0), workers=4, guard=guard)
+    with trickle_server() as slow, healthy_server() as healthy:
+        guard.enter(f"http://127.0.0.1:{slow.port}")  # one call already in progress there
+        refused = fetcher.fetch_many(slow.url, None, QUERIES)
+        answered = fetcher.fetch_many(healthy, None, QUERIES)
+        assert slow.accepted == 0
+    assert {r.reason for r in refused.values() if isinstance(r, FetchError)} == {"saturated"}
+    assert all(isinstance(r, FetchResult) for r in answered.values())
+    fetcher.close()
+
+
+def test_repeated_network_failures_open_the_circuit_then_one_trial_closes_it() -> None:
+    now = [0.0]
+    guard = HostGuard(max_calls=4, failures_to_open=2, open_s=10.0, clock=lambda: now[0])
+    host = "https://ehr.example.org"
+    for _ in range(2):
+        trial = guard.enter(host)
+        guard.leave(host, failed=True, trial=trial)
+    with pytest.raises(Refused) as refused:
+        guard.enter(host)
+    assert refused.value.reason == "circuit-open"
+    now[0] = 11.0
+    assert guard.enter(host) is True  # the trial call
+    guard.leave(host, failed=False, trial=True)
+    assert guard.enter(host) is False  # closed again
