@@ -216,12 +216,12 @@ def test_logs_and_database_hold_no_token_and_no_patient_identifier(
     realistic_run(run, app, monkeypatch)
 
     log_text = "\n".join([caplog.text, *(record.getMessage() for record in caplog.records)])
-    # The run was real and was logged: successes, auth failures, fetches, the skipped Patient.
+    # The run was real and was logged: successes, auth failures, fetches, the Patient read without its malformed gender.
     store: Store = app.extensions["aih_cds"].store
     patient_hash = store.patient_hash(PATIENT_ID)
     assert f"patient={patient_hash}" in log_text
     assert "client authentication failed: replayed jti" in log_text
-    assert "skipped a malformed Patient" in log_text
+    assert "Patient read without its unusable gender" in log_text
     assert "unexpected KeyError answering POST" in log_text
     assert '"POST /cds-services/aih-order-sign HTTP/1.1" 200' in log_text  # werkzeug access log
 
