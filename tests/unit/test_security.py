@@ -33,8 +33,8 @@ from cds_service.security import (
     TrustedClient,
     load_trusted_clients,
 )
+from tests.conftest import MATERIAL
 
-MATERIAL = Path(__file__).resolve().parents[3] / "shared" / "cds-hooks" / "material"
 SPEC_DIR = MATERIAL / "HL7-cds-hooks" / "extracted-examples" / "v2.0.1" / "index"
 
 
