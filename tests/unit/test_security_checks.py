@@ -1,0 +1,317 @@
+"""One negative test per JWT header, claim and JWK check of cds_service.security that had none.
+
+Each test fails when its check is removed from the module (checked by deleting the check and
+by mutation testing, see docs/testing.md): it matches the check's own message, or shows that
+the token or key would otherwise be accepted. Keys with a problem are tried twice: in the
+configuration (rejected at start-up, naming the problem) and in a fetched JWKS (skipped, so the
+token signed with that key is refused as having an unknown kid).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from jwt.warnings import InsecureKeyLengthWarning
+
+from cds_service.security import AuthError, ClientAuthenticator, TrustedClient
+from tests.unit.test_security import (
+    AUD,
+    CRD_EC_PRIVATE,
+    CRD_ISS,
+    CRD_JKU,
+    CRD_PUBLIC_JWKS,
+    CRD_RSA_PRIVATE,
+    SANDBOX_ISS,
+    SANDBOX_JKU,
+    SANDBOX_JWKS,
+    SANDBOX_PRIVATE,
+    FakeJwksAdapter,
+    bearer,
+    expect_auth_error,
+    fake_session,
+    make_auth,
+    mint,
+)
+
+#: The test kit's published EC public key: kty EC, crv P-384, alg ES384, use sig, key_ops verify.
+CRD_EC_PUBLIC = next(k for k in CRD_PUBLIC_JWKS["keys"] if k["kty"] == "EC")
+CRD_RSA_PUBLIC = next(k for k in CRD_PUBLIC_JWKS["keys"] if k["kty"] == "RSA")
+
+
+def crd_auth(keys: list[Mapping[str, Any]], **kwargs: Any) -> ClientAuthenticator:
+    """The test kit as a client whose keys are fetched from its jku."""
+    adapter = FakeJwksAdapter({CRD_JKU: {"keys": keys}})
+    return make_auth([TrustedClient(iss=CRD_ISS, jku=(CRD_JKU,))], adapter, **kwargs)
+
+
+def config_error(key: Mapping[str, Any], problem: str) -> None:
+    """A client configured with ``key`` inline is refused at start-up, naming ``problem``."""
+    with pytest.raises(ValueError, match=rf"trusted client 0: field 'jwks': keys\[0\] {problem}"):
+        ClientAuthenticator([TrustedClient(iss=CRD_ISS, jwks={"keys": [key]})])
+
+
+def accepted_in_config(*keys: Mapping[str, Any]) -> bool:
+    ClientAuthenticator([TrustedClient(iss=CRD_ISS, jwks={"keys": list(keys)})])
+    return True
+
+
+def ec_key(**changes: Any) -> dict[str, Any]:
+    """The test kit's EC public key with members changed (``None`` removes one)."""
+    key = copy.deepcopy(CRD_EC_PUBLIC)
+    for name, value in changes.items():
+        if value is None:
+            key.pop(name, None)
+        else:
+            key[name] = value
+    return key
+
+
+def ec_token(**claims: Any) -> str:
+    return mint(CRD_EC_PRIVATE, iss=CRD_ISS, jku=CRD_JKU, **claims)
+
+
+# ------------------------------------------------------------------------------------------
+# header: crit
+# ------------------------------------------------------------------------------------------
+
+
+def signed(header: Mapping[str, Any], payload: Mapping[str, Any]) -> str:
+    """An ES384 JWS with exactly this header (PyJWT's encode would drop ``b64: true``)."""
+    key = jwt.PyJWK(dict(SANDBOX_PRIVATE), algorithm="ES384").key
+    signing_input = f"{b64json({'alg': 'ES384', **header})}.{b64json(payload)}"
+    signature = jwt.get_algorithm_by_name("ES384").sign(signing_input.encode(), key)
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def b64json(obj: Mapping[str, Any]) -> str:
+    return b64url(json.dumps(obj, separators=(",", ":")).encode())
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def sandbox_payload(now: float) -> dict[str, Any]:
+    issued = int(now)
+    return {"iss": SANDBOX_ISS, "aud": AUD, "iat": issued, "exp": issued + 300, "jti": "c-1"}
+
+
+SANDBOX_HEADER = {"typ": "JWT", "kid": SANDBOX_PRIVATE["kid"], "jku": SANDBOX_JKU}
+
+
+def test_crit_header_is_rejected_before_any_key_fetch() -> None:
+    """``crit: ["b64"]`` with ``b64: true`` is a header PyJWT understands and accepts: only this
+    module's own check refuses it (CDS Hooks defines no critical extension)."""
+    adapter = FakeJwksAdapter({SANDBOX_JKU: SANDBOX_JWKS})
+    auth = make_auth(adapter=adapter)
+    token = signed({**SANDBOX_HEADER, "crit": ["b64"], "b64": True}, sandbox_payload(time.time()))
+    assert jwt.get_unverified_header(token)["crit"] == ["b64"]  # a well-formed header
+
+    expect_auth_error(auth, bearer(token), "crit header not supported")
+    assert adapter.calls == []
+    # the same token without crit is fine: only crit was wrong
+    assert auth.verify(bearer(signed(SANDBOX_HEADER, sandbox_payload(time.time()))), AUD)
+
+
+def test_crit_naming_an_unknown_extension_is_rejected_as_malformed() -> None:
+    """PyJWT itself refuses a crit extension it does not implement, before this module looks."""
+    header = {**SANDBOX_HEADER, "crit": ["exp"], "exp": 1}
+    token = signed(header, sandbox_payload(time.time()))
+    expect_auth_error(make_auth(), bearer(token), "malformed JWT header")
+
+
+# ------------------------------------------------------------------------------------------
+# claims: exp after iat, backup aud check
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("exp_minus_iat", [0, -10])
+def test_exp_not_after_iat_is_rejected(exp_minus_iat: int) -> None:
+    """iat a little ahead (inside the 60 s leeway), exp not after it but not yet expired."""
+    now = 1_800_000_000.0
+    iat = int(now) + 30
+    auth = make_auth(leeway_s=60)
+    token = mint(now=iat, lifetime=exp_minus_iat)
+
+    expect_auth_error(auth, bearer(token), "exp is not after iat", now=now)
+    assert auth.verify(bearer(mint(now=iat, lifetime=1)), AUD, now=now)  # one second is enough
+
+
+def test_pyjwt_checks_aud_again_when_verifying_the_signature() -> None:
+    """The second line of defence: the claim check runs first, so call the signature step
+    directly with a token for another endpoint."""
+    auth = make_auth()
+    other = "https://cds.example.org/cds-services/other-service"
+    token = mint(aud=other, jku=SANDBOX_JKU)
+    candidates = list(SANDBOX_JWKS["keys"])
+
+    with pytest.raises(AuthError, match=r"InvalidAudienceError"):
+        auth._verify_signature(token, candidates, "ES384", AUD, SANDBOX_ISS)
+    claims = auth._verify_signature(token, candidates, "ES384", other, SANDBOX_ISS)
+    assert claims["aud"] == other
+
+
+def test_pyjwt_checks_iss_again_when_verifying_the_signature() -> None:
+    auth = make_auth()
+    token = mint(jku=SANDBOX_JKU)
+    candidates = list(SANDBOX_JWKS["keys"])
+    with pytest.raises(AuthError, match=r"InvalidIssuerError"):
+        auth._verify_signature(token, candidates, "ES384", AUD, "https://other.example.org")
+
+
+# ------------------------------------------------------------------------------------------
+# JWK checks
+# ------------------------------------------------------------------------------------------
+
+
+def test_the_reference_key_is_usable_so_each_change_below_is_the_only_problem() -> None:
+    assert accepted_in_config(CRD_EC_PUBLIC, CRD_RSA_PUBLIC)
+    assert crd_auth([CRD_EC_PUBLIC]).verify(bearer(ec_token()), AUD)["iss"] == CRD_ISS
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"use": "enc"}, r"use is 'enc', not 'sig'"),
+        ({"use": ""}, r"use is '', not 'sig'"),
+        ({"key_ops": ["encrypt"]}, r"key_ops does not allow 'verify'"),
+        ({"key_ops": []}, r"key_ops does not allow 'verify'"),
+        ({"key_ops": "verify"}, r"key_ops does not allow 'verify'"),  # a string, not a list
+        ({"alg": "ES256"}, r"alg ES256 does not match crv 'P-384'"),
+        ({"alg": "ES512"}, r"alg ES512 does not match crv 'P-384'"),
+        ({"alg": "RS384"}, r"alg 'RS384' is not a supported signature algorithm for kty EC"),
+        ({"alg": "HS256"}, r"alg 'HS256' is not a supported signature algorithm for kty EC"),
+        ({"crv": "P-256"}, r"alg ES384 does not match crv 'P-256'"),
+        ({"crv": "secp256k1", "alg": None}, r"unsupported crv 'secp256k1'"),
+        ({"x": "AAAA"}, r"cannot be parsed as a public key"),
+        ({"y": None}, r"cannot be parsed as a public key"),
+        ({"kid": None}, r"has no kid"),
+        ({"kid": ""}, r"has no kid"),
+        ({"kid": 7}, r"has no kid"),
+    ],
+)
+def test_unusable_jwk_is_refused_in_configuration_and_skipped_when_fetched(
+    changes: dict[str, Any], problem: str
+) -> None:
+    key = ec_key(**changes)
+    config_error(key, problem)
+    # fetched: the key is skipped, so a token signed with its private half has an unknown kid
+    expect_auth_error(crd_auth([key]), bearer(ec_token()), "unknown kid")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"use": None},
+        {"key_ops": None},
+        {"alg": None},
+        {"key_ops": ["sign", "verify"]},
+    ],
+)
+def test_optional_jwk_members_absent_or_allowing_verify_are_accepted(
+    changes: dict[str, Any],
+) -> None:
+    key = ec_key(**changes)
+    assert accepted_in_config(key)
+    assert crd_auth([key]).verify(bearer(ec_token()), AUD)["iss"] == CRD_ISS
+
+
+@pytest.fixture(scope="module")
+def rsa_2047() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2047)  # noqa: S505 - the point
+
+
+def test_rsa_key_shorter_than_2048_bits_is_refused(rsa_2047: rsa.RSAPrivateKey) -> None:
+    public = json.loads(RSAAlgorithm.to_jwk(rsa_2047.public_key()))
+    public.update({"kid": "short-rsa", "use": "sig", "alg": "RS384"})
+    config_error(public, "RSA key shorter than 2048 bits")
+
+    adapter = FakeJwksAdapter({CRD_JKU: {"keys": [public]}})
+    auth = make_auth([TrustedClient(iss=CRD_ISS, jku=(CRD_JKU,))], adapter)
+    issued = int(time.time())
+    payload = {"iss": CRD_ISS, "aud": AUD, "iat": issued, "exp": issued + 300, "jti": "r"}
+    with pytest.warns(InsecureKeyLengthWarning):  # PyJWT signs with it, but warns
+        token = jwt.encode(
+            payload, rsa_2047, algorithm="RS384", headers={"kid": "short-rsa", "jku": CRD_JKU}
+        )
+    expect_auth_error(auth, bearer(token), "unknown kid")
+
+
+def test_rsa_key_of_exactly_2048_bits_is_accepted() -> None:
+    assert jwt.PyJWK(CRD_RSA_PUBLIC, algorithm="RS384").key.key_size == 2048
+    assert accepted_in_config(CRD_RSA_PUBLIC)
+    token = mint(CRD_RSA_PRIVATE, alg="RS384", iss=CRD_ISS, jku=CRD_JKU)
+    assert crd_auth([CRD_RSA_PUBLIC]).verify(bearer(token), AUD)["iss"] == CRD_ISS
+
+
+# ------------------------------------------------------------------------------------------
+# JWKS fetch deadline
+# ------------------------------------------------------------------------------------------
+
+
+class TrickledBody(io.RawIOBase):
+    """A body that arrives one byte every ``gap_s``: each read is quick, the whole is slow."""
+
+    def __init__(self, data: bytes, gap_s: float) -> None:
+        self._data = data
+        self._gap_s = gap_s
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._position >= len(self._data):
+            return b""
+        time.sleep(self._gap_s)
+        self._position += 1
+        return self._data[self._position - 1 : self._position]
+
+
+class TricklingAdapter(FakeJwksAdapter):
+    def __init__(self, document: Mapping[str, Any], gap_s: float) -> None:
+        super().__init__({SANDBOX_JKU: document})
+        self.gap_s = gap_s
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        response = super().send(request, **kwargs)
+        response.raw = TrickledBody(json.dumps(self.documents[SANDBOX_JKU]).encode(), self.gap_s)
+        return response
+
+
+def test_jwks_body_not_complete_within_the_timeout_is_refused() -> None:
+    """Every read is quick (so the per-read timeout never fires); the whole body takes about
+    three seconds, well past the 0.3 s budget: the fetch is abandoned at the deadline. Without
+    the deadline the body would complete and the token be accepted."""
+    body_bytes = len(json.dumps(SANDBOX_JWKS))
+    adapter = TricklingAdapter(SANDBOX_JWKS, gap_s=3.0 / body_bytes)
+    auth = ClientAuthenticator(
+        [TrustedClient(iss=SANDBOX_ISS, jku=(SANDBOX_JKU,))],
+        session=fake_session(adapter),
+        jwks_timeout_s=0.3,
+    )
+    expect_auth_error(auth, bearer(mint()), "JWKS .* unavailable")
+    assert adapter.calls == [(SANDBOX_JKU, 0.3)]
+
+
+def test_jwks_body_trickled_within_the_timeout_is_accepted() -> None:
+    adapter = TricklingAdapter(SANDBOX_JWKS, gap_s=0.0)
+    auth = ClientAuthenticator(
+        [TrustedClient(iss=SANDBOX_ISS, jku=(SANDBOX_JKU,))],
+        session=fake_session(adapter),
+        jwks_timeout_s=30.0,
+    )
+    assert auth.verify(bearer(mint()), AUD)["iss"] == SANDBOX_ISS
