@@ -45,6 +45,15 @@ test: $(STAMP) fhir-servers browser-deps postgres bench-deps
 	$(BIN)/coverage run -m pytest -p randomly --randomly-seed=$(TEST_SEED)
 	$(BIN)/coverage report
 
+## mutation: on demand, not part of make test (slow): mutmut on the rules, the protocol layer and the
+## security module ([tool.mutmut] in pyproject.toml); MUTANTS='cds_service.security*' narrows the run,
+## MUTATION_JOBS sets parallel children. Prints the score and every surviving mutant (docs/testing.md).
+MUTANTS ?=
+MUTATION_JOBS ?= 2
+mutation: $(STAMP)
+	$(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
+	$(BIN)/mutmut results
+
 ## postgres: install PostgreSQL from Debian for the integration tests (skipped when present)
 postgres:
 	sh scripts/install-postgres.sh
