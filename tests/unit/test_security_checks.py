@@ -44,6 +44,8 @@ from tests.unit.test_security import (
     mint,
 )
 
+MAX_JWKS_BYTES = 512 * 1024  # cds_service.security's cap on a fetched JWKS
+
 #: The test kit's published EC public key: kty EC, crv P-384, alg ES384, use sig, key_ops verify.
 CRD_EC_PUBLIC = next(k for k in CRD_PUBLIC_JWKS["keys"] if k["kty"] == "EC")
 CRD_RSA_PUBLIC = next(k for k in CRD_PUBLIC_JWKS["keys"] if k["kty"] == "RSA")
@@ -279,39 +281,57 @@ class TrickledBody(io.RawIOBase):
         return self._data[self._position - 1 : self._position]
 
 
-class TricklingAdapter(FakeJwksAdapter):
-    def __init__(self, document: Mapping[str, Any], gap_s: float) -> None:
-        super().__init__({SANDBOX_JKU: document})
+class ServedBody(FakeJwksAdapter):
+    """Serves these exact bytes as the JWKS, trickled one byte every ``gap_s`` if given."""
+
+    def __init__(self, body: bytes, gap_s: float = 0.0) -> None:
+        super().__init__({SANDBOX_JKU: {}})
+        self.body = body
         self.gap_s = gap_s
 
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, **kwargs: Any
     ) -> requests.Response:
         response = super().send(request, **kwargs)
-        response.raw = TrickledBody(json.dumps(self.documents[SANDBOX_JKU]).encode(), self.gap_s)
+        response.raw = TrickledBody(self.body, self.gap_s) if self.gap_s else io.BytesIO(self.body)
         return response
 
 
-def test_jwks_body_not_complete_within_the_timeout_is_refused() -> None:
+SANDBOX_JWKS_BYTES = json.dumps(SANDBOX_JWKS).encode()
+
+
+def sandbox_auth(adapter: FakeJwksAdapter, jwks_timeout_s: float) -> ClientAuthenticator:
+    return ClientAuthenticator(
+        [TrustedClient(iss=SANDBOX_ISS, jku=(SANDBOX_JKU,))],
+        session=fake_session(adapter),
+        jwks_timeout_s=jwks_timeout_s,
+    )
+
+
+def test_jwks_body_not_complete_within_the_timeout_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Every read is quick (so the per-read timeout never fires); the whole body takes about
     three seconds, well past the 0.3 s budget: the fetch is abandoned at the deadline. Without
     the deadline the body would complete and the token be accepted."""
-    body_bytes = len(json.dumps(SANDBOX_JWKS))
-    adapter = TricklingAdapter(SANDBOX_JWKS, gap_s=3.0 / body_bytes)
-    auth = ClientAuthenticator(
-        [TrustedClient(iss=SANDBOX_ISS, jku=(SANDBOX_JKU,))],
-        session=fake_session(adapter),
-        jwks_timeout_s=0.3,
-    )
-    expect_auth_error(auth, bearer(mint()), "JWKS .* unavailable")
+    adapter = ServedBody(SANDBOX_JWKS_BYTES, gap_s=3.0 / len(SANDBOX_JWKS_BYTES))
+    expect_auth_error(sandbox_auth(adapter, 0.3), bearer(mint()), "JWKS .* unavailable")
     assert adapter.calls == [(SANDBOX_JKU, 0.3)]
+    assert f"JWKS from {SANDBOX_JKU} is invalid: not received within the timeout" in caplog.text
 
 
 def test_jwks_body_trickled_within_the_timeout_is_accepted() -> None:
-    adapter = TricklingAdapter(SANDBOX_JWKS, gap_s=0.0)
-    auth = ClientAuthenticator(
-        [TrustedClient(iss=SANDBOX_ISS, jku=(SANDBOX_JKU,))],
-        session=fake_session(adapter),
-        jwks_timeout_s=30.0,
-    )
-    assert auth.verify(bearer(mint()), AUD)["iss"] == SANDBOX_ISS
+    adapter = ServedBody(SANDBOX_JWKS_BYTES, gap_s=1e-6)
+    assert sandbox_auth(adapter, 30.0).verify(bearer(mint()), AUD)["iss"] == SANDBOX_ISS
+
+
+def test_jwks_body_may_fill_the_size_limit_but_not_exceed_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    padding = MAX_JWKS_BYTES - len(SANDBOX_JWKS_BYTES)
+    exactly = ServedBody(SANDBOX_JWKS_BYTES + b" " * padding)  # JSON allows trailing spaces
+    assert sandbox_auth(exactly, 30.0).verify(bearer(mint()), AUD)["iss"] == SANDBOX_ISS
+
+    one_more = ServedBody(SANDBOX_JWKS_BYTES + b" " * (padding + 1))
+    expect_auth_error(sandbox_auth(one_more, 30.0), bearer(mint()), "JWKS .* unavailable")
+    assert f"JWKS from {SANDBOX_JKU} is invalid: larger than {MAX_JWKS_BYTES} bytes" in caplog.text
