@@ -335,3 +335,25 @@ def test_jwks_body_may_fill_the_size_limit_but_not_exceed_it(
     one_more = ServedBody(SANDBOX_JWKS_BYTES + b" " * (padding + 1))
     expect_auth_error(sandbox_auth(one_more, 30.0), bearer(mint()), "JWKS .* unavailable")
     assert f"JWKS from {SANDBOX_JKU} is invalid: larger than {MAX_JWKS_BYTES} bytes" in caplog.text
+
+
+# ------------------------------------------------------------------------------------------
+# signature step
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alg", ["RS384", "RS512", "PS384"])
+def test_rsa_key_without_alg_verifies_with_the_token_alg(alg: str) -> None:
+    """The key is bound to the token's (allowlisted) alg, not to a default guessed from its kty
+    (RS256 for RSA): otherwise a key published without ``alg`` verifies nothing."""
+    key = {k: v for k, v in CRD_RSA_PUBLIC.items() if k != "alg"}
+    token = mint(CRD_RSA_PRIVATE, alg=alg, iss=CRD_ISS, jku=CRD_JKU)
+    auth = crd_auth([key], algorithms=(alg,))
+    assert auth.verify(bearer(token), AUD)["iss"] == CRD_ISS
+
+
+def test_signature_failure_message_is_exact() -> None:
+    """Operators search logs for it: the reason, then the issuer."""
+    forged = mint(CRD_EC_PRIVATE, kid=SANDBOX_PRIVATE["kid"])
+    error = expect_auth_error(make_auth(), bearer(forged), "invalid signature")
+    assert str(error) == f"invalid signature (iss {SANDBOX_ISS!r})"
