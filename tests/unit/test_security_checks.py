@@ -357,3 +357,13 @@ def test_signature_failure_message_is_exact() -> None:
     forged = mint(CRD_EC_PRIVATE, kid=SANDBOX_PRIVATE["kid"])
     error = expect_auth_error(make_auth(), bearer(forged), "invalid signature")
     assert str(error) == f"invalid signature (iss {SANDBOX_ISS!r})"
+
+
+def test_every_published_key_with_the_kid_is_tried() -> None:
+    """A fetched JWKS may publish two keys under one kid (a careless rotation): the token is
+    accepted if any of them verifies it, not only the first."""
+    impostor = {**SANDBOX_JWKS["keys"][0], "kid": CRD_EC_PUBLIC["kid"]}  # another P-384 key
+    auth = crd_auth([impostor, CRD_EC_PUBLIC])
+    assert auth.verify(bearer(ec_token()), AUD)["iss"] == CRD_ISS
+    # and with only the other key under that kid, the signature does not verify
+    expect_auth_error(crd_auth([impostor]), bearer(ec_token()), "invalid signature")
