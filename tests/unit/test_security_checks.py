@@ -367,3 +367,36 @@ def test_every_published_key_with_the_kid_is_tried() -> None:
     assert auth.verify(bearer(ec_token()), AUD)["iss"] == CRD_ISS
     # and with only the other key under that kid, the signature does not verify
     expect_auth_error(crd_auth([impostor]), bearer(ec_token()), "invalid signature")
+
+
+def test_jwk_that_is_not_an_object_is_refused_in_configuration() -> None:
+    config_error("not-a-key", "is not a JSON object")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------
+# which published key may verify which token alg
+# ------------------------------------------------------------------------------------------
+
+
+def test_rsa_key_declared_for_one_alg_does_not_verify_another() -> None:
+    """The key says alg RS384: a token signed RS512 with the same private key is refused."""
+    token = mint(CRD_RSA_PRIVATE, alg="RS512", iss=CRD_ISS, jku=CRD_JKU)
+    auth = crd_auth([CRD_RSA_PUBLIC], algorithms=("RS384", "RS512"))
+    expect_auth_error(auth, bearer(token), "does not fit alg RS512")
+
+
+def test_ec_key_without_alg_does_not_verify_an_rsa_token() -> None:
+    ec_without_alg = ec_key(alg=None)
+    token = mint(CRD_RSA_PRIVATE, alg="RS384", iss=CRD_ISS, jku=CRD_JKU, kid=CRD_EC_PUBLIC["kid"])
+    expect_auth_error(crd_auth([ec_without_alg]), bearer(token), "does not fit alg RS384")
+
+
+def test_ec_key_of_another_curve_does_not_verify() -> None:
+    """An ES256 header naming a P-384 key published without alg: refused before any
+    signature check (the signature below is not even valid)."""
+    issued = int(time.time())
+    header = {"alg": "ES256", "typ": "JWT", "kid": CRD_EC_PUBLIC["kid"], "jku": CRD_JKU}
+    payload = {"iss": CRD_ISS, "aud": AUD, "iat": issued, "exp": issued + 300, "jti": "curve"}
+    token = f"{b64json(header)}.{b64json(payload)}.{b64url(b'x' * 64)}"
+    auth = crd_auth([ec_key(alg=None)], algorithms=("ES256", "ES384"))
+    expect_auth_error(auth, bearer(token), "does not fit alg ES256")
