@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit venv clean fhir-servers browser-deps postgres
+.PHONY: run test lint typecheck unit venv clean fhir-servers browser-deps postgres bench-deps mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,24 +42,42 @@ run:
 browser-deps:
 	bash scripts/install-browser-deps.sh
 
-## test: set up, then lint, type-check and run every test with coverage
-test: $(STAMP) fhir-servers browser-deps postgres
+## bench-deps: wrk from Debian for the load benchmark and its quick run in the tests (skipped when present)
+bench-deps:
+	sh scripts/install-bench-deps.sh
+
+## Tests run in a shuffled order (pytest-randomly; the seed is in pytest's header). The default seed
+## comes from the commit, so reruns of one commit are identical; TEST_SEED=N replays any order.
+TEST_SEED ?= $(shell printf '%d' 0x$$(git rev-parse HEAD 2>/dev/null | cut -c1-7 | grep . || echo 1))
+
+## test: set up (every install happens here, none inside a test), then lint, type-check and run
+## every test with coverage
+test: $(STAMP) fhir-servers browser-deps postgres bench-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy cds_service
 	$(BIN)/aih-cds rules validate
-	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage run -m pytest -p randomly --randomly-seed=$(TEST_SEED)
 	$(BIN)/coverage report
+
+## mutation: on demand, not part of make test (slow): mutmut on the rules, the protocol layer and the
+## security module ([tool.mutmut] in pyproject.toml); MUTANTS='cds_service.security*' narrows the run,
+## MUTATION_JOBS sets parallel children. Prints the score and every surviving mutant (docs/testing.md).
+MUTANTS ?=
+MUTATION_JOBS ?= 2
+mutation: $(STAMP)
+	$(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
+	$(BIN)/mutmut results
 
 ## postgres: install PostgreSQL from Debian for the integration tests (skipped when present)
 postgres:
 	sh scripts/install-postgres.sh
 
-## bench: load benchmark under gunicorn + wrk (installs wrk when missing; the fetch path runs
+## bench: load benchmark under gunicorn + wrk (bench-deps installs wrk; the fetch path runs
 ## against the local Medplum FHIR server); writes bench/results/latest.json and prints the table.
 ## BENCH_ARGS=--quick for a short run.
 .PHONY: bench
-bench: $(STAMP) fhir-servers
+bench: $(STAMP) fhir-servers bench-deps
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

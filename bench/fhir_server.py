@@ -1,10 +1,11 @@
 """The FHIR server for the fetch-path scenario: one given by URL, or one started locally.
 
 ``--fhir-server URL`` / ``BENCH_FHIR_SERVER`` points the benchmark at a running server. Otherwise
-it starts the Medplum-based server of ``servers/medplum/`` (the issue's choice; installed by
-``scripts/install-fhir-servers.sh``) or, with ``--local-fhir sekmet``, SEKMET (``pip install
-sekmet-fhir``, into its own venv under ``bench/.venvs/``, in-memory, order simulator off: it
-would mutate the chart). Either binds 127.0.0.1 on a free port.
+it starts the Medplum-based server of ``servers/medplum/`` or, with ``--local-fhir sekmet``,
+SEKMET from ``servers/sekmet/.venv`` (in-memory, order simulator off: it would mutate the chart).
+Either binds 127.0.0.1 on a free port. Both are installed by ``scripts/install-fhir-servers.sh``
+(``make bench`` and ``make test`` run it first); nothing is installed here: a missing server is an
+error that says how to install it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -26,9 +26,9 @@ from bench.processes import free_port, stop_process_group
 HERE = Path(__file__).resolve().parent
 MEDPLUM_DIR = HERE.parent / "servers" / "medplum"
 MEDPLUM_NODE = MEDPLUM_DIR / "node_modules" / ".bin" / "node"
-INSTALL_SERVERS = HERE.parent / "scripts" / "install-fhir-servers.sh"
-SEKMET_VENV = HERE / ".venvs" / "sekmet"
-SEKMET_PACKAGE = "sekmet-fhir==0.1.1"
+SEKMET_BIN = HERE.parent / "servers" / "sekmet" / ".venv" / "bin" / "sekmet"
+SEKMET_VERSION = "0.1.1"  # servers/sekmet/requirements.txt
+INSTALL_HINT = "run scripts/install-fhir-servers.sh (make bench and make test do)"
 FHIR_JSON = "application/fhir+json"
 TRANSACTION_ENTRIES = 50
 
@@ -84,9 +84,19 @@ def given_server(url: str, token: str | None) -> FhirServer:
     return FhirServer(base_url=url.rstrip("/"), name=f"given: {url}", token=token)
 
 
+class ServerNotInstalled(RuntimeError):
+    """A local FHIR server the benchmark needs is not installed."""
+
+
+def installed(executable: Path, name: str) -> Path:
+    """``executable`` if it exists; otherwise :class:`ServerNotInstalled` saying how to fix it."""
+    if not executable.exists():
+        raise ServerNotInstalled(f"{name} is not installed ({executable} missing): {INSTALL_HINT}")
+    return executable
+
+
 def start_medplum(log_dir: Path) -> FhirServer:
-    if not MEDPLUM_NODE.exists():
-        subprocess.run([str(INSTALL_SERVERS)], check=True)  # noqa: S603 - the project's script
+    installed(MEDPLUM_NODE, "the Medplum FHIR server")
     port = free_port()
     token = "bench-token"  # noqa: S105 - a local throw-away server's token
     env = {
@@ -113,7 +123,7 @@ def start_medplum(log_dir: Path) -> FhirServer:
 
 
 def start_sekmet(log_dir: Path) -> FhirServer:
-    sekmet = _ensure_sekmet()
+    sekmet = installed(SEKMET_BIN, "the SEKMET FHIR server")
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/fhir"
     workdir = tempfile.TemporaryDirectory(prefix="bench-sekmet-")
@@ -139,7 +149,7 @@ def start_sekmet(log_dir: Path) -> FhirServer:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    server = FhirServer(base_url, f"SEKMET {SEKMET_PACKAGE.split('==')[1]} (in-memory)")
+    server = FhirServer(base_url, f"SEKMET {SEKMET_VERSION} (in-memory)")
     server.process, server.workdir = process, workdir
     return _ready(server)
 
@@ -170,17 +180,3 @@ def _wait_ready(server: FhirServer, timeout_s: float) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{server.name} did not answer /metadata within {timeout_s} s")
-
-
-def _ensure_sekmet() -> Path:
-    executable = SEKMET_VENV / "bin" / "sekmet"
-    if executable.exists():
-        return executable
-    print(f"installing {SEKMET_PACKAGE} into {SEKMET_VENV} ...", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "venv", str(SEKMET_VENV)], check=True)  # noqa: S603
-    subprocess.run(  # noqa: S603
-        [str(SEKMET_VENV / "bin" / "pip"), "install", "--quiet", SEKMET_PACKAGE],
-        check=True,
-        env=os.environ | {"PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-    )
-    return executable

@@ -115,22 +115,12 @@ def load_jobs(
 # ---------------------------------------------------------------- tools
 
 
-def ensure_wrk() -> str:
-    """wrk from Debian; installed with apt-get when missing (CI runs as root)."""
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise BenchError("wrk is not installed: run `sudo apt-get install -y wrk`")
-    print("installing wrk (apt-get) ...", file=sys.stderr)
-    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "wrk"]
-    if subprocess.run(install, check=False, stdout=subprocess.DEVNULL, env=env).returncode:  # noqa: S603
-        subprocess.run(["apt-get", "update"], check=True, stdout=subprocess.DEVNULL, env=env)  # noqa: S607
-        subprocess.run(install, check=True, stdout=subprocess.DEVNULL, env=env)  # noqa: S603
+def require_wrk() -> str:
+    """wrk from Debian, installed by scripts/install-bench-deps.sh (make bench and make test
+    run it first); never installed from here."""
     found = shutil.which("wrk")
     if not found:
-        raise BenchError("wrk could not be installed")
+        raise BenchError("wrk is not installed: run scripts/install-bench-deps.sh")
     return found
 
 
@@ -300,7 +290,7 @@ def sanity(service: Service, bodies: dict[str, Path]) -> dict[str, list[str]]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     plan = Plan.from_args(args)
-    wrk_path = ensure_wrk()
+    wrk_path = require_wrk()
     anchor = today()
     patients = [large_patient(anchor), small_patient(anchor)]
     runs: list[dict[str, Any]] = []

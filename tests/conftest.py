@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import uuid
 from collections.abc import Callable
@@ -20,6 +21,17 @@ pytest_plugins = ["tests.log_scan"]
 REPO = Path(__file__).resolve().parents[1]
 # Public CDS Hooks test material copied into the repository (provenance: tests/material/README.md).
 MATERIAL = REPO / "tests" / "material"
+
+
+#: Read by the service or prometheus_client: a developer's shell must not change what tests see.
+_AMBIENT_PREFIXES = ("CDS_", "PROMETHEUS_MULTIPROC_DIR", "OTEL_")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests set every setting they depend on; none comes from the environment of the machine
+    that runs them (a CDS_* variable left in a shell would otherwise reach create_app)."""
+    for name in [n for n in os.environ if n.startswith(_AMBIENT_PREFIXES)]:
+        del os.environ[name]
 
 
 def deterministic_uuids() -> Callable[[], str]:

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from bench.fhir_server import MEDPLUM_NODE, ServerNotInstalled, installed
+
 REPO = Path(__file__).resolve().parents[2]
+
+
+def require_prerequisites() -> None:
+    """Fail (not install) when what ``make test`` installs first is missing."""
+    try:
+        installed(MEDPLUM_NODE, "the Medplum FHIR server")
+    except ServerNotInstalled as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if shutil.which("wrk") is None:
+        pytest.fail("wrk is not installed: run scripts/install-bench-deps.sh (make test does)")
 
 
 @pytest.mark.integration
 def test_quick_benchmark_gets_an_answer_to_every_request(tmp_path: Path) -> None:
+    require_prerequisites()
     output = tmp_path / "quick.json"
     run = subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "bench", "--quick", "--output", str(output)],

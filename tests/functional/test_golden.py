@@ -9,7 +9,6 @@ golden file can never be blessed with a wrong answer. See fixtures/fhir/README.m
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -17,30 +16,19 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from string import Template
-from types import ModuleType
 from typing import Any
 
 import pytest
 from flask import Flask
 
 from cds_service.rules.registry import REGISTRY
-from tests.conftest import REPO
+from tests.scenarios import GOLDEN, load_build
 
-GOLDEN = REPO / "fixtures" / "fhir"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 RULE_TOPIC_SYSTEM = "urn:aih-cds:rule"
 
 
-def _load_build() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("golden_build", GOLDEN / "build.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _load_build()
+build = load_build()
 SCENARIOS = [d.name for d in build.scenario_dirs(GOLDEN)]
 
 

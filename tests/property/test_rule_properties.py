@@ -172,8 +172,12 @@ def test_http_endpoint_never_fails_on_arbitrary_lab_series(
     response = client.post(f"/cds-services/{SERVICES[hook]}", json=body)
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
     cards = response.get_json()["cards"]
+    event(f"cards: {sorted(c['source']['topic']['code'] for c in cards)}")
+    assert_well_formed(cards)
+
+
+def assert_well_formed(cards: list[dict[str, Any]]) -> None:
     topics = [c["source"]["topic"]["code"] for c in cards]
-    event(f"cards: {sorted(topics)}")
     assert len(topics) == len(set(topics)), "a rule emits at most one card per request"
     assert sum(t in TREATMENT_RESPONSE for t in topics) <= 1
     for card in cards:
@@ -183,11 +187,28 @@ def test_http_endpoint_never_fails_on_arbitrary_lab_series(
             assert card["overrideReasons"]
 
 
+# case -> (rules, prefetch, the one card expected: (rule, outcome, indicator))
 EXTREME = {
-    "alt-1e30-aih": (TREATMENT_RESPONSE, f.on_aih_treatment((200, 255), (1e30, 30), (1e30, 5))),
-    "alt-1e300-aih": (TREATMENT_RESPONSE, f.on_aih_treatment((200, 255), (1e300, 30), (1e300, 5))),
-    "tiny-baseline-aih": (TREATMENT_RESPONSE, f.on_aih_treatment((1e-30, 255), (100, 5))),
-    "alt-1e30-anti-tnf": ((ANTI_TNF,), f.on_anti_tnf((1e30, 5))),
+    "alt-1e30-aih": (
+        TREATMENT_RESPONSE,
+        f.on_aih_treatment((200, 255), (1e30, 30), (1e30, 5)),
+        ("aih-refractory", "steroid-refractory", "warning"),
+    ),
+    "alt-1e300-aih": (
+        TREATMENT_RESPONSE,
+        f.on_aih_treatment((200, 255), (1e300, 30), (1e300, 5)),
+        ("aih-refractory", "steroid-refractory", "warning"),
+    ),
+    "tiny-baseline-aih": (
+        TREATMENT_RESPONSE,
+        f.on_aih_treatment((1e-30, 255), (100, 5)),
+        ("aih-insufficient-response", "not-in-complete-response", "warning"),
+    ),
+    "alt-1e30-anti-tnf": (
+        (ANTI_TNF,),
+        f.on_anti_tnf((1e30, 5)),
+        ("anti-tnf-liver-injury", "severe-injury", "critical"),
+    ),
 }
 
 
@@ -195,15 +216,27 @@ EXTREME = {
 # are now formatted exactly at any magnitude.
 @pytest.mark.parametrize("case", sorted(EXTREME))
 def test_rules_do_not_raise_on_extreme_values(case: str) -> None:
-    rules, prefetch = EXTREME[case]
-    for rule_id in rules:
-        run_rule(rule_id, prefetch)
+    rules, prefetch, (expected_rule, outcome, _) = EXTREME[case]
+    findings = {rule_id: run_rule(rule_id, prefetch) for rule_id in rules}
+    finding = findings[expected_rule]
+    assert finding is not None
+    assert finding.outcome == outcome
+    assert all(isinstance(v, str) for v in finding.variables.values())
 
 
 @pytest.mark.parametrize("case", sorted(EXTREME))
-def test_http_endpoint_does_not_fail_on_extreme_values(client: FlaskClient, case: str) -> None:
-    body = f.hook_request("patient-view", prefetch=EXTREME[case][1])
-    assert client.post("/cds-services/aih-patient-view", json=body).status_code in {200, 400}
+def test_http_endpoint_answers_extreme_values_with_a_well_formed_card(
+    client: FlaskClient, case: str
+) -> None:
+    _, prefetch, (expected_rule, _, indicator) = EXTREME[case]
+    body = f.hook_request("patient-view", prefetch=prefetch)
+    response = client.post("/cds-services/aih-patient-view", json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    cards = response.get_json()["cards"]
+    assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [
+        (expected_rule, indicator)
+    ]
+    assert_well_formed(cards)
 
 
 # ---------------------------------------------------------------- 2. monotone in ALT

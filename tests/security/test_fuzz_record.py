@@ -189,7 +189,20 @@ def test_unmutated_request_gets_cards(fuzz_client: FlaskClient) -> None:
     """The starting point reaches the rule: mutations explore around a card, not a 400."""
     response = fuzz_client.post(SERVICE, json=realistic_request())
     assert response.status_code == 200
-    assert response.get_json()["cards"]
+    assert [essentials(card) for card in response.get_json()["cards"]] == [BASELINE_CARD]
+
+
+#: The one card of the unmutated request: the pregnancy Condition makes it critical.
+BASELINE_CARD = (
+    "mmf-teratogenicity",
+    "critical",
+    "Evidence of pregnancy: mycophenolate is contraindicated in pregnancy "
+    "(mycophenolate mofetil ordered)",
+)
+
+
+def essentials(card: dict[str, Any]) -> tuple[str, str, str]:
+    return card["source"]["topic"]["code"], card["indicator"], card["summary"]
 
 
 # Regressions found by the fuzzing above (each was a 500 before its fix).
@@ -237,3 +250,9 @@ def test_outcome_with_malformed_issues_in_a_bundle_is_not_an_error(
         SERVICE, json=f.hook_request(drafts=(f.mmf_draft(),), prefetch=prefetch)
     )
     assert response.status_code == 200
+    # the resources around it are read as without it: the same card, word for word
+    baseline = fuzz_client.post(SERVICE, json=realistic_request()).get_json()["cards"]
+    [card] = response.get_json()["cards"]
+    assert essentials(card) == BASELINE_CARD
+    assert card["detail"] == baseline[0]["detail"]
+    assert "none: all data the rule reads was available" in card["detail"]

@@ -21,9 +21,9 @@ from flask.testing import FlaskClient
 from cds_service.openapi import hook_request_schema
 from tests import factories as f
 from tests.conformance.support import spec_example
-from tests.conftest import REPO
+from tests.scenarios import scenario_dirs
 
-SCENARIOS = sorted(p for p in (REPO / "fixtures" / "fhir").iterdir() if p.is_dir())
+SCENARIOS = scenario_dirs()
 SERVICE_BY_HOOK = {
     "order-sign": "aih-order-sign",
     "order-select": "aih-order-select",

@@ -20,6 +20,7 @@ from cds_service.cli import main
 from tests.unit.test_app_http import PUBLIC, SANDBOX_ISS, SANDBOX_JKU, sandbox_token
 
 MONDAY = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)  # a Monday
+SVG = {"s": "http://www.w3.org/2000/svg"}
 PREGNANT_OVERRIDE = {"code": "benefit-outweighs-risk", "system": "urn:x", "display": "Benefit"}
 
 
@@ -143,7 +144,16 @@ def test_cli_report_table_json_and_plot(
     table = capsys.readouterr().out
     assert "override reason: Benefit x1" in table
     assert "accepted 2 of 4 (50%)" in table
-    assert ET.parse(plot)  # noqa: S314 - the command's own SVG.getroot().tag.endswith("svg")
+    svg = ET.parse(plot).getroot()  # noqa: S314 - the command's own SVG
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    points = [c.findtext("s:title", namespaces=SVG) for c in svg.iterfind("s:circle", SVG)]
+    assert sorted(points) == [
+        "mmf-teratogenicity, week of 2026-06-01: 40% of 5 card(s) overridden",
+        "mmf-teratogenicity, week of 2026-06-08: 0% of 1 card(s) overridden",
+    ]
+    # the same picture as the service draws over HTTP
+    served = clinic.client.get("/analytics/feedback/override-rate.svg").get_data(as_text=True)
+    assert plot.read_text(encoding="utf-8") == served
     assert main(["feedback", "report", "--database-url", url, "--plot", "x.png"]) == 2
 
 

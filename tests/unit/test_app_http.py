@@ -109,13 +109,27 @@ def test_audience_uses_public_base_url(app_factory: Callable[..., Flask]) -> Non
     app = app_factory(
         auth=True, trusted_issuers=trusted, public_base_url="https://cds.example.org/aih/"
     )
-    token = sandbox_token("https://cds.example.org/aih/cds-services/aih-order-sign")
-    response = app.test_client().post(
-        "/cds-services/aih-order-sign",
-        json=order_sign_body(),
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert response.status_code == 200
+    client = app.test_client()
+
+    def call(aud: str) -> Any:
+        return client.post(
+            "/cds-services/aih-order-sign",
+            json=order_sign_body(),
+            headers={"Authorization": f"Bearer {sandbox_token(aud)}"},
+        )
+
+    # the audience is the public URL, not the URL this request reached (http://localhost/...)
+    answer = call("https://cds.example.org/aih/cds-services/aih-order-sign")
+    assert answer.status_code == 200
+    [card] = answer.get_json()["cards"]
+    assert (card["source"]["topic"]["code"], card["indicator"]) == ("mmf-teratogenicity", "warning")
+    for other in (
+        "http://localhost/cds-services/aih-order-sign",
+        "https://cds.example.org/cds-services/aih-order-sign",
+        "https://cds.example.org/aih/cds-services/aih-order-select",
+    ):
+        refused = call(other)
+        assert (refused.status_code, refused.data) == (401, b""), other
 
 
 def test_default_app_requires_tokens(app_factory: Callable[..., Flask]) -> None:

@@ -23,8 +23,9 @@ from flask import Flask
 
 from cds_service.demo_run import without_prefetch
 from tests.integration.fhir.conftest import GOLDEN, LoadedServer
+from tests.scenarios import scenario_dirs
 
-SCENARIOS = sorted(p.parent.name for p in GOLDEN.glob("*/scenario.json"))
+SCENARIOS = [d.name for d in scenario_dirs()]
 # Generous: these tests are about the answer, not speed (faults test the budget).
 SETTINGS = {"fhir_timeout_s": 15.0, "fhir_max_pages": 200}
 

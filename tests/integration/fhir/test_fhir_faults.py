@@ -2,8 +2,10 @@
 
 Required data that cannot be had -> 412 OperationOutcome naming the failure; data that is had but
 incomplete -> cards with the gap stated under "Missing or assumed data". Never a 500, never a
-hang: each case runs over real HTTP on 127.0.0.1 with a short budget, and the slow case proves the
-service answered while the server was still stalling.
+hang: each case runs over real HTTP on 127.0.0.1, and the slow case proves the service answered
+within its short budget while the server was still stalling (no wall-clock threshold). Every other
+case is about the answer, not time: it gets a generous budget, so a loaded machine cannot turn a
+401 or a retried 503 into a timeout.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from tests.integration.ports import free_port
 # Observation) changes the answer, so a clean run proves the data came through intact.
 SCENARIO = GOLDEN / "mmf-negative-hcg-3-days"
 TOKEN = "fault-token"
-BUDGET_S = 1.0
+BUDGET_S = 1.0  # the slow case only: the server stalls for 30 s, far beyond it
+GENEROUS_BUDGET_S = 20.0  # every other case: never reached, whatever the load
 MAX_BYTES = 200_000
 pytestmark = pytest.mark.integration
 
@@ -49,19 +52,22 @@ def server() -> Iterator[ChartServer]:
         yield running
 
 
+Ask = Callable[..., tuple[int, dict[str, Any]]]
+
+
 @pytest.fixture
-def ask(app_factory: Callable[..., Flask]) -> Callable[[str], tuple[int, dict[str, Any]]]:
+def ask(app_factory: Callable[..., Flask]) -> Ask:
     """POST the scenario without prefetch against ``fhirServer``; (status, body)."""
     scenario = read(SCENARIO / "scenario.json")
     now = datetime.fromisoformat(scenario["now"].replace("Z", "+00:00"))
-    app = app_factory(
-        clock=lambda: now,
-        fhir_timeout_s=BUDGET_S,
-        fhir_max_response_bytes=MAX_BYTES,
-        fhir_max_pages=5,
-    )
 
-    def call(base_url: str) -> tuple[int, dict[str, Any]]:
+    def call(base_url: str, budget_s: float = GENEROUS_BUDGET_S) -> tuple[int, dict[str, Any]]:
+        app = app_factory(
+            clock=lambda: now,
+            fhir_timeout_s=budget_s,
+            fhir_max_response_bytes=MAX_BYTES,
+            fhir_max_pages=5,
+        )
         body = without_prefetch(read(SCENARIO / "request.json"), base_url, TOKEN)
         response = app.test_client().post(f"/cds-services/{scenario['service']}", json=body)
         assert response.status_code in {200, 412}, response.get_data(as_text=True)
@@ -125,11 +131,9 @@ UNOBTAINABLE = {
 
 
 @pytest.mark.parametrize("fault", sorted(UNOBTAINABLE))
-def test_unobtainable_data_gives_412(
-    server: ChartServer, ask: Callable[[str], tuple[int, dict[str, Any]]], fault: str
-) -> None:
+def test_unobtainable_data_gives_412(server: ChartServer, ask: Ask, fault: str) -> None:
     server.fault, expected = UNOBTAINABLE[fault]
-    code, body = ask(server.base_url)
+    code, body = ask(server.base_url, BUDGET_S if fault == "slow" else GENEROUS_BUDGET_S)
     assert code == 412
     text = diagnostics(body)
     assert "observations" in text
@@ -137,15 +141,13 @@ def test_unobtainable_data_gives_412(
     assert server.late_answers == 0  # for "slow": answered while the server still stalled
 
 
-def test_connection_refused_gives_412(ask: Callable[[str], tuple[int, dict[str, Any]]]) -> None:
+def test_connection_refused_gives_412(ask: Ask) -> None:
     code, body = ask(f"http://127.0.0.1:{free_port()}/fhir")  # nothing listens there
     assert code == 412
     assert "could not connect to the FHIR server" in diagnostics(body)
 
 
-def test_one_transient_503_is_retried(
-    server: ChartServer, ask: Callable[[str], tuple[int, dict[str, Any]]]
-) -> None:
+def test_one_transient_503_is_retried(server: ChartServer, ask: Ask) -> None:
     failures = iter([True])
 
     def once(handler: FaultHandler, bundle: dict[str, Any]) -> None:
@@ -190,7 +192,7 @@ GAPS = {
 
 @pytest.mark.parametrize("fault", sorted(GAPS))
 def test_incomplete_data_gives_cards_with_the_gap_stated(
-    server: ChartServer, ask: Callable[[str], tuple[int, dict[str, Any]]], fault: str
+    server: ChartServer, ask: Ask, fault: str
 ) -> None:
     server.fault, expected = GAPS[fault]
     code, body = ask(server.base_url)
@@ -201,7 +203,7 @@ def test_incomplete_data_gives_cards_with_the_gap_stated(
 
 
 def test_server_order_and_foreign_resources_do_not_change_the_answer(
-    server: ChartServer, ask: Callable[[str], tuple[int, dict[str, Any]]]
+    server: ChartServer, ask: Ask
 ) -> None:
     """Local filtering and sorting: results oldest first plus another patient's positive hCG (a
     server that ignored ``patient=``) give exactly the golden cards."""
