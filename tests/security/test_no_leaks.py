@@ -216,7 +216,8 @@ def test_logs_and_database_hold_no_token_and_no_patient_identifier(
     realistic_run(run, app, monkeypatch)
 
     log_text = "\n".join([caplog.text, *(record.getMessage() for record in caplog.records)])
-    # The run was real and was logged: successes, auth failures, fetches, the Patient read without its malformed gender.
+    # The run was real and was logged: successes, auth failures, fetches, and the Patient read
+    # without its malformed gender.
     store: Store = app.extensions["aih_cds"].store
     patient_hash = store.patient_hash(PATIENT_ID)
     assert f"patient={patient_hash}" in log_text
