@@ -80,9 +80,10 @@ def run_demo(
     fhir_server: str | None,
     token: str,
     show: Callable[[str], None] = print,
-) -> int:
-    """Print every scenario's cards; the number of scenarios whose two answers differ."""
-    differing = 0
+) -> tuple[int, int]:
+    """Print every scenario's cards; (scenarios whose two answers differ, scenarios compared).
+    A scenario marked ``prefetch_only`` is about a request without fhirServer: not compared."""
+    differing = compared = 0
     for directory in directories:
         scenario = json.loads((directory / SCENARIO_FILE).read_text(encoding="utf-8"))
         request = json.loads((directory / REQUEST_FILE).read_text(encoding="utf-8"))
@@ -95,6 +96,10 @@ def run_demo(
         if fhir_server is None:
             show("")
             continue
+        if scenario.get("prefetch_only"):
+            show(f"--- without prefetch: not compared ({scenario['prefetch_only']})\n")
+            continue
+        compared += 1
         status, fetched = call(service, without_prefetch(request, fhir_server, token), now)
         show(f"--- without prefetch, read from {fhir_server} (HTTP {status})")
         if _comparable(fetched) == _comparable(prefetched):
@@ -102,7 +107,7 @@ def run_demo(
         else:
             differing += 1
             show(_readable(status, fetched) + "\n")
-    return differing
+    return differing, compared
 
 
 def _readable(status: int, body: dict[str, Any]) -> str:

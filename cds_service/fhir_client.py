@@ -166,7 +166,7 @@ class FhirFetcher:
             address_check = self.policy.address_check(entry)
         host = _origin(base_url)
         try:
-            trial = self.guard.enter(host)
+            trial = self.guard.enter(host, self._deadline(time.monotonic()))
         except Refused as refused:
             log.warning("FHIR server not contacted: %s", refused.reason)
             return _refused_all(keys, FetchError(str(refused), refused.reason))

@@ -3,8 +3,9 @@
 A slow or failing FHIR server must not take the fetch path from the calls that go to healthy
 servers. Each hook call asks ``enter`` before contacting a server (scheme, host and port):
 
-- at most ``max_calls`` calls per server are in progress at once; one more is refused at once
-  ("saturated") instead of waiting for a thread;
+- at most ``max_calls`` calls per server are in progress at once; one more waits for a slot
+  until its hook call's deadline, then is refused ("saturated"): a busy but healthy server
+  queues calls, a slow one cannot hold more than ``max_calls`` of the process's threads;
 - after ``failures_to_open`` calls in a row fail on the network (timeout, connection, 5xx), the
   server is not contacted for ``open_s`` seconds ("circuit-open"); then one trial call is let
   through, and its outcome closes or re-opens the circuit.
@@ -47,10 +48,12 @@ class HostGuard:
         self.open_s = open_s
         self._clock = clock
         self._lock = threading.Lock()
+        self._slot_freed = threading.Condition(self._lock)
         self._hosts: dict[str, _HostState] = {}
 
-    def enter(self, host: str) -> bool:
-        """Admit one call to ``host`` or raise ``Refused``; returns True for a trial call."""
+    def enter(self, host: str, deadline: float | None = None) -> bool:
+        """Admit one call to ``host`` (waiting for a slot until ``deadline``, on this guard's
+        clock) or raise ``Refused``; returns True for a trial call."""
         with self._lock:
             state = self._hosts.setdefault(host, _HostState())
             trial = False
@@ -61,6 +64,10 @@ class HostGuard:
                         "circuit-open",
                     )
                 trial = state.trial_running = True
+            while state.in_flight >= self.max_calls and deadline is not None:
+                remaining = deadline - self._clock()
+                if remaining <= 0 or not self._slot_freed.wait(remaining):
+                    break
             if state.in_flight >= self.max_calls:
                 if trial:
                     state.trial_running = False
@@ -75,6 +82,7 @@ class HostGuard:
         with self._lock:
             state = self._hosts[host]
             state.in_flight -= 1
+            self._slot_freed.notify_all()
             if trial:
                 state.trial_running = False
             if not failed:

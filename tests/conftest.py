@@ -34,6 +34,14 @@ def pytest_configure(config: pytest.Config) -> None:
         del os.environ[name]
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_metrics_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing the gunicorn configuration in-process (one test does) sets
+    PROMETHEUS_MULTIPROC_DIR for the whole process; no later test may inherit it (its /metrics
+    would read that directory instead of the process's counters)."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+
+
 def deterministic_uuids() -> Callable[[], str]:
     counter = itertools.count(1)
     return lambda: str(uuid.UUID(int=next(counter)))

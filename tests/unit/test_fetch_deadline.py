@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from cds_service.fhir_client import FetchError, FetchLimits, FetchResult, FhirFetcher, hook_call
@@ -36,9 +39,9 @@ def test_fetches_of_one_hook_call_share_one_deadline() -> None:
     fetcher.close()
 
 
-def test_a_saturated_server_is_refused_at_once_and_others_are_not() -> None:
+def test_a_saturated_server_is_refused_at_the_deadline_and_others_are_not() -> None:
     guard = HostGuard(max_calls=1)
-    fetcher = FhirFetcher(FetchLimits(budget_s=5.0), workers=4, guard=guard)
+    fetcher = FhirFetcher(FetchLimits(budget_s=1.0), workers=4, guard=guard)
     with trickle_server() as slow, healthy_server() as healthy:
         guard.enter(f"http://127.0.0.1:{slow.port}")  # one call already in progress there
         refused = fetcher.fetch_many(slow.url, None, QUERIES)
@@ -47,6 +50,24 @@ def test_a_saturated_server_is_refused_at_once_and_others_are_not() -> None:
     assert {r.reason for r in refused.values() if isinstance(r, FetchError)} == {"saturated"}
     assert all(isinstance(r, FetchResult) for r in answered.values())
     fetcher.close()
+
+
+def test_a_call_waits_for_a_slot_freed_before_its_deadline() -> None:
+    """A busy but healthy server queues calls instead of refusing them."""
+    guard = HostGuard(max_calls=1)
+    host = "https://ehr.example.org"
+    guard.enter(host)
+    admitted: list[bool] = []
+    waiting = threading.Thread(
+        target=lambda: admitted.append(guard.enter(host, time.monotonic() + 30))
+    )
+    waiting.start()
+    guard.leave(host, failed=False, trial=False)
+    waiting.join(timeout=30)
+    assert admitted == [False]  # admitted, not a trial call
+    with pytest.raises(Refused) as refused:  # the slot is taken again; no time left to wait
+        guard.enter(host, time.monotonic())
+    assert refused.value.reason == "saturated"
 
 
 def test_repeated_network_failures_open_the_circuit_then_one_trial_closes_it() -> None:
