@@ -1,4 +1,4 @@
-"""``aih-cds``: friendly messages for bad files, quiet ``evaluate``, no traceback on a closed pipe."""
+"""``aih-cds``: friendly errors for bad files, quiet ``evaluate``, no traceback on a closed pipe."""
 
 from __future__ import annotations
 
@@ -94,7 +94,8 @@ def test_a_closed_pipe_ends_quietly() -> None:
         stderr=subprocess.PIPE,
         cwd=REPO,
     ) as process:
-        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout is not None
+        assert process.stderr is not None
         process.stdout.read(10)
         process.stdout.close()  # what `| head -c 10` does
         err = process.stderr.read().decode()
