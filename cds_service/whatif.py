@@ -295,9 +295,10 @@ def first_difference(old: CardKey, new: CardKey, width: int = 60) -> tuple[str, 
                 min(len(before), len(after)),
             )
             start = max(0, start - 10)
+            lead = "…" if start else ""
             return (
-                f"{where}: {_short(before[start:], width) if before else '(none)'}",
-                f"{where}: {_short(after[start:], width) if after else '(none)'}",
+                f"{where}: {lead + _short(before[start:].lstrip(), width) if before else '(none)'}",
+                f"{where}: {lead + _short(after[start:].lstrip(), width) if after else '(none)'}",
             )
     return "-", "-"  # pragma: no cover - called only when the texts differ
 
