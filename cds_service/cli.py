@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cds_service import cli_feedback, cli_rules, cli_whatif
+from cds_service import cli_feedback, cli_rules, cli_silent, cli_whatif
 from cds_service.configuration import ConfigError
 from cds_service.db_cli import add_db_commands, run_db_command
 from cds_service.settings import PACKAGE_ROOT, Settings
@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_rules.register(rules_commands)
     cli_whatif.register(commands)
     cli_feedback.register(commands)
+    cli_silent.register(commands)
 
     fixtures = commands.add_parser("fixtures", help="scenario charts for FHIR servers")
     fixtures_commands = fixtures.add_subparsers(dest="fixtures_command", required=True)

@@ -58,7 +58,7 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def open_existing(url: str) -> tuple[Store, str]:
+def open_existing(url: str, patient_hash_key: bytes = b"") -> tuple[Store, str]:
     """The card log at ``url``, read as it is: never created, never migrated.
 
     Returns the store and the URL as shown to the user (password hidden, file made absolute)."""
@@ -77,7 +77,7 @@ def open_existing(url: str) -> tuple[Store, str]:
                 "database with --database-url or CDS_DATABASE_URL"
             )
         shown = f"sqlite:///{path.resolve()}"
-    store = Store(url, b"")  # reads only: no hashing
+    store = Store(url, patient_hash_key)  # reads only
     try:
         missing = [t for t in TABLES if not inspect(store.engine).has_table(t)]
     except SQLAlchemyError as exc:
