@@ -139,7 +139,17 @@ const valueLabels = {
 };
 
 // Treatment lanes: the course name and dates written above each bar, in full, kept inside the
-// plot (right-aligned when the bar starts too far right for the text to fit).
+// plot: right-aligned when the bar starts too far right, on two lines when one is too long.
+function wrapToWidth(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return [text];
+  const words = text.split(" ");
+  for (let cut = words.length - 1; cut > 0; cut--) {
+    const first = words.slice(0, cut).join(" ");
+    if (ctx.measureText(first).width <= width) return [first, words.slice(cut).join(" ")];
+  }
+  return [text];
+}
+
 const laneLabels = {
   id: "laneLabels",
   afterDatasetsDraw(chart) {
@@ -152,13 +162,16 @@ const laneLabels = {
     ctx.fillStyle = INK;
     ctx.textBaseline = "bottom";
     meta.data.forEach((bar, index) => {
-      const text = texts[index];
-      const width = ctx.measureText(text).width;
+      const lines = wrapToWidth(ctx, texts[index], chartArea.right - chartArea.left - 4);
       const from = Math.max(chartArea.left, Math.min(bar.base, bar.x));
-      const x = Math.max(chartArea.left + 2, Math.min(from + 2, chartArea.right - width - 2));
-      const y = bar.y - bar.height / 2 - 2;
-      ctx.fillText(text, x, y);
-      placed.push({ text, x, width, left: chartArea.left, right: chartArea.right });
+      const widest = Math.max(...lines.map((line) => ctx.measureText(line).width));
+      const x = Math.max(chartArea.left + 2, Math.min(from + 2, chartArea.right - widest - 2));
+      lines.forEach((line, row) => {
+        const width = ctx.measureText(line).width;
+        const y = bar.y - bar.height / 2 - 2 - (lines.length - 1 - row) * 15;
+        ctx.fillText(line, x, y);
+        placed.push({ text: line, x, width, left: chartArea.left, right: chartArea.right });
+      });
     });
     ctx.restore();
     chart.$laneLabels = placed;
