@@ -85,8 +85,33 @@ function dayOf(iso) {
 }
 
 function dateLabel(ms, span) {
-  const options = span > 540 * DAY ? { month: "short", year: "numeric" } : { day: "numeric", month: "short", year: "2-digit" };
+  const options = span > 200 * DAY ? { month: "short", year: "numeric" } : { day: "numeric", month: "short", year: "2-digit" };
   return new Date(ms).toLocaleDateString("en-GB", { ...options, timeZone: "UTC" });
+}
+
+// Date ticks on calendar boundaries (days, weeks or the first of a month), as many as fit the
+// axis at about 90 px per label, so labels never run into each other.
+const DAY_STEPS = [1, 2, 7, 14];
+const MONTH_STEPS = [1, 2, 3, 6, 12, 24];
+
+function dateTicks(start, end, fit) {
+  const spanDays = (end - start) / DAY;
+  const days = DAY_STEPS.find((step) => spanDays / step <= fit);
+  const ticks = [];
+  if (days) {
+    const first = new Date(start);
+    first.setUTCHours(0, 0, 0, 0);
+    for (let t = first.getTime() + DAY; t <= end; t += days * DAY) if (t >= start) ticks.push(t);
+    return ticks;
+  }
+  const months = MONTH_STEPS.find((step) => spanDays / (30.44 * step) <= fit) || 48;
+  const cursor = new Date(start);
+  cursor.setUTCHours(0, 0, 0, 0);
+  cursor.setUTCDate(1);
+  cursor.setUTCMonth(cursor.getUTCMonth() + 1);
+  while (cursor.getUTCMonth() % months !== 0 && months <= 12) cursor.setUTCMonth(cursor.getUTCMonth() + 1);
+  for (; cursor.getTime() <= end; cursor.setUTCMonth(cursor.getUTCMonth() + months)) ticks.push(cursor.getTime());
+  return ticks;
 }
 
 function timeAxis(start, end) {
@@ -95,7 +120,11 @@ function timeAxis(start, end) {
     min: start,
     max: end,
     grid: { color: "#e3e7eb" },
-    ticks: { color: INK, maxTicksLimit: 8, maxRotation: 0, callback: (value) => dateLabel(value, end - start) },
+    afterBuildTicks: (scale) => {
+      const fit = Math.max(2, Math.floor((scale.right - scale.left || scale.chart.width - AXIS_WIDTH) / 90));
+      scale.ticks = dateTicks(start, end, fit).map((value) => ({ value }));
+    },
+    ticks: { color: INK, autoSkip: false, maxRotation: 0, callback: (value) => dateLabel(value, end - start) },
   };
 }
 
