@@ -103,8 +103,68 @@ GLOSSARY: Mapping[str, tuple[str, str]] = {
     "oral_codes": ("product codes that mean oral budesonide", "codes"),
     "non_systemic_terms": ("words that mean inhaled, nasal, topical or rectal", TERMS),
     "oral_terms": ("words that mean oral", TERMS),
+    # clinical revision 2 and the reading policy
+    "allele_function": ("star allele -> function, per gene (CPIC allele-function table)", "table"),
+    "valueset_genes": ("which gene each TPMT/NUDT15 value set reports", "value set id -> gene"),
+    "combined_intermediate_min_percent": (
+        "starting dose, lower bound, for TPMT and NUDT15 both intermediate",
+        "% of the usual dose",
+    ),
+    "combined_intermediate_max_percent": (
+        "starting dose, upper bound, for TPMT and NUDT15 both intermediate",
+        "% of the usual dose",
+    ),
+    "child_age_years": ("below this age the weight-based dose ceiling applies", "years"),
+    "contraindicated_classes": ("inhibitors contraindicated with a thiopurine", CLASS),
+    "contraindicated_with_class": ("the thiopurine class they are contraindicated with", CLASS),
+    "inhibitor_classes": ("xanthine-oxidase inhibitor classes that need a dose reduction", CLASS),
+    "weight_analyte": ("analyte that records body weight", "analyte id"),
+    "weight_lookback_days": ("a body weight this recent is used for the dose ceiling", DAYS),
+    "counts_as_cirrhosis_valuesets": ("conditions that count like cirrhosis", VALUESET),
+    "decompensated_valuesets": ("conditions that mean decompensated liver disease", VALUESET),
+    "cr_igg_within_days": (
+        "IgG this close to a normal ALT documents a complete response",
+        DAYS,
+    ),
+    "current_within_days": ("an episode last taken this recently is current", DAYS),
+    "episode_gap_days": ("a longer gap between courses starts a new treatment episode", DAYS),
+    "exclude_other_indications": (
+        "leave out courses ordered for another condition",
+        "yes/no",
+    ),
+    "non_systemic_codes": ("product codes of non-systemic forms (not AIH treatment)", "codes"),
+    "recent_days": ("results older than this are history only", DAYS),
+    "relapse_alt_uln_multiple": ("ALT above this after a complete response is a relapse", ULN),
+    "not_after_complete_response": (
+        "no steroid-refractory card after a documented complete response",
+        "yes/no",
+    ),
+    "withdraw_on_later_response": (
+        "withdraw non-response once a later ALT shows the fall",
+        "yes/no",
+    ),
+    "withdraw_remaining_fraction": (
+        "a later ALT at or below this fraction of baseline withdraws non-response",
+        FRACTION,
+    ),
+    "exposure_gap_days": ("anti-TNF orders this close chain into one course", DAYS),
+    "falling_alt_no_card": ("no card while ALT falls below a raised baseline", "yes/no"),
+    "raised_baseline_relative": (
+        "judge ALT as multiples of a baseline above ULN (pre-existing liver disease)",
+        "yes/no",
+    ),
+    "not_of_reproductive_potential_procedure_valueset": (
+        "procedures that rule out reproductive potential (hysterectomy, oophorectomy)",
+        VALUESET,
+    ),
+    "postpartum_note_days": ("after a pregnancy ends, add the breastfeeding note this long", DAYS),
+    "pregnancy_ended_valueset": (
+        "conditions that record a delivery or pregnancy outcome",
+        VALUESET,
+    ),
+    "remission_recent_days": ("ALT and IgG this recent decide biochemical remission", DAYS),
+    "checks": ("the safety checks named when a draft's drug cannot be identified", "text"),
 }
-
 NO_DESCRIPTION = ("(no description)", "")
 
 
