@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cds_service import cli_feedback, cli_fhir, cli_rules, cli_whatif
+from cds_service import cli_feedback, cli_fhir, cli_rules, cli_silent, cli_whatif
 from cds_service.card_text import format_cards
 from cds_service.configuration import ConfigError
 from cds_service.db_cli import add_db_commands, run_db_command
@@ -21,6 +23,9 @@ FIXTURES_DIR = PACKAGE_ROOT.parent / "fixtures" / "fhir"
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aih-cds", description="AIH CDS Hooks service")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show the service's log lines (evaluate)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser(
@@ -38,6 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     evaluate.add_argument("--now", help="evaluation instant, ISO 8601 (default: now)")
     evaluate.add_argument("--json", action="store_true", help="print the raw CDS Hooks response")
+    evaluate.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show start-up and request log lines (default: cards only)",
+    )
 
     rules = commands.add_parser("rules", help="rule configuration")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)
@@ -47,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_whatif.register(commands)
     cli_feedback.register(commands)
     cli_fhir.register(commands)
+    cli_silent.register(commands)
 
     fixtures = commands.add_parser("fixtures", help="scenario charts for FHIR servers")
     fixtures_commands = fixtures.add_subparsers(dest="fixtures_command", required=True)
@@ -81,22 +94,49 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        if hasattr(args, "handler"):  # commands registered by their own modules
-            return int(args.handler(args))
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "evaluate":
-            return _evaluate(args)
-        if args.command == "fixtures":
-            return _load_fixtures(args)
-        if args.command == "demo":
-            return _demo(args)
-        if args.command == "db":
-            return run_db_command(args)
-        return _validate(args)
+        return _run(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except CliInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path given on the command line: missing, a folder, unreadable
+        if isinstance(exc, BrokenPipeError):
+            return _closed_pipe()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+
+class CliInputError(ValueError):
+    """A file given on the command line is not what the command needs; the message names it."""
+
+
+def _closed_pipe() -> int:
+    """The reader went away (``aih-cds rules show | head``): stop quietly, as shell tools do.
+
+    stdout is pointed at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE, what a shell reports for a command stopped by a closed pipe
+
+
+def _run(args: argparse.Namespace) -> int:
+    if hasattr(args, "handler"):  # commands registered by their own modules
+        return int(args.handler(args))
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
+    if args.command == "fixtures":
+        return _load_fixtures(args)
+    if args.command == "demo":
+        return _demo(args)
+    if args.command == "db":
+        return run_db_command(args)
+    return _validate(args)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -149,27 +189,63 @@ def _load_fixtures(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from cds_service import create_app
 
-    body = json.loads(args.request.read_text(encoding="utf-8"))
+    body = read_request(args.request)
     overrides: dict[str, Any] = {"auth": False, "database_url": "sqlite://"}
     if args.now:
-        fixed = datetime.fromisoformat(args.now.replace("Z", "+00:00"))
+        try:
+            fixed = datetime.fromisoformat(args.now.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise CliInputError(f"--now {args.now!r} is not an ISO 8601 instant") from exc
+        fixed = fixed if fixed.tzinfo else fixed.replace(tzinfo=UTC)
         overrides["clock"] = lambda: fixed
-    app = create_app(overrides)
-    service_id = args.service or _service_for(app, body.get("hook"))
-    response = app.test_client().post(f"/cds-services/{service_id}", json=body)
+    # In-process, unauthenticated and in memory by design: the start-up lines (migrations, the
+    # development-mode banner meant for a served process) are noise here unless asked for.
+    quiet = not args.verbose
+    if quiet:
+        logging.disable(logging.CRITICAL)
+    try:
+        app = create_app(overrides)
+        service_id = args.service or _service_for(app, body.get("hook"))
+        response = app.test_client().post(f"/cds-services/{service_id}", json=body)
+    finally:
+        if quiet:
+            logging.disable(logging.NOTSET)
     payload = response.get_json()
     if args.json or response.status_code != 200:
         print(json.dumps(payload, indent=2, ensure_ascii=False))
+        if response.status_code >= 500 and quiet:
+            print("the service failed: run again with -v to see its log", file=sys.stderr)
         return 0 if response.status_code == 200 else 1
     print(format_cards(payload["cards"]))
     return 0
 
 
+def read_request(path: Path) -> dict[str, Any]:
+    """A hook request file, or a :class:`CliInputError` saying what is wrong with it."""
+    if not path.exists():
+        raise CliInputError(f"{path}: no such file")
+    if path.is_dir():
+        raise CliInputError(f"{path}: is a folder; give a hook request file (*.json)")
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CliInputError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise CliInputError(
+            f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from exc
+    if not isinstance(body, dict) or "hook" not in body:
+        raise CliInputError(f"{path}: not a CDS Hooks request (a JSON object with a 'hook')")
+    return body
+
+
 def _service_for(app: Any, hook: Any) -> str:
-    for service in app.extensions["aih_cds"].config.services.values():
+    services = app.extensions["aih_cds"].config.services.values()
+    for service in services:
         if service.hook == hook:
             return str(service.id)
-    raise SystemExit(f"no service answers hook {hook!r}")
+    hooks = sorted({s.hook for s in services})
+    raise CliInputError(f"no service answers hook {hook!r}; hooks served: {', '.join(hooks)}")
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -6,11 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from cds_service.cli_rules_glossary import described_parameters
 from cds_service.config_schema import FILE_KINDS, configuration_schema, file_kind_schema
-from cds_service.configuration import load_configuration
+from cds_service.configuration import RuleConfig, load_configuration
 from cds_service.effective_config import effective_configuration, effective_rule
 from cds_service.rules.registry import REGISTRY
 from cds_service.settings import Settings
@@ -48,14 +50,31 @@ def show_command(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        document = effective_rule(rule)
+        document = _for_people(rule, effective_rule(rule))
     else:
         document = effective_configuration(config)
+        document["rules"] = [
+            _for_people(rule, shown)
+            for rule, shown in zip(config.rules.values(), document["rules"], strict=True)
+        ]
     if args.json:
         print(json.dumps(document, indent=2, ensure_ascii=False))
     else:
         print(yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100), end="")
     return 0
+
+
+def _for_people(rule: RuleConfig, shown: dict[str, Any]) -> dict[str, Any]:
+    """The rule's mode beside ``enabled``; each parameter with its meaning, unit and range."""
+    ordered: dict[str, Any] = {}
+    for key, value in shown.items():
+        ordered[key] = value
+        if key == "enabled":
+            ordered["mode"] = rule.mode
+    ordered["parameters"] = described_parameters(
+        REGISTRY[rule.id].parameters(), shown["parameters"]
+    )
+    return ordered
 
 
 def schema_command(args: argparse.Namespace) -> int:

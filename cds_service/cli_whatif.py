@@ -1,14 +1,16 @@
 """``aih-cds whatif``: cards that a proposed configuration changes, for review and CI.
 
-Exit codes: 0 no card changes; 1 at least one card appears, disappears, changes indicator or
-outcome, or an input errors under one configuration only; 2 a configuration is invalid or an
-input cannot be read.
+Exit codes: 0 no change; 1 at least one card appears, disappears, changes indicator, outcome,
+mode (active/silent) or text, a rule's mode, enabled flag or parameters differ, or an input
+errors under one configuration only; 2 a configuration is invalid, both are the same folder,
+or an input cannot be read.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +64,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def whatif_command(args: argparse.Namespace) -> int:
     current_dir = args.against or Settings.load().cards_dir
+    if _same_folder(current_dir, args.rules):
+        print(
+            f"--rules and the current configuration are the same folder ({current_dir}): "
+            "copy cards/ to a new folder, change the copy and pass that as --rules",
+            file=sys.stderr,
+        )
+        return UNUSABLE
     current = load_configuration(current_dir, REGISTRY)
     proposed = load_configuration(args.rules, REGISTRY)
     now = parse_instant(args.now) if args.now else datetime.now(UTC)
@@ -72,9 +81,21 @@ def whatif_command(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"input error: {exc}", file=sys.stderr)
         return UNUSABLE
-    report = compare(current, proposed, cases)
+    if not getattr(args, "verbose", False):  # the rules' own warnings: shown with -v
+        logging.disable(logging.WARNING)
+    try:
+        report = compare(current, proposed, cases)
+    finally:
+        logging.disable(logging.NOTSET)
     if args.json:
         print(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:
         print(format_table(report))
-    return CHANGED if report.changes else NO_CHANGE
+    return CHANGED if report.changed else NO_CHANGE
+
+
+def _same_folder(one: Path, other: Path) -> bool:
+    try:
+        return one.resolve().samefile(other.resolve())
+    except OSError:  # a missing folder is reported by the configuration loader
+        return False

@@ -3,8 +3,11 @@
 Inputs are the golden scenarios (each built under each configuration from its chart, so changed
 prefetch templates are honoured), plus directories of hook requests or patient Bundles (a site's
 test-patient export). A card is identified by (input, service, rule); a change is a card that
-appears, disappears, changes indicator or changes outcome, or an input one configuration cannot
-answer (an error, e.g. a 412 because a new rule needs data the prefetch does not carry).
+appears, disappears, changes indicator, outcome, mode (active: shown; silent: logged only, so
+clinicians stop or start seeing it) or text (summary or detail), or an input one configuration
+cannot answer (an error, e.g. a 412 because a new rule needs data the prefetch does not carry).
+Rules whose mode, enabled flag or parameters differ are listed too, whether or not an input
+shows a card for them.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class CardKey:
     outcome: str
     indicator: str
     summary: str
+    mode: str = "active"
+    detail: str = ""
 
 
 @dataclass
@@ -78,7 +83,19 @@ class Change:
     input: str
     service: str
     rule: str
-    change: str  # appeared | disappeared | indicator-changed | outcome-changed | error
+    # appeared | disappeared | indicator-changed | outcome-changed | mode-changed | text-changed
+    # | error
+    change: str
+    current: str
+    proposed: str
+
+
+@dataclass(frozen=True)
+class RuleChange:
+    """A rule-level difference between the two configurations."""
+
+    rule: str
+    field: str  # mode | enabled | parameter name | "rule" (added or removed)
     current: str
     proposed: str
 
@@ -90,6 +107,11 @@ class Report:
     inputs: int
     calls: int
     changes: list[Change]
+    rule_changes: list[RuleChange] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes or self.rule_changes)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -99,6 +121,7 @@ class Report:
             "calls": self.calls,
             "changed": len(self.changes),
             "changes": [asdict(c) for c in self.changes],
+            "rule_changes": [asdict(c) for c in self.rule_changes],
         }
 
 
@@ -156,7 +179,38 @@ def compare(
         len(cases),
         len(before.keys() | after.keys()),
         changes,
+        rule_changes(current, proposed),
     )
+
+
+def rule_changes(current: Configuration, proposed: Configuration) -> list[RuleChange]:
+    found: list[RuleChange] = []
+    for rule_id in sorted(current.rules.keys() | proposed.rules.keys()):
+        old, new = current.rules.get(rule_id), proposed.rules.get(rule_id)
+        if old is None or new is None:
+            found.append(
+                RuleChange(
+                    rule_id,
+                    "rule",
+                    "absent" if old is None else "present",
+                    "absent" if new is None else "present",
+                )
+            )
+            continue
+        if old.mode != new.mode:
+            found.append(RuleChange(rule_id, "mode", old.mode, new.mode))
+        if old.enabled != new.enabled:
+            found.append(RuleChange(rule_id, "enabled", str(old.enabled), str(new.enabled)))
+        for name in sorted(old.params.keys() | new.params.keys()):
+            before, after = old.params.get(name), new.params.get(name)
+            if before != after:
+                found.append(RuleChange(rule_id, name, _short(before), _short(after)))
+    return found
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = "-" if value is None else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def evaluate_all(config: Configuration, cases: Sequence[Case]) -> dict[tuple[str, str], Answer]:
@@ -183,7 +237,12 @@ def _answer(call: Callable[[str, Any], Any], service_id: str, body: dict[str, An
     answer = Answer()
     for issued in evaluation.cards:
         answer.cards[issued.rule_id] = CardKey(
-            issued.rule_id, issued.outcome, str(issued.card["indicator"]), issued.card["summary"]
+            issued.rule_id,
+            issued.outcome,
+            str(issued.card["indicator"]),
+            issued.card["summary"],
+            issued.mode,
+            str(issued.card.get("detail", "")),
         )
     return answer
 
@@ -203,14 +262,51 @@ def _diff(key: tuple[str, str], before: Answer, after: Answer) -> list[Change]:
             changes.append(Change(name, service, rule, "appeared", "-", _label(new)))
         elif new is None:
             changes.append(Change(name, service, rule, "disappeared", _label(old), "-"))
-        elif (old.outcome, old.indicator) != (new.outcome, new.indicator):
-            kind = "indicator-changed" if old.indicator != new.indicator else "outcome-changed"
-            changes.append(Change(name, service, rule, kind, _label(old), _label(new)))
+        else:
+            changes += _card_changes(name, service, old, new)
     return changes
 
 
+def _card_changes(name: str, service: str, old: CardKey, new: CardKey) -> list[Change]:
+    """Indicator or outcome, then mode, then text: each difference is one row."""
+    changes = []
+    if (old.outcome, old.indicator) != (new.outcome, new.indicator):
+        kind = "indicator-changed" if old.indicator != new.indicator else "outcome-changed"
+        changes.append(Change(name, service, old.rule, kind, _label(old), _label(new)))
+    if old.mode != new.mode:
+        changes.append(Change(name, service, old.rule, "mode-changed", old.mode, new.mode))
+    elif old.outcome == new.outcome and (old.summary, old.detail) != (new.summary, new.detail):
+        current, proposed = first_difference(old, new)
+        changes.append(Change(name, service, old.rule, "text-changed", current, proposed))
+    return changes
+
+
+def first_difference(old: CardKey, new: CardKey, width: int = 60) -> tuple[str, str]:
+    """The first line of summary + detail that differs, cut to ``width`` around the change."""
+    old_lines = [old.summary, *old.detail.splitlines()]
+    new_lines = [new.summary, *new.detail.splitlines()]
+    for index, (before, after) in enumerate(
+        itertools.zip_longest(old_lines, new_lines, fillvalue="")
+    ):
+        if before != after:
+            where = "summary" if index == 0 else f"detail line {index}"
+            start = next(
+                (i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b),
+                min(len(before), len(after)),
+            )
+            start = max(0, start - 10)
+            lead = "…" if start else ""
+            return (
+                f"{where}: {lead + _short(before[start:].lstrip(), width) if before else '(none)'}",
+                f"{where}: {lead + _short(after[start:].lstrip(), width) if after else '(none)'}",
+            )
+    return "-", "-"  # pragma: no cover - called only when the texts differ
+
+
 def _label(card: CardKey | None) -> str:
-    return "-" if card is None else f"{card.indicator} {card.outcome}"
+    if card is None:
+        return "-"
+    return f"{card.indicator} {card.outcome}" + (" (silent)" if card.mode == "silent" else "")
 
 
 def format_table(report: Report) -> str:
@@ -218,17 +314,30 @@ def format_table(report: Report) -> str:
     rows = [(c.input, c.service, c.rule, c.change, c.current, c.proposed) for c in report.changes]
     summary = (
         f"{report.inputs} inputs, {report.calls} service calls per configuration: "
-        f"{len(report.changes)} card change(s)\n"
+        f"{len(report.changes)} card change(s), {len(report.rule_changes)} rule setting change(s)\n"
         f"current:  {report.current_dir}\nproposed: {report.proposed_dir}"
     )
-    if not rows:
-        return summary + "\nNo card appears, disappears or changes indicator."
+    blocks = [summary]
+    if report.rule_changes:
+        settings = [(c.rule, c.field, c.current, c.proposed) for c in report.rule_changes]
+        blocks.append(_table(("rule", "setting", "current", "proposed"), settings))
+        if any(c.field == "mode" and c.proposed == "silent" for c in report.rule_changes):
+            blocks.append(
+                "A rule switched to silent: its cards are logged but clinicians no longer see them."
+            )
+    if rows:
+        blocks.append(_table(header, rows))
+    else:
+        blocks.append("No card appears, disappears or changes indicator, outcome, mode or text.")
+    return "\n\n".join(blocks)
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
-    lines = [
+    return "\n".join(
         "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in (header, tuple("-" * w for w in widths), *rows)
-    ]
-    return summary + "\n\n" + "\n".join(lines)
+    )
 
 
 def parse_instant(text: str) -> datetime:

@@ -9,6 +9,7 @@ the browser itself calls ``/cds-services/...`` and its feedback endpoint.
 from __future__ import annotations
 
 import mimetypes
+from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +38,27 @@ SECURITY_HEADERS = {
 }
 
 demo_bp = Blueprint("demo", __name__)
+NOT_FOUND_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Patient not found - AIH CDS demo EHR</title>
+  <link rel="stylesheet" href="/demo/static/demo.css">
+</head>
+<body>
+  <header class="topbar"><h1>AIH CDS demo EHR</h1></header>
+  <main id="main" class="single">
+    <section class="panel" id="not-found">
+      <h2>No demo patient "{patient}"</h2>
+      <p>This lab-trend link names a patient the demo does not have. Demo patients come from the
+      test scenarios, and their links change when the scenarios do.</p>
+      <p><a href="/demo">Choose a patient on the demo page</a></p>
+    </section>
+  </main>
+</body>
+</html>
+"""
 
 
 def lab_trend_path(patient_id: str) -> str:
@@ -85,7 +107,12 @@ def page() -> Response:
 
 @demo_bp.get("/demo/patients/<patient_id>/labs")
 def lab_trend_page(patient_id: str) -> Response:
-    _patient(patient_id)
+    if patient_id not in _patients():  # a person followed a link: a page, not JSON
+        return Response(
+            NOT_FOUND_PAGE.replace("{patient}", escape(patient_id)),
+            status=404,
+            mimetype="text/html",
+        )
     return _static("index.html")
 
 

@@ -17,6 +17,41 @@ CHART_ANALYTES = ("alt", "ast", "igg")
 
 
 @dataclass(frozen=True)
+class Story:
+    """A featured demo story: one per rule family, each patient with a name of its own.
+
+    The golden scenarios reuse a few synthetic names ("Alex Golden" in about thirty); ``name``
+    renames the patient on the demo page only (the chart sent to the service is unchanged).
+    ``order`` is the catalogue order to draft for the story's order-sign card."""
+
+    scenario: str
+    title: str
+    name: str | None = None
+    order: str | None = None
+
+
+FEATURED = (
+    Story("mmf-pregnant-status", "Mycophenolate ordered in pregnancy", order="mmf"),
+    Story("aih-nonresponse-week-4", "No response to prednisolone at week 4"),
+    Story("aih-relapse-on-maintenance", "Relapse on maintenance: insufficient response"),
+    Story("aih-refractory-pred-mmf", "Refractory AIH on prednisolone and mycophenolate"),
+    Story("tnf-crohns-alt-3x", "ALT 3 x ULN on infliximab"),
+    Story("thio-shunting-view", "Thiopurine metabolites: 6-MMP shunting"),
+    Story(
+        "allo-draft-full-dose", "Allopurinol added to full-dose azathioprine", order="allopurinol"
+    ),
+    Story(
+        "tpmt-poor-activity",
+        "Azathioprine with absent TPMT activity",
+        "Priya Golden",
+        "azathioprine",
+    ),
+    Story("bud-cirrhosis-oral", "Oral budesonide in cirrhosis", "Hope Golden", "budesonide"),
+)
+STORIES = {story.scenario: story for story in FEATURED}
+
+
+@dataclass(frozen=True)
 class DemoPatient:
     scenario: Scenario
 
@@ -41,9 +76,11 @@ class DemoPatient:
     def summary(self, now: datetime) -> dict[str, Any]:
         patient = self.resource(now)
         born = parse_fhir_date(patient.get("birthDate"))
+        story = STORIES.get(self.scenario.name)
         return {
             "id": self.id,
-            "name": display_name(patient),
+            "name": (story.name if story else None) or display_name(patient),
+            "story": {"title": story.title, "order": story.order} if story else None,
             "gender": patient.get("gender", "unknown"),
             "birthDate": patient.get("birthDate"),
             "age": age_in_years(born, now.date()) if born else None,

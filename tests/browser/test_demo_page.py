@@ -3,7 +3,7 @@
 The service runs under gunicorn on a free loopback port with its own SQLite database; the
 browser script (demo-page.mjs) picks patients, signs orders, accepts and overrides cards; this
 test then reads what the page sent from the database and from the feedback report.
-Screenshots are written to build/test-artifacts/.
+Screenshots are written to build/test-artifacts/ (or DEMO_SCREENSHOTS_DIR).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from cds_service.store import Store
 from tests.conftest import REPO
 
 HERE = Path(__file__).resolve().parent
-ARTIFACTS = REPO / "build" / "test-artifacts"
+ARTIFACTS = Path(os.environ.get("DEMO_SCREENSHOTS_DIR") or REPO / "build" / "test-artifacts")
 CHROMIUM = Path("/usr/bin/chromium")
 INSTALL_HINT = "run scripts/install-browser-deps.sh (make test does)"
 
@@ -114,13 +114,89 @@ def test_page_loads_without_errors_under_a_strict_csp(browser_run: dict[str, Any
 
 def test_chart_shows_lab_history_with_uln(browser_run: dict[str, Any]) -> None:
     chart = browser_run["chart"]
-    assert chart["altPoints"] >= 1
-    assert chart["altAboveUln"] >= 1  # ALT 88 U/L against ULN 40
-    assert chart["altUln"] == "40"
-    assert chart["ulnLines"] == 3  # ALT, AST and IgG each have a configured ULN
+    alt = chart["facts"]["alt"]
+    assert alt["points"] >= 1
+    assert alt["aboveUln"] >= 1  # ALT 88 U/L against ULN 40
+    assert alt["uln"] == "ULN 40 U/L"
     assert chart["tableRows"] >= 1
     assert chart["trendLink"] == "/demo/patients/mmf-new-start-no-test/labs"
     assert (ARTIFACTS / "demo-chart.png").stat().st_size > 0
+
+
+def test_chart_axes_have_several_ticks_and_every_value_is_written(
+    browser_run: dict[str, Any],
+) -> None:
+    assert [
+        len(p["valueLabels"]) for p in browser_run["chart"]["facts"].values() if p["drawn"]
+    ] == [
+        p["points"] for p in browser_run["chart"]["facts"].values() if p["drawn"]
+    ]  # a short history: every value written
+    for facts in (browser_run["chart"]["facts"], browser_run["lanes"]):
+        drawn = {k: v for k, v in facts.items() if k != "lanes" and v["drawn"]}
+        assert drawn
+        for panel in drawn.values():
+            assert len(panel["yTicks"]) >= 3, panel["yTicks"]  # not only 0 and the maximum
+            # visible without hovering (crowded labels give way; the table lists every value)
+            assert len(panel["valueLabels"]) >= min(panel["points"], 5)
+            assert all(any(ch.isalpha() for ch in tick) for tick in panel["xTicks"])  # "3 Jun 26"
+
+
+def test_treatment_lanes_name_every_course_in_full_inside_the_plot(
+    browser_run: dict[str, Any],
+) -> None:
+    lanes = browser_run["lanes"]["lanes"]
+    courses = int(browser_run["lanesCourses"])
+    assert courses >= 2
+    assert len(lanes["laneLabels"]) >= courses  # a long label takes two lines
+    for label in lanes["laneLabels"]:
+        assert label["x"] >= label["left"]
+        assert label["x"] + label["width"] <= label["right"], label["text"]
+    written = " ".join(label["text"] for label in lanes["laneLabels"])
+    assert "Infliximab 5 mg/kg IV infusion" in written  # in full, not "...IV infusi"
+    assert written.count("ongoing") + written.count(" to 20") >= courses
+    assert (ARTIFACTS / "demo-chart-lanes-1024.png").stat().st_size > 0
+
+
+def test_card_markdown_renders_numbered_lists_and_fits_1024_px(
+    browser_run: dict[str, Any],
+) -> None:
+    markdown = browser_run["markdown"]
+    assert markdown["orderedItems"] >= 4
+    assert markdown["literalNumbering"] is False
+    assert markdown["literalAsterisks"] is False
+    assert markdown["overflow"] == 0
+    print(f"relapse card height at 1024 px: {markdown['height']} px")
+
+
+def test_a_long_override_comment_does_not_widen_the_page(browser_run: dict[str, Any]) -> None:
+    assert browser_run["longComment"] == {"overflow": 0, "cardOverflow": 0}
+
+
+def test_featured_stories_have_unique_names_and_the_rest_is_behind_a_filter(
+    browser_run: dict[str, Any],
+) -> None:
+    picker = browser_run["picker"]
+    assert 6 <= len(picker["featured"]) <= 10
+    names = [option.split(": ", 1)[1].split(" (")[0] for option in picker["featured"]]
+    assert len(set(names)) == len(names), names
+    assert picker["allShown"] == picker["allCount"] > len(picker["featured"])
+    assert picker["filtered"]
+    assert all("tnf-persistent" in option for option in picker["filtered"])
+
+
+def test_demo_orders_carry_structured_doses(browser_run: dict[str, Any]) -> None:
+    text = browser_run["dose"]["text"]
+    assert "50 mg/day" in text
+    assert "not computable" not in text
+
+
+def test_unknown_patient_gets_a_page_not_json(browser_run: dict[str, Any]) -> None:
+    unknown = browser_run["unknownPatient"]
+    assert unknown["status"] == 404
+    assert unknown["contentType"].startswith("text/html")
+    assert "script-src 'self'" in unknown["csp"]
+    assert unknown["heading"] == 'No demo patient "no-such-patient"'
+    assert unknown["backLink"] == 1
 
 
 def test_mmf_order_for_a_pregnant_patient_shows_the_critical_card(
@@ -165,7 +241,11 @@ def test_override_with_reason_is_recorded_and_reported_over_http(
     assert overridden.user_comment == "Patient uses two forms of contraception; test booked"
 
     report = requests.get(f"{service[0]}/analytics/feedback", timeout=10).json()
-    row = next(r for r in report["rules"] if r["indicator"] == "warning")
+    row = next(
+        r
+        for r in report["rules"]
+        if (r["rule"], r["indicator"]) == ("mmf-teratogenicity", "warning")
+    )
     assert row["overridden"] == 1
     assert row["override_reasons"][0]["display"] == warning["reason"]
 

@@ -44,11 +44,74 @@ def changes_of(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["input"]: c for c in report["changes"]}
 
 
-def test_same_configuration_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
-    code, report = run(capsys, "--rules", str(DEFAULT_CARDS_DIR))
+def test_same_configuration_changes_nothing(
+    capsys: pytest.CaptureFixture[str], proposed: Callable[..., Path]
+) -> None:
+    code, report = run(capsys, "--rules", str(proposed(lambda r: None)))
     assert code == 0
     assert report["changed"] == 0
+    assert report["rule_changes"] == []
     assert report["inputs"] == len(scenario_dirs(DEFAULT_SCENARIOS_DIR)) > 0
+
+
+def test_refuses_to_compare_a_folder_with_itself(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(DEFAULT_CARDS_DIR.parent)
+    assert main(["whatif", "--rules", "cards/", "--no-scenarios"]) == 2
+    assert "same folder" in capsys.readouterr().err
+    argv = ["whatif", "--rules", "cards", "--against", str(DEFAULT_CARDS_DIR), "--no-scenarios"]
+    assert main(argv) == 2
+    assert "same folder" in capsys.readouterr().err
+
+
+def test_a_rule_switched_to_silent_is_reported_card_by_card_and_as_a_setting(
+    capsys: pytest.CaptureFixture[str], proposed: Callable[..., Path]
+) -> None:
+    cards = proposed(lambda r: r.update(mode="silent"))
+    code, report = run(capsys, "--rules", str(cards))
+    assert code == 1
+    assert report["rule_changes"] == [
+        {"rule": MMF, "field": "mode", "current": "active", "proposed": "silent"}
+    ]
+    change = changes_of(report)["scenario:mmf-pregnant-status"]
+    assert (change["change"], change["current"], change["proposed"]) == (
+        "mode-changed",
+        "active",
+        "silent",
+    )
+    assert {c["change"] for c in report["changes"]} == {"mode-changed"}
+
+    assert main(["whatif", "--rules", str(cards)]) == 1
+    table = capsys.readouterr().out
+    assert "clinicians no longer see them" in table
+
+
+def test_card_text_change_is_reported_with_the_first_differing_line(
+    capsys: pytest.CaptureFixture[str], proposed: Callable[..., Path]
+) -> None:
+    def reword(rule: dict[str, Any]) -> None:
+        rule["outcomes"]["pregnant"]["summary"] += " (reviewed)"
+
+    code, report = run(capsys, "--rules", str(proposed(reword)))
+    assert code == 1
+    change = changes_of(report)["scenario:mmf-pregnant-status"]
+    assert change["change"] == "text-changed"
+    assert change["current"].startswith("summary: ")
+    assert change["proposed"].endswith("(reviewed)")
+    assert "(reviewed)" not in change["current"]
+
+
+def test_a_parameter_change_without_any_card_change_still_counts(
+    capsys: pytest.CaptureFixture[str], proposed: Callable[..., Path]
+) -> None:
+    cards = proposed(lambda r: r["parameters"].update(pregnancy_lookback_days=281))
+    code, report = run(capsys, "--rules", str(cards), "--no-scenarios")
+    assert code == 1
+    assert report["changes"] == []
+    assert report["rule_changes"] == [
+        {"rule": MMF, "field": "pregnancy_lookback_days", "current": "280", "proposed": "281"}
+    ]
 
 
 def test_wider_negative_test_window_turns_a_warning_into_info(
@@ -135,12 +198,13 @@ def test_invalid_proposal_or_input_exits_2(
     assert main(["whatif", "--rules", str(cards)]) == 2
     assert "indicator" in capsys.readouterr().err
 
+    unchanged = shutil.copytree(DEFAULT_CARDS_DIR, tmp_path / "unchanged")
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "x.json").write_text("{not json", encoding="utf-8")
-    assert main(["whatif", "--rules", str(DEFAULT_CARDS_DIR), str(broken)]) == 2
+    assert main(["whatif", "--rules", str(unchanged), str(broken)]) == 2
     assert "x.json: not valid JSON" in capsys.readouterr().err
-    assert main(["whatif", "--rules", str(DEFAULT_CARDS_DIR), str(tmp_path / "nope")]) == 2
+    assert main(["whatif", "--rules", str(unchanged), str(tmp_path / "nope")]) == 2
 
 
 def test_an_error_under_one_configuration_only_is_a_change() -> None:
@@ -151,4 +215,6 @@ def test_an_error_under_one_configuration_only_is_a_change() -> None:
     assert _diff(("x", "svc"), ok, failed)[0].change == "error"
     assert _diff(("x", "svc"), failed, Answer(error="HTTP 412: needs data")) == []
     same_outcome_new_text = Answer({MMF: CardKey(MMF, "pregnant", "critical", "other summary")})
-    assert _diff(("x", "svc"), ok, same_outcome_new_text) == []
+    assert [c.change for c in _diff(("x", "svc"), ok, same_outcome_new_text)] == ["text-changed"]
+    silenced = Answer({MMF: CardKey(MMF, "pregnant", "critical", "s", mode="silent")})
+    assert [c.change for c in _diff(("x", "svc"), ok, silenced)] == ["mode-changed"]

@@ -126,8 +126,8 @@ def test_rules_show_fills_in_parameter_defaults(
     rule_file.write_text(yaml.safe_dump(rule), encoding="utf-8")
 
     shown = emitted(capsys, "show", "mmf-teratogenicity", "--cards-dir", str(cards), "--json")
-    assert shown["parameters"]["negative_test_window_days"] == 14
-    assert shown["parameters"]["pregnancy_lookback_days"] == 280  # default filled in
+    assert shown["parameters"]["negative_test_window_days"]["value"] == 14
+    assert shown["parameters"]["pregnancy_lookback_days"]["value"] == 280  # default filled in
     assert shown["outcomes"]["pregnant"]["selection_behavior"] == "at-most-one"
     assert "drug" in shown["outcomes"]["pregnant"]["variables"]
 

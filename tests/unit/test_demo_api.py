@@ -98,10 +98,47 @@ def test_patient_chart_has_labs_in_canonical_units_with_uln(demo: FlaskClient) -
 
 
 def test_unknown_patient_is_404(demo: FlaskClient) -> None:
-    for path in ("/demo/api/patients/nobody", lab_trend_path("nobody"), "/demo/static/none.js"):
+    for path in ("/demo/api/patients/nobody", "/demo/static/none.js"):
         response = demo.get(path)
         assert response.status_code == 404
         assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_unknown_patient_lab_page_is_a_friendly_escaped_html_page(demo: FlaskClient) -> None:
+    response = demo.get(lab_trend_path("<b>nobody"))
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert 'No demo patient "&lt;b&gt;nobody"' in page
+    assert '<a href="/demo">' in page
+    assert "<script" not in page
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_demo_orders_carry_structured_doses(demo: FlaskClient) -> None:
+    built = demo.post(
+        "/demo/api/patients/tpmt-normal-activity/hook-requests",
+        json={"hook": "order-sign", "orders": ["azathioprine", "allopurinol"]},
+    ).get_json()
+    drafts = [e["resource"] for e in built["request"]["context"]["draftOrders"]["entry"]]
+    [dosage] = drafts[0]["dosageInstruction"]
+    assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == 50
+    assert dosage["doseAndRate"][0]["doseQuantity"]["code"] == "mg"
+    assert dosage["timing"]["repeat"] == {"frequency": 1, "period": 1, "periodUnit": "d"}
+    answer = demo.post(f"/cds-services/{built['serviceId']}", json=built["request"]).get_json()
+    allopurinol = next(c for c in answer["cards"] if "Allopurinol" in c["summary"])
+    assert "50 mg/day" in allopurinol["summary"]
+    assert "not computable" not in allopurinol["detail"]
+
+
+def test_featured_stories_one_per_rule_family_with_unique_names(demo: FlaskClient) -> None:
+    patients = demo.get("/demo/api/patients").get_json()["patients"]
+    featured = [p for p in patients if p["story"]]
+    assert 6 <= len(featured) <= 10
+    assert len({p["name"] for p in featured}) == len(featured)
+    assert len({p["story"]["title"] for p in featured}) == len(featured)
+    families = {p["scenario"].split("-")[0] for p in featured}
+    assert families >= {"mmf", "aih", "tnf", "thio", "allo", "tpmt", "bud"}
 
 
 def test_hook_request_built_from_the_chart_gives_the_cards(demo: FlaskClient) -> None:

@@ -1,7 +1,7 @@
-// Demo EHR page: plain JavaScript, no dependencies. Every node is built with the DOM API and
-// textContent (never innerHTML), so card text from the service cannot inject markup.
-
-const SVG_NS = "http://www.w3.org/2000/svg";
+// Demo EHR page. Vendored libraries (see VENDORED.md), loaded before this module as classic
+// scripts: Chart.js (window.Chart) for the lab chart, markdown-it (window.markdownit) and
+// DOMPurify (window.DOMPurify) for card detail. Everything else is built with the DOM API and
+// textContent, never innerHTML.
 const ANALYTES = [
   { key: "alt", label: "ALT" },
   { key: "ast", label: "AST" },
@@ -10,6 +10,7 @@ const ANALYTES = [
 const INDICATOR_LABEL = { info: "Info", warning: "Warning", critical: "Critical" };
 
 const state = {
+  patients: [],
   patient: null,
   orderables: [],
   drafts: [], // orderable keys, in order
@@ -32,13 +33,6 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function svg(tag, attrs = {}, text) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 async function api(path, options = {}) {
   const response = await fetch(path, {
     ...options,
@@ -54,70 +48,267 @@ async function api(path, options = {}) {
   return body;
 }
 
-// ------------------------------------------------------------------ markdown (safe subset)
+// ------------------------------------------------------------------ markdown
 
-const INLINE = /(\*\*[^*]+\*\*|\*[^*\s][^*]*\*|_[^_\s][^_]*_|`[^`]+`|\[[^\]]+\]\([^)\s]+\))/;
-
-function inline(text) {
-  const fragment = document.createDocumentFragment();
-  for (const part of text.split(INLINE)) {
-    if (!part) continue;
-    if (part.startsWith("**") && part.endsWith("**") && part.length > 4) {
-      fragment.append(el("strong", {}, part.slice(2, -2)));
-    } else if (/^[*_].+[*_]$/.test(part) && part.length > 2) {
-      fragment.append(el("em", {}, part.slice(1, -1)));
-    } else if (part.startsWith("`") && part.endsWith("`")) {
-      fragment.append(el("code", {}, part.slice(1, -1)));
-    } else if (part.startsWith("[")) {
-      const match = part.match(/^\[([^\]]+)\]\(([^)\s]+)\)$/);
-      if (match && /^https?:\/\//i.test(match[2])) {
-        fragment.append(el("a", { href: match[2], target: "_blank", rel: "noopener noreferrer" }, match[1]));
-      } else {
-        fragment.append(part);
-      }
-    } else {
-      fragment.append(part);
-    }
-  }
-  return fragment;
-}
+// markdown-it (CommonMark: numbered and nested lists, emphasis, links) with raw HTML off, then
+// DOMPurify over its output: card text from the service can never inject markup or script.
+const markdown = window.markdownit({ html: false, linkify: false, typographer: false });
+const SAFE_URL = /^(?:https?:\/\/|\/(?!\/))/i;
 
 export function renderMarkdown(source) {
   const root = el("div", { className: "card-detail" });
-  let paragraph = null;
-  let list = null;
-  for (const raw of String(source || "").split(/\r?\n/)) {
-    const line = raw.trimEnd();
-    const bullet = line.match(/^\s*[-*+]\s+(.*)$/);
-    const heading = line.match(/^#{1,6}\s+(.*)$/);
-    if (!line.trim()) {
-      paragraph = null;
-      list = null;
-    } else if (bullet) {
-      paragraph = null;
-      if (!list) root.append((list = el("ul")));
-      list.append(el("li", {}, inline(bullet[1])));
-    } else if (heading) {
-      paragraph = list = null;
-      root.append(el("h4", {}, inline(heading[1])));
-    } else {
-      list = null;
-      if (!paragraph) root.append((paragraph = el("p")));
-      else paragraph.append(" ");
-      paragraph.append(inline(line.trim()));
-    }
+  const fragment = window.DOMPurify.sanitize(markdown.render(String(source || "")), {
+    RETURN_DOM_FRAGMENT: true,
+    ALLOWED_URI_REGEXP: SAFE_URL,
+    FORBID_TAGS: ["img", "style", "form", "input"],
+  });
+  for (const link of fragment.querySelectorAll("a")) {
+    if (!SAFE_URL.test(link.getAttribute("href") || "")) link.removeAttribute("href");
+    link.setAttribute("target", "_blank");
+    link.setAttribute("rel", "noopener noreferrer");
   }
+  root.append(fragment);
   return root;
 }
 
-// ------------------------------------------------------------------ lab chart
+// ------------------------------------------------------------------ lab chart (Chart.js)
+
+const INK = "#1b1f24";
+const SERIES = "#20364f";
+const ABOVE = "#a4001d";
+const DAY = 864e5;
+const AXIS_WIDTH = 64; // every panel's y axis is this wide, so their time axes line up
+const charts = [];
 
 function dayOf(iso) {
   return iso ? iso.slice(0, 10) : "";
 }
 
+function dateLabel(ms, span) {
+  const options = span > 200 * DAY ? { month: "short", year: "numeric" } : { day: "numeric", month: "short", year: "2-digit" };
+  return new Date(ms).toLocaleDateString("en-GB", { ...options, timeZone: "UTC" });
+}
+
+// Date ticks on calendar boundaries (days, weeks or the first of a month), as many as fit the
+// axis at about 90 px per label, so labels never run into each other.
+const DAY_STEPS = [1, 2, 7, 14];
+const MONTH_STEPS = [1, 2, 3, 6, 12, 24];
+
+function dateTicks(start, end, fit) {
+  const spanDays = (end - start) / DAY;
+  const days = DAY_STEPS.find((step) => spanDays / step <= fit);
+  const ticks = [];
+  if (days) {
+    const first = new Date(start);
+    first.setUTCHours(0, 0, 0, 0);
+    for (let t = first.getTime() + DAY; t <= end; t += days * DAY) if (t >= start) ticks.push(t);
+    return ticks;
+  }
+  const months = MONTH_STEPS.find((step) => spanDays / (30.44 * step) <= fit) || 48;
+  const cursor = new Date(start);
+  cursor.setUTCHours(0, 0, 0, 0);
+  cursor.setUTCDate(1);
+  cursor.setUTCMonth(cursor.getUTCMonth() + 1);
+  while (cursor.getUTCMonth() % months !== 0 && months <= 12) cursor.setUTCMonth(cursor.getUTCMonth() + 1);
+  for (; cursor.getTime() <= end; cursor.setUTCMonth(cursor.getUTCMonth() + months)) ticks.push(cursor.getTime());
+  return ticks;
+}
+
+function timeAxis(start, end) {
+  return {
+    type: "linear",
+    min: start,
+    max: end,
+    grid: { color: "#e3e7eb" },
+    afterBuildTicks: (scale) => {
+      const fit = Math.max(2, Math.floor((scale.right - scale.left || scale.chart.width - AXIS_WIDTH) / 90));
+      scale.ticks = dateTicks(start, end, fit).map((value) => ({ value }));
+    },
+    ticks: { color: INK, autoSkip: false, maxRotation: 0, callback: (value) => dateLabel(value, end - start) },
+  };
+}
+
+const fixedAxisWidth = (scale) => {
+  scale.width = AXIS_WIDTH;
+};
+
+// Values written above the points, so nothing needs a hover. Where points crowd, a label that
+// would overlap one already written is left out (values above the ULN are written first); the
+// table under the chart lists every value.
+const valueLabels = {
+  id: "valueLabels",
+  afterDatasetsDraw(chart) {
+    const { ctx } = chart;
+    const dataset = chart.data.datasets[0];
+    const points = chart.getDatasetMeta(0).data.map((point, index) => ({
+      x: point.x,
+      y: point.y,
+      text: String(dataset.data[index].y),
+      colour: dataset.pointBackgroundColor[index],
+    }));
+    points.sort((a, b) => Number(b.colour === ABOVE) - Number(a.colour === ABOVE));
+    const boxes = [];
+    const drawn = [];
+    ctx.save();
+    ctx.font = "600 11px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    ctx.textBaseline = "bottom";
+    for (const p of points) {
+      const half = ctx.measureText(p.text).width / 2 + 2;
+      const box = { left: p.x - half, right: p.x + half, top: p.y - 20, bottom: p.y - 5 };
+      if (boxes.some((b) => b.left < box.right && box.left < b.right && b.top < box.bottom && box.top < b.bottom)) continue;
+      boxes.push(box);
+      ctx.fillStyle = p.colour;
+      ctx.fillText(p.text, p.x, p.y - 6);
+      drawn.push(p.text);
+    }
+    ctx.restore();
+    chart.$valueLabels = drawn;
+  },
+};
+
+// Treatment lanes: the course name and dates written above each bar, in full, kept inside the
+// plot: right-aligned when the bar starts too far right, on two lines when one is too long.
+function wrapToWidth(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return [text];
+  const words = text.split(" ");
+  for (let cut = words.length - 1; cut > 0; cut--) {
+    const first = words.slice(0, cut).join(" ");
+    if (ctx.measureText(first).width <= width) return [first, words.slice(cut).join(" ")];
+  }
+  return [text];
+}
+
+const laneLabels = {
+  id: "laneLabels",
+  afterDatasetsDraw(chart) {
+    const { ctx, chartArea } = chart;
+    const meta = chart.getDatasetMeta(0);
+    const texts = chart.data.datasets[0].laneText;
+    const placed = [];
+    ctx.save();
+    ctx.font = "13px system-ui, sans-serif";
+    ctx.fillStyle = INK;
+    ctx.textBaseline = "bottom";
+    meta.data.forEach((bar, index) => {
+      const lines = wrapToWidth(ctx, texts[index], chartArea.right - chartArea.left - 4);
+      const from = Math.max(chartArea.left, Math.min(bar.base, bar.x));
+      const widest = Math.max(...lines.map((line) => ctx.measureText(line).width));
+      const x = Math.max(chartArea.left + 2, Math.min(from + 2, chartArea.right - widest - 2));
+      lines.forEach((line, row) => {
+        const width = ctx.measureText(line).width;
+        const y = bar.y - bar.height / 2 - 2 - (lines.length - 1 - row) * 15;
+        ctx.fillText(line, x, y);
+        placed.push({ text: line, x, width, left: chartArea.left, right: chartArea.right });
+      });
+    });
+    ctx.restore();
+    chart.$laneLabels = placed;
+  },
+};
+
+function analyteChart(canvas, s, start, end) {
+  const ulns = s.points.map((p) => p.uln).filter((u) => u !== null);
+  const uln = ulns.length ? ulns[ulns.length - 1] : s.default_uln;
+  const top = Math.max(uln || 0, ...s.points.map((p) => p.value), 1);
+  const colours = s.points.map((p) => (p.uln !== null && p.value > p.uln ? ABOVE : SERIES));
+  const datasets = [
+    {
+      label: `${s.label} (${s.unit})`,
+      data: s.points.map((p) => ({ x: Date.parse(p.when), y: p.value })),
+      borderColor: SERIES,
+      pointBackgroundColor: colours,
+      pointBorderColor: colours,
+      pointRadius: 4,
+      borderWidth: 1.6,
+    },
+  ];
+  if (uln) {
+    datasets.push({
+      label: `ULN ${uln} ${s.unit}`,
+      data: [{ x: start, y: uln }, { x: end, y: uln }],
+      borderColor: ABOVE,
+      borderDash: [6, 4],
+      borderWidth: 1.2,
+      pointRadius: 0,
+    });
+  }
+  return new window.Chart(canvas, {
+    type: "line",
+    data: { datasets },
+    plugins: [valueLabels],
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      layout: { padding: { top: 4, right: 8 } },
+      scales: {
+        x: timeAxis(start, end),
+        y: {
+          beginAtZero: true,
+          suggestedMax: top * 1.2,
+          grace: "5%",
+          afterFit: fixedAxisWidth,
+          grid: { color: "#e3e7eb" },
+          ticks: { color: INK, maxTicksLimit: 6 },
+          title: { display: true, text: s.unit, color: INK },
+        },
+      },
+      plugins: {
+        legend: { align: "end", labels: { color: INK, boxWidth: 14 } },
+        title: { display: true, text: s.label, align: "start", color: INK, font: { size: 14, weight: "bold" } },
+        tooltip: {
+          callbacks: {
+            label: (item) => {
+              if (item.datasetIndex) return item.dataset.label;
+              const p = s.points[item.dataIndex];
+              const multiple = p.uln ? ` = ${(p.value / p.uln).toFixed(1)} x ULN (${p.uln_source})` : "";
+              return `${s.label} ${p.value} ${s.unit} on ${dayOf(p.when)}${multiple}; reported ${p.reported}`;
+            },
+          },
+        },
+      },
+    },
+  });
+}
+
+function laneChart(canvas, courses, start, end, now) {
+  const stop = (c) => (c.end ? Date.parse(c.end) : Math.min(now, end));
+  return new window.Chart(canvas, {
+    type: "bar",
+    data: {
+      labels: courses.map((_, i) => String(i)),
+      datasets: [
+        {
+          label: "Treatment courses",
+          data: courses.map((c) => [Date.parse(c.start), Math.max(stop(c), Date.parse(c.start) + DAY)]),
+          laneText: courses.map((c) => `${c.label}: ${dayOf(c.start)} to ${c.end ? dayOf(c.end) : "ongoing"} (${c.status})`),
+          backgroundColor: courses.map((c) => (c.end ? "#7fa7cf" : "#2f6ea8")),
+          barThickness: 12,
+        },
+      ],
+    },
+    plugins: [laneLabels],
+    options: {
+      indexAxis: "y",
+      animation: false,
+      maintainAspectRatio: false,
+      layout: { padding: { right: 8 } },
+      scales: {
+        x: timeAxis(start, end),
+        y: { afterFit: fixedAxisWidth, grid: { display: false }, ticks: { display: false } },
+      },
+      plugins: {
+        legend: { display: false },
+        title: { display: true, text: "Treatment", align: "start", color: INK, font: { size: 14, weight: "bold" } },
+        tooltip: { callbacks: { label: (item) => item.dataset.laneText[item.dataIndex] } },
+      },
+    },
+  });
+}
+
 function renderChart(patient) {
   const container = $("lab-chart");
+  while (charts.length) charts.pop().destroy();
   container.replaceChildren();
   const series = ANALYTES.map((a) => ({ ...a, ...patient.labs[a.key] }));
   const courses = patient.courses.filter((c) => c.start);
@@ -132,97 +323,31 @@ function renderChart(patient) {
     return;
   }
   let [start, end] = [Math.min(...times), Math.max(...times)];
-  if (end - start < 14 * 864e5) {
-    start -= 7 * 864e5;
-    end += 7 * 864e5;
-  }
-  const width = 860;
-  const left = 70;
-  const right = 20;
-  const panelHeight = 110;
-  const laneHeight = 18;
-  const timelineHeight = Math.max(1, courses.length) * laneHeight + 30;
-  const header = 18;
-  const height = 20 + series.length * (header + panelHeight + 20) + timelineHeight + 30;
-  const x = (t) => left + ((t - start) / (end - start)) * (width - left - right);
-  const root = svg("svg", {
-    id: "lab-chart-svg",
-    viewBox: `0 0 ${width} ${height}`,
-    role: "img",
-    "aria-labelledby": "lab-chart-title lab-chart-desc",
-  });
-  root.append(svg("title", { id: "lab-chart-title" }, `${patient.name}: ALT, AST and IgG with upper limits of normal, and treatment courses`));
-  const description = series
-    .map((s) => `${s.label}: ${s.points.length ? s.points.map((p) => `${p.value} ${s.unit} on ${dayOf(p.when)}`).join(", ") : "no results"}`)
-    .join("; ");
-  root.append(svg("desc", { id: "lab-chart-desc" }, description));
-
-  let top = 20;
+  const pad = Math.max(7 * DAY, (end - start) * 0.03);
+  [start, end] = [start - pad, end + pad];
   for (const s of series) {
-    const group = svg("g", { "data-analyte": s.key, class: "lab-panel" });
-    const ulns = s.points.map((p) => p.uln).filter((u) => u !== null);
-    const uln = ulns.length ? ulns[ulns.length - 1] : s.default_uln;
-    const max = Math.max(uln || 0, ...s.points.map((p) => p.value), 1) * 1.15;
-    group.append(svg("text", { x: 4, y: top + 12, class: "panel-label" }, `${s.label} (${s.unit})`));
-    top += header;
-    const y = (v) => top + panelHeight - (v / max) * panelHeight;
-    group.append(svg("line", { x1: left, x2: width - right, y1: top + panelHeight, y2: top + panelHeight, class: "gridline" }));
-    group.append(svg("text", { x: left - 6, y: top + panelHeight, "text-anchor": "end", class: "uln-label" }, "0"));
-    group.append(svg("text", { x: left - 6, y: y(max / 1.15) + 4, "text-anchor": "end", class: "uln-label" }, String(Math.round(max / 1.15))));
-    if (uln) {
-      group.append(svg("line", { x1: left, x2: width - right, y1: y(uln), y2: y(uln), class: "uln", "data-uln": uln }));
-      group.append(svg("text", { x: width - right, y: y(uln) - 3, "text-anchor": "end", class: "uln-label" }, `ULN ${uln} ${s.unit}`));
-    }
-    if (s.points.length > 1) {
-      const coords = s.points.map((p) => `${x(Date.parse(p.when)).toFixed(1)},${y(p.value).toFixed(1)}`).join(" ");
-      group.append(svg("polyline", { points: coords, class: "series" }));
-    }
-    for (const p of s.points) {
-      const above = p.uln !== null && p.value > p.uln;
-      const dot = svg("circle", {
-        cx: x(Date.parse(p.when)).toFixed(1),
-        cy: y(p.value).toFixed(1),
-        r: 4,
-        class: above ? "point above" : "point",
-        "data-value": p.value,
-      });
-      const multiple = p.uln ? ` = ${(p.value / p.uln).toFixed(1)} x ULN (${p.uln_source})` : "";
-      dot.append(svg("title", {}, `${s.label} ${p.value} ${s.unit} on ${dayOf(p.when)}${multiple}; reported ${p.reported}`));
-      group.append(dot);
-    }
+    const description = s.points.length ? s.points.map((p) => `${p.value} ${s.unit} on ${dayOf(p.when)}`).join(", ") : "no results";
+    const canvas = el("canvas", { role: "img", "aria-label": `${s.label}: ${description}` });
+    const panel = el("div", { className: "chart-panel", "data-analyte": s.key, "data-points": s.points.length }, canvas);
+    container.append(panel);
     if (!s.points.length) {
-      group.append(svg("text", { x: left + 10, y: top + panelHeight / 2, class: "uln-label" }, `No ${s.label} results`));
+      panel.classList.add("empty");
+      panel.replaceChildren(el("p", { className: "no-results" }, `${s.label}: no results on record.`));
+      continue;
     }
-    root.append(group);
-    top += panelHeight + 20;
+    charts.push(analyteChart(canvas, s, start, end));
   }
-
-  const timeline = svg("g", { class: "timeline", "data-courses": courses.length });
-  timeline.append(svg("text", { x: 4, y: top + 12, class: "panel-label" }, "Treatment"));
-  courses.forEach((c, i) => {
-    const from = x(Date.parse(c.start));
-    const to = x(c.end ? Date.parse(c.end) : now > end ? end : now);
-    const lane = top + 4 + i * laneHeight;
-    const bar = svg("rect", { x: from, y: lane, width: Math.max(4, to - from), height: laneHeight - 5, class: c.end ? "course" : "course open" });
-    bar.append(svg("title", {}, `${c.label}: ${dayOf(c.start)} to ${c.end ? dayOf(c.end) : "ongoing"} (${c.status})`));
-    timeline.append(bar);
-    timeline.append(svg("text", { x: from + 4, y: lane + 10, class: "course-label" }, c.label));
-  });
-  if (!courses.length) timeline.append(svg("text", { x: left + 10, y: top + 14, class: "uln-label" }, "No dated treatment courses"));
-  root.append(timeline);
-  top += timelineHeight;
-
-  const axis = svg("g", { class: "axis" });
-  const ticks = 6;
-  for (let i = 0; i <= ticks; i++) {
-    const t = start + ((end - start) * i) / ticks;
-    axis.append(svg("line", { x1: x(t), x2: x(t), y1: 20, y2: top, class: "gridline" }));
-    const anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
-    axis.append(svg("text", { x: x(t), y: top + 14, "text-anchor": anchor }, new Date(t).toISOString().slice(0, 10)));
+  const laneText = courses.map((c) => `${c.label} from ${dayOf(c.start)} to ${c.end ? dayOf(c.end) : "ongoing"}`).join("; ");
+  const canvas = el("canvas", { role: "img", "aria-label": `Treatment courses: ${laneText || "none"}` });
+  const lanes = el("div", { className: "chart-panel lanes", "data-courses": courses.length }, canvas);
+  container.append(lanes);
+  if (courses.length) {
+    lanes.classList.add(`lanes-${Math.min(courses.length, 8)}`);
+    charts.push(laneChart(canvas, courses, start, end, now));
+  } else {
+    lanes.replaceChildren(el("p", { className: "no-results" }, "No dated treatment courses."));
   }
-  root.prepend(axis);
-  container.append(root);
-  $("lab-caption").textContent = `${patient.name}: ${count} result(s) of ALT, AST and IgG; dashed red lines are the upper limits of normal; bars are treatment courses. Hover a point for its value.`;
+  $("lab-caption").textContent = `${patient.name}: ${count} result(s) of ALT, AST and IgG, each value written at its point (red: above the upper limit of normal, the dashed line); bars are treatment courses.`;
 }
 
 function renderLabTable(patient) {
@@ -433,18 +558,54 @@ function renderCard(card, serviceId) {
 
 // ------------------------------------------------------------------ start
 
+function patientLabel(p) {
+  const who = `${p.name} (${p.gender}, ${p.age === null ? "?" : p.age} y)`;
+  return p.story ? `${p.story.title}: ${who}` : `${p.scenario}: ${who}`;
+}
+
+// The picker: the featured stories (one per rule family); every test scenario behind
+// "Show all", narrowed by the filter (name, scenario or description).
+function renderPicker() {
+  const picker = $("patient-select");
+  const chosen = picker.value;
+  const showAll = $("show-all").checked;
+  const words = $("patient-filter").value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  $("patient-filter").hidden = !showAll;
+  $("patient-filter-label").hidden = !showAll;
+  picker.replaceChildren(el("option", { value: "" }, "Choose a patient..."));
+  const featured = el("optgroup", { label: "Featured stories" });
+  for (const p of state.patients.filter((q) => q.story)) featured.append(el("option", { value: p.id }, patientLabel(p)));
+  picker.append(featured);
+  if (showAll) {
+    const matches = state.patients.filter((p) => {
+      const text = `${p.name} ${p.scenario} ${p.description || ""}`.toLowerCase();
+      return words.every((w) => text.includes(w));
+    });
+    const all = el("optgroup", { label: `All test scenarios (${matches.length} of ${state.patients.length})` });
+    for (const p of matches) all.append(el("option", { value: p.id, "data-all": true }, patientLabel(p)));
+    picker.append(all);
+  }
+  if ([...picker.options].some((o) => o.value === chosen)) picker.value = chosen;
+}
+
 async function start() {
   const labView = location.pathname.match(/^\/demo\/patients\/([^/]+)\/labs\/?$/);
   const [patients, orderables] = await Promise.all([api("/demo/api/patients"), api("/demo/api/orderables")]);
   $("auth-warning").hidden = !patients.auth;
   state.orderables = orderables.orderables;
+  state.patients = patients.patients;
+  $("all-count").textContent = String(state.patients.length);
   const picker = $("patient-select");
-  for (const p of patients.patients) {
-    picker.append(el("option", { value: p.id }, `${p.name} (${p.gender}, ${p.age === null ? "?" : p.age} y) - ${p.scenario}`));
-  }
+  renderPicker();
+  $("show-all").addEventListener("change", renderPicker);
+  $("patient-filter").addEventListener("input", renderPicker);
   const orderSelect = $("order-select");
   for (const o of state.orderables) orderSelect.append(el("option", { value: o.key }, o.text));
-  picker.addEventListener("change", () => selectPatient(picker.value));
+  picker.addEventListener("change", async () => {
+    const chosen = state.patients.find((p) => p.id === picker.value);
+    if (chosen && chosen.story && chosen.story.order) orderSelect.value = chosen.story.order;
+    await selectPatient(picker.value);
+  });
   $("add-order").addEventListener("click", () => {
     state.drafts.push(orderSelect.value);
     renderDrafts();
@@ -454,8 +615,13 @@ async function start() {
   if (labView) {
     document.body.classList.add("lab-view");
     $("page-title").textContent = "Lab trend";
-    picker.value = decodeURIComponent(labView[1]);
-    await selectPatient(picker.value);
+    const id = decodeURIComponent(labView[1]);
+    if (!state.patients.some((p) => p.id === id && p.story)) {
+      $("show-all").checked = true;
+      renderPicker();
+    }
+    picker.value = id;
+    await selectPatient(id);
   }
   document.body.dataset.ready = "true";
 }
