@@ -23,7 +23,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from cds_service.record import DraftOrder, LabResult, MedicationCourse, PatientRecord
-from cds_service.rules.common import fmt_date
+from cds_service.rules.common import age_at, fmt_date
 from cds_service.rules.series import (
     CLOCK_SKEW,
     after,
@@ -63,6 +63,8 @@ class TreatmentParameters(Schema):
     )
     metabolite_lookback_days = fields.Integer(load_default=180, validate=validate.Range(1, 730))
     alt_results_shown = fields.Integer(load_default=8, validate=validate.Range(1, 50))
+    # below this age the card mentions paediatric options (phrase "age_group": "child")
+    child_below_years = fields.Integer(load_default=18, validate=validate.Range(1, 30))
 
 
 @dataclass
@@ -228,7 +230,16 @@ def course_variables(
         "latest_igg": describe(igg, "IgG") if igg else "not measured since treatment start",
         "response_class": response_class(course, params),
         "metabolite_status": metabolite_fact,
+        "age_group": _age_group(record, course.now, int(params["child_below_years"])),
     }
+
+
+def _age_group(record: PatientRecord, now: datetime, child_below: int) -> str:
+    """ "child", "adult" or "unknown" (no birth date): chooses the card's paediatric phrase."""
+    age = age_at(record, now)
+    if age is None:
+        return "unknown"
+    return "child" if age < child_below else "adult"
 
 
 COURSE_VARIABLES = frozenset(
@@ -242,6 +253,7 @@ COURSE_VARIABLES = frozenset(
         "latest_igg",
         "response_class",
         "metabolite_status",
+        "age_group",
     }
 )
 

@@ -24,7 +24,6 @@ from cds_service.record import DraftOrder, LabResult, MedicationCourse, PatientR
 from cds_service.rules.base import WHOLE_CHART, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import fmt_date
 from cds_service.rules.series import (
-    TIMES,
     above_times_uln,
     after,
     at_least_times_uln,
@@ -117,6 +116,10 @@ def evaluate(inp: RuleInput) -> Finding | None:
     names = [inp.terminology.short_name(c.concept, drug_class) for c in courses] or [
         inp.terminology.short_name(d.concept, drug_class) for d in drafts
     ]
+    if baseline is None:
+        gaps.append(
+            f"No ALT in the {params['baseline_window_days']} days before the start: no baseline."
+        )
     shown = since_start[-int(params["alt_results_shown"]) :]
     variables = {
         "drug": " + ".join(dict.fromkeys(names)),
@@ -124,9 +127,11 @@ def evaluate(inp: RuleInput) -> Finding | None:
         "latency": duration_text(start, trigger_result.when or now),
         "trigger_alt": describe(trigger_result, "ALT"),
         "trigger_ratio": ratio_text(trigger_result),
-        "baseline_alt": _baseline_text(baseline, params),
+        "baseline_alt": describe(baseline, "ALT") if baseline else "none on record",
+        "baseline_state": _baseline_state(baseline),
         "alt_results": "\n".join(f"- {describe(r, 'ALT')}" for r in shown),
         "liver_history": _liver_history(record, inp.terminology, params),
+        "aih_condition": _aih_condition(record, inp.terminology, params),
     } | extra
     removable = drafts if inp.hook in params["removal_hooks"] else ()
     return Finding(RULE_ID, outcome, variables, removable, tuple(gaps))
@@ -144,17 +149,11 @@ def _classify(
     severe = [r for r in recent if at_least_times_uln(r, params["critical_alt_multiple"])]
     if severe:
         peak = max(severe, key=lambda r: times_uln(r) or 0)
-        criterion = f"ALT at or above {params['critical_alt_multiple']}{TIMES}ULN"
-        return "severe-injury", peak, {"criterion": criterion, "bilirubin": "not required"}
+        return "severe-injury", peak, {"criterion": "alt", "bilirubin": "not required"}
     pair = _alt_with_bilirubin(recent, record, params, now)
     if pair is not None:
         alt, bilirubin = pair
-        criterion = (
-            f"ALT at or above {params['combined_alt_multiple']}{TIMES}ULN with total bilirubin"
-            f" above {params['combined_bilirubin_multiple']}{TIMES}ULN within"
-            f" {params['combined_max_days_apart']} days"
-        )
-        extra = {"criterion": criterion, "bilirubin": describe(bilirubin, "total bilirubin")}
+        extra = {"criterion": "alt-bilirubin", "bilirubin": describe(bilirubin, "total bilirubin")}
         return "severe-injury", alt, extra
     last = since_start[-1]
     if at_least_times_uln(last, params["warning_alt_multiple"]):
@@ -198,27 +197,29 @@ def _alt_with_bilirubin(
     return None
 
 
-def _baseline_text(baseline: LabResult | None, params: Mapping[str, Any]) -> str:
+def _baseline_state(baseline: LabResult | None) -> str:
+    """Chooses the card's baseline phrase: "missing", "raised" (above ULN) or "normal"."""
     if baseline is None:
-        return f"none in the {params['baseline_window_days']} days before the start"
-    if above_times_uln(baseline, Decimal(1)):
-        return (
-            describe(baseline, "ALT") + ": already above ULN, so only the"
-            " 3x/5x ULN and bilirubin criteria apply"
-        )
-    return describe(baseline, "ALT")
+        return "missing"
+    return "raised" if above_times_uln(baseline, Decimal(1)) else "normal"
+
+
+def _aih(record: PatientRecord, terminology: Terminology, params: Mapping[str, Any]) -> list[Any]:
+    return record.active_conditions_in(terminology, str(params["aih_condition_valueset"]))
 
 
 def _liver_history(
     record: PatientRecord, terminology: Terminology, params: Mapping[str, Any]
 ) -> str:
-    aih = record.active_conditions_in(terminology, str(params["aih_condition_valueset"]))
-    if not aih:
-        return "No autoimmune hepatitis on the problem list."
-    return (
-        f"Autoimmune hepatitis is on the problem list ({aih[0].concept.label()}): the rise may"
-        " be AIH activity as well as drug injury."
-    )
+    """Chooses the card's phrase: "aih" (AIH on the problem list) or "none"."""
+    return "aih" if _aih(record, terminology, params) else "none"
+
+
+def _aih_condition(
+    record: PatientRecord, terminology: Terminology, params: Mapping[str, Any]
+) -> str:
+    aih = _aih(record, terminology, params)
+    return aih[0].concept.label() if aih else "none"
 
 
 _COMMON = frozenset(
@@ -231,6 +232,8 @@ _COMMON = frozenset(
         "baseline_alt",
         "alt_results",
         "liver_history",
+        "baseline_state",
+        "aih_condition",
     }
 )
 SPEC = RuleSpec(

@@ -195,6 +195,8 @@ def evaluate(inp: RuleInput) -> Finding | None:
     )
     if other_courses:
         return finding("continuing-therapy", current_course=other_courses)
+    if not events:
+        gaps.append("No pregnancy test or pregnancy status on record.")
     last = events[-1].description if events else "no pregnancy test or status on record"
     return finding("pregnancy-test-needed", last_test=last, window_days=str(window))
 

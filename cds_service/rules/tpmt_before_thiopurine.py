@@ -160,7 +160,9 @@ def evaluate(inp: RuleInput) -> Finding | None:
         "previous_courses": _previous(inp) or "none on record",
     }
     if not results:
-        return Finding(RULE_ID, "no-result", variables, drafts)
+        return Finding(
+            RULE_ID, "no-result", variables, drafts, ("No TPMT or NUDT15 result on record.",)
+        )
     worst = max(j.status for j in results)
     if worst is Status.NORMAL:
         return None

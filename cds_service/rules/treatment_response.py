@@ -181,7 +181,8 @@ def evaluate_insufficient(inp: RuleInput) -> Finding | None:
     ]
     unknown_uln = [n for n, r in latest_by_name.items() if r is not None and r.uln is None]
     gaps = tuple(
-        [f"No upper limit of normal known for {n}: not assessed." for n in unknown_uln]
+        [f"{name}: {not_measured}." for name, r in latest_by_name.items() if r is None]
+        + [f"No upper limit of normal known for {n}: not assessed." for n in unknown_uln]
         + [
             note
             for name, result in latest_by_name.items()
@@ -260,6 +261,7 @@ def evaluate_refractory(inp: RuleInput) -> Finding | None:
             "latest_ratio": ratio_text(recent[-1]),
             "combination": f"{steroid_name} + {other_name}",
             "combination_duration": duration_text(combination_start, now),
+            "combination_start": fmt_date(combination_start),
             "recent_alts": "\n".join(f"- {describe(r, 'ALT')}" for r in recent),
             "alt_multiple": f"{multiple.normalize():f}",
         },
@@ -310,7 +312,14 @@ REFRACTORY_SPEC = _spec(
     REFRACTORY,
     {
         "steroid-refractory": frozenset(
-            {"latest_ratio", "combination", "combination_duration", "recent_alts", "alt_multiple"}
+            {
+                "latest_ratio",
+                "combination",
+                "combination_duration",
+                "combination_start",
+                "recent_alts",
+                "alt_multiple",
+            }
         )
     },
     RefractoryParameters,
