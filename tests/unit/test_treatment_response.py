@@ -336,7 +336,7 @@ def test_uln_from_the_reference_range_wins_over_the_default() -> None:
     assert finding_none is None, "50 U/L is normal against the lab's own 55 U/L"
     finding = run_rule(INSUFFICIENT, six_month(f.alt(60, 10, uln=55), NORMAL_IGG))
     assert finding is not None
-    assert "reference range" in finding.variables["assessment"]
+    assert "(1.0\u00d7ULN; ULN 55 U/L)" in finding.variables["assessment"]  # the lab's own range
 
 
 def test_the_card_says_when_the_default_uln_was_used() -> None:
@@ -621,8 +621,9 @@ def test_refractory_card_over_http(client: FlaskClient, app: Flask) -> None:
     assert len(card["summary"]) < 140
     assert card["overrideReasons"]
     assert all(r["display"] for r in card["overrideReasons"])
-    for fact in ("Tacrolimus", "59 %", "seed 001", "Response class"):
+    for fact in ("Hegade et al., Gut 2011", "trough levels", "Response class"):
         assert fact in card["detail"]
+    assert card["links"][0]["url"] == "http://localhost/evidence/aih-refractory"
 
 
 def test_monitoring_gap_card_over_http_is_info(client: FlaskClient, app: Flask) -> None:
