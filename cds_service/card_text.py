@@ -147,20 +147,21 @@ def plain_value(value: str) -> str:
     return _AUTOLINK.sub(_break_plain_autolink, text)
 
 
-def _break_plain_autolink(match: re.Match[str]) -> str:
-    if match.group(1):
-        return f"{match.group(1)}:\u200b"
-    if match.group(2):
-        return f"{match.group(2)}\u200b."
-    return "@\u200b"
+def _autolink_breaker(colon: str, dot: str, at: str) -> Callable[[re.Match[str]], str]:
+    """Replaces the ":" of "scheme://", the "." of "www." and "@" so no autolink can form."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1):
+            return f"{match.group(1)}{colon}"
+        if match.group(2):
+            return f"{match.group(2)}{dot}"
+        return at
+
+    return replace
 
 
-def _break_autolink(match: re.Match[str]) -> str:
-    if match.group(1):
-        return f"{match.group(1)}\\:"
-    if match.group(2):
-        return f"{match.group(2)}\\."
-    return "\\@"
+_break_autolink = _autolink_breaker("\\:", "\\.", "\\@")  # Markdown escapes
+_break_plain_autolink = _autolink_breaker(":\u200b", "\u200b.", "@\u200b")  # zero-width space
 
 
 def shorten_at_word(text: str, length: int) -> str:
