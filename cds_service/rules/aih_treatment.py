@@ -213,7 +213,7 @@ def course_variables(
     """Template variables every treatment-response outcome offers (``metabolite_fact`` is the
     second half of ``metabolite_status``, computed once by the caller)."""
     shown = course.alt_since_t0[-int(params["alt_results_shown"]) :]
-    igg = latest(between(dated(record.lab_series("igg"), course.now), course.t0, None))
+    igg = latest_igg(course, record)
     started = "; ".join(
         f"{c.label} (from {fmt_date(c.start)}, {c.status})" for c in course.first_line
     )
@@ -232,6 +232,15 @@ def course_variables(
         "metabolite_status": metabolite_fact,
         "age_group": _age_group(record, course.now, int(params["child_below_years"])),
     }
+
+
+def latest_igg(course: TreatmentCourse, record: PatientRecord) -> LabResult | None:
+    return latest(between(dated(record.lab_series("igg"), course.now), course.t0, None))
+
+
+def igg_gap(course: TreatmentCourse, record: PatientRecord) -> tuple[str, ...]:
+    """The card shows the latest IgG: when there is none, "Missing or assumed data" says so."""
+    return () if latest_igg(course, record) else ("IgG: not measured since treatment start.",)
 
 
 def _age_group(record: PatientRecord, now: datetime, child_below: int) -> str:

@@ -22,6 +22,7 @@ from cds_service.rules.aih_treatment import (
     TreatmentCourse,
     TreatmentParameters,
     course_variables,
+    igg_gap,
     metabolite_status,
     percent,
     treatment_course,
@@ -140,6 +141,7 @@ def evaluate_nonresponse(inp: RuleInput) -> Finding | None:
             "baseline_value": value_text(course.baseline),
             "week4_value": value_text(week4),
         },
+        gaps=igg_gap(course, inp.record),
     )
 
 
@@ -265,6 +267,7 @@ def evaluate_refractory(inp: RuleInput) -> Finding | None:
             "recent_alts": "\n".join(f"- {describe(r, 'ALT')}" for r in recent),
             "alt_multiple": f"{multiple.normalize():f}",
         },
+        gaps=igg_gap(course, inp.record),
     )
 
 

@@ -427,3 +427,31 @@ def test_configured_text_is_not_escaped() -> None:
     assert "\u00d7ULN" in phrases["criterion"]["alt"]
     card = render(rule, next(outcome_findings(rule)))
     assert card["detail"].startswith("**Possible severe drug-induced liver injury**")
+
+
+# ---------------------------------------------------------------- the golden cards, as shipped
+
+GOLDEN = CARDS.parent / "fixtures" / "fhir"
+# what a card says when data it shows was not there; its "Missing or assumed data" must say so
+SAYS_MISSING = re.compile(
+    r": not measured|not measured since|no pregnancy test or status|Baseline ALT: none|"
+    r"No TPMT or NUDT15 result"
+)
+
+
+def golden_cards() -> Iterator[dict[str, Any]]:
+    for path in sorted(GOLDEN.glob("*/expected-cards.json")):
+        yield from json.loads(path.read_text(encoding="utf-8"))["cards"]
+
+
+def test_golden_cards_are_concise_and_consistent() -> None:
+    cards = list(golden_cards())
+    assert len(cards) > 50
+    for card in cards:
+        decision, missing = card["detail"].split("**Missing or assumed data**")
+        assert len(card["summary"]) < 140
+        if card["indicator"] != "info":
+            assert len(decision) <= 1150, card["summary"]
+        if SAYS_MISSING.search(decision):
+            assert "- none" not in missing, card["summary"]
+        assert card["source"]["url"].endswith(f"/evidence/{card['source']['topic']['code']}")
