@@ -1,7 +1,7 @@
 """The AIH treatment course the three treatment-response rules share: T0, baseline ALT, the ALT
 series since T0, the response class, and the facts every treatment-response card shows.
 
-Choices where RULES.md is silent (also in docs/rules/aih-treatment-response.md):
+Choices where the clinical specification is silent (also in docs/rules/aih-treatment-response.md):
 - Courses without any start date cannot place T0; they are ignored and named as a data gap.
 - Results without a date are not used (they cannot be placed in time); their count is a gap.
 - Non-response and insufficient response are judged only while a first-line course is active:
@@ -41,7 +41,7 @@ HOOKS = frozenset({"patient-view", "order-sign", "order-select"})
 
 
 class TreatmentParameters(Schema):
-    """Parameters every treatment-response rule file accepts (defaults from RULES.md)."""
+    """Parameters every treatment-response rule file accepts (defaults from the spec)."""
 
     class Meta:
         unknown = RAISE

@@ -1,6 +1,6 @@
 """anti-tnf-liver-injury: ALT rising on an anti-TNF agent (possible drug-induced liver injury).
 
-Choices where RULES.md is silent (also in docs/rules/anti-tnf-liver-injury.md):
+Choices where the clinical specification is silent (also in docs/rules/anti-tnf-liver-injury.md):
 - "After S" means strictly after the course start; the baseline window [S - 180 d, S] includes S.
 - The ALT >= 3 x ULN with bilirubin > 2 x ULN criterion uses the same 90-day recency as the
   ALT >= 5 x ULN criterion: an old, resolved episode does not raise a critical card forever.
@@ -8,7 +8,7 @@ Choices where RULES.md is silent (also in docs/rules/anti-tnf-liver-injury.md):
 - On patient-view the rule needs an anti-TNF course active now; on order hooks the draft counts.
 - A known AIH diagnosis is stated on the card (the rise may be AIH activity, or anti-TNF
   autoimmune-like hepatitis), and a raised baseline limits the rule to the 3x/5x/bilirubin
-  criteria, as RULES.md says.
+  criteria, as the clinical specification says.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Parameters(Schema):
     warning_alt_multiple = fields.Decimal(load_default=Decimal(3), validate=validate.Range(1))
     persistent_min_days_apart = fields.Integer(load_default=28, validate=validate.Range(1, 365))
     aih_condition_valueset = fields.String(load_default="autoimmune-hepatitis")
-    # hooks on which the card offers to remove the anti-TNF draft (RULES.md: order-sign)
+    # hooks on which the card offers to remove the anti-TNF draft (the specification: order-sign)
     removal_hooks = fields.List(fields.String(), load_default=lambda: ["order-sign"])
     alt_results_shown = fields.Integer(load_default=8, validate=validate.Range(1, 50))
 

@@ -1,6 +1,6 @@
 """mmf-teratogenicity: a mycophenolate draft order for a patient who is or may become pregnant.
 
-Decisions where RULES.md is silent (also in docs/rules/mmf-teratogenicity.md):
+Decisions where the clinical specification is silent (also in docs/rules/mmf-teratogenicity.md):
 - Evidence of pregnancy fires the critical card whatever the recorded sex or age: administrative
   sex and age are proxies, a pregnancy result is not.
 - A "pregnant" status is cancelled by a later "not pregnant" status or negative hCG; a positive
@@ -206,7 +206,7 @@ def _current_pregnancy(
 ) -> list[str]:
     """Positive evidence within the lookback that nothing later cancels.
 
-    RULES.md: a "pregnant" status counts unless a later "not pregnant" follows (a later
+    The specification: a "pregnant" status counts unless a later "not pregnant" follows (a later
     negative hCG is also taken as not pregnant); a positive hCG counts unless a later negative
     hCG follows (a status answer alone does not cancel a positive test).
     """

@@ -1,6 +1,6 @@
 """tpmt-before-thiopurine: TPMT/NUDT15 status before a new thiopurine.
 
-Decisions where RULES.md is silent (also in docs/rules/tpmt-before-thiopurine.md):
+Decisions where the clinical specification is silent (also in docs/rules/tpmt-before-thiopurine.md):
 - Every TPMT/NUDT15 result on record counts, however old (genotype does not change); the worst
   class across all of them decides (poor > intermediate > normal).
 - Phenotype words are read from the coded answer, the text value and the interpretation, as

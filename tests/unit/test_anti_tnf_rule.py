@@ -1,4 +1,4 @@
-"""anti-tnf-liver-injury decisions (RULES.md "anti-tnf-liver-injury") through the rule function
+"""anti-tnf-liver-injury decisions (clinical spec) through the rule function
 with the bundled configuration, and the card's suggestions through the engine and HTTP.
 
 Conventions: ``on_anti_tnf`` starts infliximab ``start_days_ago`` (default 100) days before NOW

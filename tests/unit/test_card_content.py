@@ -38,9 +38,7 @@ DRAFT = DraftOrder(
 )
 # names a clinician cannot look up: project files, research notes, seed digests
 INTERNAL = re.compile(
-    r"seeds?/|\bseed[ -]?\d|\bseed\b|\.txt\b|\.md\b|RULES|terminology-and-evidence|"
-    r"codes-verified|research note|/work/|shared/",
-    re.I,
+    r"[\w./-]+\.(md|txt|yaml|json|py)\b|\bseeds?\b|§|research note|/work/|shared/", re.I
 )
 
 

@@ -1,5 +1,5 @@
 """aih-nonresponse, aih-insufficient-response and aih-refractory decisions, through the rule
-functions with the bundled configuration (RULES.md "treatment response"), plus the shared
+functions with the bundled configuration (clinical spec), plus the shared
 treatment course (T0, baseline, response class, metabolite-panel suggestion).
 
 Conventions: ``on_aih_treatment`` starts prednisolone ``start_days_ago`` days before NOW (T0) and
