@@ -22,6 +22,7 @@ from cds_service.configuration import Configuration, load_configuration
 from cds_service.demo import register_demo
 from cds_service.engine import Engine
 from cds_service.errors import DATABASE_UNAVAILABLE, DatabaseUnavailable, operation_outcome
+from cds_service.evidence_page import evidence_bp
 from cds_service.fhir_client import FetchLimits, FhirFetcher
 from cds_service.fhir_validation import warm_models
 from cds_service.http_headers import register_response_headers
@@ -45,7 +46,10 @@ log = logging.getLogger("cds_service")
 
 
 def load_rules(settings: Settings) -> Configuration:
-    return load_configuration(settings.cards_dir, REGISTRY)
+    configuration = load_configuration(settings.cards_dir, REGISTRY)
+    for warning in configuration.warnings:
+        log.warning("configuration warning: %s", warning)
+    return configuration
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -86,6 +90,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     install_observability(app, frozenset(configuration.services))
     app.register_blueprint(bp)
     app.register_blueprint(analytics_bp)
+    app.register_blueprint(evidence_bp)
     if settings.demo_enabled:
         register_demo(app, settings.extra.get("demo_patients_dir", DEFAULT_SCENARIOS_DIR))
     if settings.bench_echo:

@@ -58,14 +58,24 @@ async function api(path, options = {}) {
 
 const INLINE = /(\*\*[^*]+\*\*|\*[^*\s][^*]*\*|_[^_\s][^_]*_|`[^`]+`|\[[^\]]+\]\([^)\s]+\))/;
 
+// Cards escape values from FHIR data (a backslash before Markdown punctuation; &lt; &gt; &amp;):
+// show the characters they stand for. Text nodes only, so nothing here can become markup.
+function unescapeMarkdown(text) {
+  return text
+    .replace(/\\([!-/:-@[-`{-~])/g, "$1")
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&amp;/g, "&");
+}
+
 function inline(text) {
   const fragment = document.createDocumentFragment();
   for (const part of text.split(INLINE)) {
     if (!part) continue;
     if (part.startsWith("**") && part.endsWith("**") && part.length > 4) {
-      fragment.append(el("strong", {}, part.slice(2, -2)));
+      fragment.append(el("strong", {}, unescapeMarkdown(part.slice(2, -2))));
     } else if (/^[*_].+[*_]$/.test(part) && part.length > 2) {
-      fragment.append(el("em", {}, part.slice(1, -1)));
+      fragment.append(el("em", {}, unescapeMarkdown(part.slice(1, -1))));
     } else if (part.startsWith("`") && part.endsWith("`")) {
       fragment.append(el("code", {}, part.slice(1, -1)));
     } else if (part.startsWith("[")) {
@@ -73,10 +83,10 @@ function inline(text) {
       if (match && /^https?:\/\//i.test(match[2])) {
         fragment.append(el("a", { href: match[2], target: "_blank", rel: "noopener noreferrer" }, match[1]));
       } else {
-        fragment.append(part);
+        fragment.append(unescapeMarkdown(part));
       }
     } else {
-      fragment.append(part);
+      fragment.append(unescapeMarkdown(part));
     }
   }
   return fragment;
