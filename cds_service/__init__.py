@@ -22,6 +22,7 @@ from cds_service.configuration import Configuration, load_configuration
 from cds_service.demo import register_demo
 from cds_service.engine import Engine
 from cds_service.errors import DATABASE_UNAVAILABLE, DatabaseUnavailable, operation_outcome
+from cds_service.evidence_page import evidence_bp
 from cds_service.fhir_client import FetchLimits, FhirFetcher, begin_hook_call, end_hook_call
 from cds_service.fhir_policy import (
     LOOPBACK_SERVERS,
@@ -51,7 +52,10 @@ log = logging.getLogger("cds_service")
 
 
 def load_rules(settings: Settings) -> Configuration:
-    return load_configuration(settings.cards_dir, REGISTRY)
+    configuration = load_configuration(settings.cards_dir, REGISTRY)
+    for warning in configuration.warnings:
+        log.warning("configuration warning: %s", warning)
+    return configuration
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -100,6 +104,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     install_observability(app, frozenset(configuration.services))
     app.register_blueprint(bp)
     app.register_blueprint(analytics_bp)
+    app.register_blueprint(evidence_bp)
     if settings.demo_enabled:
         register_demo(app, settings.extra.get("demo_patients_dir", DEFAULT_SCENARIOS_DIR))
     if settings.bench_echo:

@@ -79,7 +79,9 @@ def call_service(service_id: str) -> Response:
     rt.engine.service(service_id)
     body = read_json_body()
     note_hook_instance(body)
-    evaluation = rt.engine.call(service_id, body, rt.link_targets(request))
+    evaluation = rt.engine.call(
+        service_id, body, rt.link_targets(request), evidence_base=rt.evidence_base(request)
+    )
     rt.log_cards(evaluation)
     tracing.annotate({"cds.cards": len(evaluation.cards)})
     for issued in evaluation.cards:

@@ -146,6 +146,8 @@ def _validate(args: argparse.Namespace) -> int:
     settings = Settings.load(overrides)
     config = load_rules(settings)
     enabled = sum(1 for r in config.rules.values() if r.enabled)
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(
         f"OK: {config.cards_dir}: {len(config.services)} services, {len(config.rules)} rules "
         f"({enabled} enabled), {len(config.terminology.valuesets)} value sets"

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from cds_service.card_template import TemplateProblem, expand, literal_parameter_numbers
+from cds_service.evidence import RegistryError, Source, registry_from_data
 from cds_service.routes import RoutePolicy
 from cds_service.rules.base import DataKind, RuleSpec
 from cds_service.terminology import (
@@ -161,14 +164,14 @@ class OutcomeSchema(_Strict):
         load_default="at-most-one", validate=validate.OneOf(["at-most-one", "any"])
     )
     links = fields.List(fields.String(), load_default=list)
-    # codes of the rule's override_reasons this outcome offers (absent: all of them), so e.g. a
-    # card about a documented pregnancy does not offer "test already ordered"
+    # codes of the rule's override_reasons that fit this outcome (default: all of them)
     override_reasons = fields.List(fields.String(), load_default=None, allow_none=True)
 
 
 class EvidenceSchema(_Strict):
-    key = fields.String(required=True)
-    citation = fields.String(required=True, validate=validate.Length(min=1))
+    key = fields.String(required=True)  # a source in evidence.yaml
+    # what this source supports for this rule, shown on the rule's evidence page
+    supports = fields.String(required=True, validate=validate.Length(min=1))
 
 
 class RuleFileSchema(_Strict):
@@ -186,6 +189,18 @@ class RuleFileSchema(_Strict):
     links = fields.Dict(keys=fields.String(), values=fields.Nested(LinkSchema), load_default=dict)
     override_reasons = fields.List(fields.Nested(CodingSchema), load_default=list)
     evidence = fields.List(fields.Nested(EvidenceSchema), load_default=list)
+    # Markdown for GET /evidence/<rule-id>: how the rule decides, background, options; no
+    # patient data (only ${param.*}, ${cite.*} and snippets)
+    evidence_page = fields.String(load_default="")
+    # wording the rule chooses by value: phrases.<variable>.<value> is the text ${variable}
+    # shows when the rule sets it to <value> (an unset variable or another value shows nothing)
+    # numbers in card text that equal a parameter's value by coincidence (no warning for them)
+    unrelated_numbers = fields.List(fields.Decimal(), load_default=list)
+    phrases = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.String()),
+        load_default=dict,
+    )
     # rules whose card is dropped when this rule issues one (one card per clinical question)
     supersedes = fields.List(fields.String(), load_default=list)
 
@@ -313,6 +328,9 @@ class RuleConfig:
     supersedes: tuple[str, ...] = ()
     snippets: Mapping[str, str] = field(default_factory=dict)
     mode: str = "active"
+    evidence_page: str = ""
+    description: str = ""
+    phrases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -344,6 +362,9 @@ class Configuration:
     terminology: Terminology
     analytes: Mapping[str, Analyte]
     cards_dir: Path
+    sources: Mapping[str, Source] = field(default_factory=dict)
+    # problems that do not stop start-up (e.g. a literal number equal to a parameter's value)
+    warnings: tuple[str, ...] = ()
 
 
 def prefetch_resource_type(template: str) -> str:
@@ -360,11 +381,27 @@ def load_configuration(cards_dir: Path, registry: Mapping[str, RuleSpec]) -> Con
     valuesets = _load_valuesets(cards_dir / "valuesets")
     terminology, analytes = _load_terminology(cards_dir / "terminology.yaml", valuesets)
     snippets = _load_snippets(cards_dir / "snippets")
-    rules = _load_rules(cards_dir / "rules", registry, snippets)
+    sources = _load_sources(cards_dir / EVIDENCE_FILE)
+    warnings: list[str] = []
+    rules = _load_rules(cards_dir / "rules", registry, snippets, sources, warnings)
     for rule in rules.values():
         _check_terminology_references(rule, terminology, analytes)
     services = _load_services(cards_dir / "services", rules)
-    return Configuration(services, rules, terminology, analytes, cards_dir)
+    return Configuration(
+        services, rules, terminology, analytes, cards_dir, sources, tuple(warnings)
+    )
+
+
+EVIDENCE_FILE = "evidence.yaml"
+
+
+def _load_sources(path: Path) -> dict[str, Source]:
+    if not path.is_file():
+        raise ConfigError(path, "-", "the evidence registry is missing")
+    try:
+        return registry_from_data(_read_yaml(path))
+    except RegistryError as exc:
+        raise ConfigError(path, exc.field, exc.message) from exc
 
 
 _SNIPPET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -489,7 +526,11 @@ def _route_policy(
 
 
 def _load_rules(
-    directory: Path, registry: Mapping[str, RuleSpec], snippets: Mapping[str, str]
+    directory: Path,
+    registry: Mapping[str, RuleSpec],
+    snippets: Mapping[str, str],
+    sources: Mapping[str, Source],
+    warnings: list[str],
 ) -> dict[str, RuleConfig]:
     rules: dict[str, RuleConfig] = {}
     for path in sorted(directory.glob("*.yaml")):
@@ -512,7 +553,11 @@ def _load_rules(
         clashes = sorted(set(snippets) & {v for vs in spec.outcomes.values() for v in vs})
         if clashes or set(snippets) & spec.common_variables:
             raise ConfigError(path, "-", f"snippet name(s) clash with rule variables: {clashes}")
-        _check_outcomes(path, data, spec, frozenset(snippets))
+        warnings += _literal_number_warnings(path, data, params)
+        _check_evidence(path, data, sources)
+        _expand_texts(path, data, snippets, params, sources)
+        _check_outcomes(path, data, spec, frozenset())
+        _check_suggestion_shapes(path, data)
         rules[rule_id] = RuleConfig(
             id=rule_id,
             enabled=data["enabled"],
@@ -529,9 +574,120 @@ def _load_rules(
             supersedes=tuple(data["supersedes"]),
             snippets=snippets,
             mode=data["mode"],
+            evidence_page=data["evidence_page"],
+            description=data["description"],
+            phrases=data["phrases"],
         )
     _check_supersedes(rules)
     return rules
+
+
+def _outcome_texts(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, text) of every card template of a rule file."""
+    texts = [
+        (f"outcomes.{name}.{part}", outcome[part])
+        for name, outcome in data["outcomes"].items()
+        for part in ("summary", "detail")
+    ]
+    texts += [(f"suggestions.{sid}.label", s["label"]) for sid, s in data["suggestions"].items()]
+    return texts
+
+
+def _literal_number_warnings(
+    path: Path, data: Mapping[str, Any], params: Mapping[str, Any]
+) -> list[str]:
+    """A number written into card text that equals a parameter's value probably states that
+    parameter, and would go stale when someone changes it: say which placeholder to write."""
+    unrelated = {Decimal(n).normalize() for n in data["unrelated_numbers"]}
+    return [
+        f"{path}: {where}: literal {number} equals the value of parameter {name}; render it"
+        " from the parameter (${param.NAME} or a rule variable), or list it in unrelated_numbers"
+        for where, text in _outcome_texts(data)
+        for number, name in literal_parameter_numbers(text, params)
+        if Decimal(number).normalize() not in unrelated
+    ]
+
+
+def _check_evidence(path: Path, data: Mapping[str, Any], sources: Mapping[str, Source]) -> None:
+    keys = [e["key"] for e in data["evidence"]]
+    for index, key in enumerate(keys):
+        if key not in sources:
+            raise ConfigError(path, f"evidence.{index}.key", f"unknown source {key!r}")
+        if keys.index(key) != index:
+            raise ConfigError(path, f"evidence.{index}.key", f"{key!r} is listed twice")
+
+
+def _expand_texts(
+    path: Path,
+    data: dict[str, Any],
+    snippets: Mapping[str, str],
+    params: Mapping[str, Any],
+    sources: Mapping[str, Source],
+) -> None:
+    """Write snippets, ${param.*} and ${cite.*} into every template (in place). A cited source
+    must be in the rule's ``evidence`` list, so the rule's evidence page lists it."""
+    listed = {e["key"] for e in data["evidence"]}
+    cited: list[str] = []
+
+    def cite(key: str) -> str:
+        if key not in sources:
+            raise TemplateProblem(f"unknown source {key!r} in ${{cite.{key}}}")
+        if key not in listed:
+            raise TemplateProblem(f"cites {key!r}, which is not in this rule's evidence list")
+        cited.append(key)
+        return sources[key].short
+
+    def run(where: str, text: str) -> str:
+        try:
+            return expand(text, snippets=snippets, params=params, cite=cite)
+        except TemplateProblem as exc:
+            raise ConfigError(path, where, str(exc)) from exc
+
+    for name, choices in data["phrases"].items():
+        for value, text in choices.items():
+            choices[value] = run(f"phrases.{name}.{value}", text)
+    for name, outcome in data["outcomes"].items():
+        cited.clear()
+        for part in ("summary", "detail"):
+            outcome[part] = run(f"outcomes.{name}.{part}", outcome[part])
+        # ${evidence} on this outcome's card: the sources its text cites (else all the rule's)
+        outcome["cites"] = [e["key"] for e in data["evidence"] if e["key"] in cited]
+    for sid, suggestion in data["suggestions"].items():
+        suggestion["label"] = run(f"suggestions.{sid}.label", suggestion["label"])
+    data["evidence_page"] = run("evidence_page", data["evidence_page"])
+    for index, entry in enumerate(data["evidence"]):
+        entry["supports"] = run(f"evidence.{index}.supports", entry["supports"])
+    leftover = set(Template(data["evidence_page"]).get_identifiers())
+    if leftover:
+        raise ConfigError(
+            path, "evidence_page", f"no patient data on evidence pages: {sorted(leftover)}"
+        )
+
+
+# Every suggested resource of one type has the same shape, whichever rule suggests it: the
+# service sets these elements, a rule file may not (docs/rule-authoring.md, "Suggestions").
+SUGGESTION_SHAPES: dict[str, dict[str, str]] = {
+    "ServiceRequest": {"status": "draft", "intent": "order"},
+}
+SUGGESTION_REQUIRED: dict[str, tuple[str, ...]] = {"ServiceRequest": ("code", "category")}
+
+
+def _check_suggestion_shapes(path: Path, data: Mapping[str, Any]) -> None:
+    for sid, suggestion in data["suggestions"].items():
+        resource = suggestion.get("resource") or {}
+        kind = str(resource.get("resourceType"))
+        for element in SUGGESTION_SHAPES.get(kind, {}):
+            if element in resource:
+                raise ConfigError(
+                    path,
+                    f"suggestions.{sid}.resource.{element}",
+                    f"set by the service for every {kind} suggestion; remove it",
+                )
+        for element in SUGGESTION_REQUIRED.get(kind, ()):
+            if element not in resource:
+                raise ConfigError(
+                    path, f"suggestions.{sid}.resource.{element}", f"required for a {kind}"
+                )
 
 
 def _check_supersedes(rules: Mapping[str, RuleConfig]) -> None:
@@ -578,6 +734,9 @@ def _check_outcomes(
     path: Path, data: Mapping[str, Any], spec: RuleSpec, snippet_names: frozenset[str]
 ) -> None:
     outcomes = data["outcomes"]
+    for phrase in data["phrases"]:
+        if not any(phrase in spec.variables_for(o) for o in spec.outcomes):
+            raise ConfigError(path, f"phrases.{phrase}", "the rule sets no variable of this name")
     for name in spec.outcomes:
         if name not in outcomes:
             raise ConfigError(
@@ -590,6 +749,10 @@ def _check_outcomes(
                 path, where, f"the rule has no such outcome; known: {sorted(spec.outcomes)}"
             )
         allowed = spec.variables_for(name) | snippet_names
+        for phrase, choices in data["phrases"].items():
+            if phrase in allowed:
+                for value, text in choices.items():
+                    _check_template(path, f"phrases.{phrase}.{value}", text, allowed)
         for part in ("summary", "detail"):
             _check_template(path, f"{where}.{part}", outcome[part], allowed)
         for sid in outcome["suggestions"]:
@@ -610,16 +773,12 @@ def _check_outcomes(
             raise ConfigError(
                 path, "override_reasons", f"required because {where} is {outcome['indicator']}"
             )
-        chosen = outcome["override_reasons"]
-        if chosen is not None:
-            known = {reason["code"] for reason in data["override_reasons"]}
-            unknown_codes = sorted(set(chosen) - known)
-            if unknown_codes or (not chosen and outcome["indicator"] != "info"):
-                raise ConfigError(
-                    path,
-                    f"{where}.override_reasons",
-                    f"must name codes of the rule's override_reasons; unknown: {unknown_codes}",
-                )
+        codes = [reason["code"] for reason in data["override_reasons"]]
+        for code in outcome["override_reasons"] or ():
+            if code not in codes:
+                raise ConfigError(path, f"{where}.override_reasons", f"unknown code {code!r}")
+        if outcome["override_reasons"] == []:
+            raise ConfigError(path, f"{where}.override_reasons", "leave it out or name one")
 
 
 def _check_template(path: Path, where: str, text: str, allowed: frozenset[str]) -> None:

@@ -77,9 +77,11 @@ class Engine:
         service_id: str,
         body: Any,
         link_targets: Callable[[str], Mapping[str, str]] | None = None,
+        evidence_base: str | None = None,
     ) -> Evaluation:
         """Evaluate one hook request. ``link_targets`` gives, for a patient id, the URLs of this
-        service's pages cards may link to (e.g. the demo lab-trend view); none by default."""
+        service's pages cards may link to (e.g. the demo lab-trend view); none by default.
+        ``evidence_base`` is the absolute URL of ``/evidence`` (each card links its rule's page)."""
         service = self.service(service_id)
         request = parse_hook_request(body, service.hook)
         evaluation = Evaluation(request, service)
@@ -138,6 +140,8 @@ class Engine:
                 data_gaps=gaps,
                 new_uuid=self.new_uuid,
                 link_targets=targets,
+                sources=self.config.sources,
+                evidence_url=f"{evidence_base}/{rule.id}" if evidence_base else None,
             )
             if card is not None:
                 evaluation.cards.append(IssuedCard(card, rule.id, finding.outcome, rule.mode))

@@ -256,6 +256,27 @@ def openapi_document(configuration: Configuration) -> dict[str, Any]:
             }
         },
     }
+    paths["/evidence/{ruleId}"] = {
+        "get": {
+            "summary": "A rule's evidence page (linked from its cards; no patient data)",
+            "security": [],
+            "parameters": [
+                {
+                    "name": "ruleId",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "enum": sorted(configuration.rules)},
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "HTML page",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                },
+                "404": _json(_OPERATION_OUTCOME, "No such rule"),
+            },
+        }
+    }
     for service in configuration.services.values():
         path = f"/cds-services/{service.id}"
         paths[path] = {

@@ -84,6 +84,10 @@ class Runtime:
     def public_base(self, request: Request) -> str:
         return self.settings.public_base_url.rstrip("/") or request.host_url.rstrip("/")
 
+    def evidence_base(self, request: Request) -> str:
+        """Absolute URL of the evidence pages (``GET /evidence/<rule-id>``)."""
+        return self.public_base(request) + "/evidence"
+
     def link_targets(self, request: Request) -> Callable[[str], Mapping[str, str]] | None:
         """Absolute URLs of the patient's pages (cards link only to pages that exist)."""
         pages = self.patient_pages

@@ -138,3 +138,15 @@ def logged_outcomes(app: Flask, cards: Sequence[Mapping[str, Any]]) -> list[tupl
 
 def rule_of(card: Mapping[str, Any]) -> str:
     return str(card["source"]["topic"]["code"])
+
+
+def card_detail(finding: Finding | None, config: Configuration | None = None) -> str:
+    """The detail of the card ``finding`` renders to (phrases chosen, values escaped), on one
+    line: rules choose wording by key and the rule file holds the words."""
+    from cds_service.cards import render_card  # local: most tests never render
+
+    assert finding is not None
+    rule = (config or configuration()).rules[finding.rule_id]
+    card = render_card(finding, rule, patient_id="p", data_gaps=[], new_uuid=lambda: "u")
+    assert card is not None
+    return " ".join(str(card["detail"]).split())

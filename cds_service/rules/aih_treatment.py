@@ -1,7 +1,7 @@
 """The AIH treatment course the three treatment-response rules share: T0, baseline ALT, the ALT
 series since T0, the response class, and the facts every treatment-response card shows.
 
-Choices where docs/clinical-spec.md is silent (also in docs/rules/aih-treatment-response.md):
+Choices where the clinical specification is silent (also in docs/rules/aih-treatment-response.md):
 - Courses without any start date cannot place T0; they are ignored and named as a data gap.
 - Results without a date are not used (they cannot be placed in time); their count is a gap.
 - Non-response and insufficient response are judged only while a first-line course is active:
@@ -30,7 +30,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from cds_service.record import DraftOrder, LabResult, MedicationCourse, PatientRecord
-from cds_service.rules.common import fmt_date
+from cds_service.rules.common import age_at, fmt_date
 from cds_service.rules.episodes import episodes
 from cds_service.rules.series import (
     after,
@@ -74,7 +74,7 @@ HOOKS = frozenset({"patient-view", "order-sign", "order-select"})
 
 
 class TreatmentParameters(Schema):
-    """Parameters every treatment-response rule file accepts (defaults: docs/clinical-spec.md)."""
+    """Parameters every treatment-response rule file accepts (defaults from the spec)."""
 
     class Meta:
         unknown = RAISE
@@ -110,6 +110,8 @@ class TreatmentParameters(Schema):
     )
     # complete response: a normal ALT with a normal IgG measured within this many days of it
     cr_igg_within_days = fields.Integer(load_default=90, validate=validate.Range(0, 365))
+    # below this age the card mentions paediatric options (phrase "age_group": "child")
+    child_below_years = fields.Integer(load_default=18, validate=validate.Range(1, 30))
 
 
 @dataclass
@@ -329,7 +331,7 @@ def course_variables(
     """Template variables every treatment-response outcome offers (``metabolite_fact`` is the
     second half of ``metabolite_status``, computed once by the caller)."""
     shown = course.alt_since_t0[-int(params["alt_results_shown"]) :]
-    igg = latest(between(dated(record.lab_series("igg"), course.now), course.t0, None))
+    igg = latest_igg(course, record)
     started = "; ".join(
         f"{c.label} (from {fmt_date(c.start)}, {c.status})" for c in course.first_line
     )
@@ -348,7 +350,25 @@ def course_variables(
         else record.not_measured_text("igg", course.t0, "not measured since treatment start"),
         "response_class": response_class(course, params),
         "metabolite_status": metabolite_fact,
+        "age_group": _age_group(record, course.now, int(params["child_below_years"])),
     }
+
+
+def latest_igg(course: TreatmentCourse, record: PatientRecord) -> LabResult | None:
+    return latest(between(dated(record.lab_series("igg"), course.now), course.t0, None))
+
+
+def igg_gap(course: TreatmentCourse, record: PatientRecord) -> tuple[str, ...]:
+    """The card shows the latest IgG: when there is none, "Missing or assumed data" says so."""
+    return () if latest_igg(course, record) else ("IgG: not measured since treatment start.",)
+
+
+def _age_group(record: PatientRecord, now: datetime, child_below: int) -> str:
+    """ "child", "adult" or "unknown" (no birth date): chooses the card's paediatric phrase."""
+    age = age_at(record, now)
+    if age is None:
+        return "unknown"
+    return "child" if age < child_below else "adult"
 
 
 COURSE_VARIABLES = frozenset(
@@ -362,6 +382,7 @@ COURSE_VARIABLES = frozenset(
         "latest_igg",
         "response_class",
         "metabolite_status",
+        "age_group",
     }
 )
 

@@ -1,6 +1,6 @@
 """allopurinol-thiopurine: allopurinol and a thiopurine together need a reduced thiopurine dose.
 
-Decisions where docs/clinical-spec.md is silent (also in docs/rules/allopurinol-thiopurine.md):
+Decisions where the clinical specification is silent (also in docs/rules/allopurinol-thiopurine.md):
 - Drafts count as "the other drug" too: allopurinol and a thiopurine drafted together (the usual
   way the combination is started) are checked like a draft beside an active course.
 - The thiopurine dose judged is the draft's when a thiopurine is drafted, else that of every
@@ -153,7 +153,7 @@ def evaluate(inp: RuleInput) -> Finding | None:
             ),
         }
         return Finding(RULE_ID, "contraindicated", variables, remove)
-    weight, weight_text = _weight(inp, params)
+    weight, weight_variables = _weight(inp, params)
     ceilings = params["reduced_dose_ceilings"]
     judged: list[tuple[str, CodedConcept, DailyDose]] = (
         [(d.label, d.concept, d.dosage.daily_dose) for d in combination.thio_drafts]
@@ -165,8 +165,7 @@ def evaluate(inp: RuleInput) -> Finding | None:
         "thiopurine": ", ".join(sorted({c.short() for c in checks})),
         "allopurinol": inhibitor_text,
         "dose_checks": "\n".join(f"- {c.line()}" for c in checks),
-        "weight_check": weight_text,
-    }
+    } | weight_variables
     age = age_at(inp.record, now)
     child_without_weight = weight is None and age is not None and age < params["child_age_years"]
     reduced = all(c.reduced for c in checks) and not child_without_weight
@@ -176,31 +175,26 @@ def evaluate(inp: RuleInput) -> Finding | None:
         for c in checks
         if c.dose.mg_per_day is None
     ]
+    if weight is None:
+        gaps.append("No recent body weight: the absolute reduced-dose ceiling was used.")
     drafts = (*combination.thio_drafts, *combination.inhibitor_drafts)
     return Finding(RULE_ID, outcome, variables, drafts, tuple(gaps))
 
 
-def _weight(inp: RuleInput, params: Mapping[str, Any]) -> tuple[LabResult | None, str]:
-    """The latest body weight within the lookback, and the sentence the card shows about it."""
+def _weight(inp: RuleInput, params: Mapping[str, Any]) -> tuple[LabResult | None, dict[str, str]]:
+    """The latest body weight within the lookback, and the variables of the card's weight
+    phrase: ``weight_check`` is "measured", "missing" or "missing-child" (under the child age,
+    where an adult ceiling says nothing)."""
     days = int(params["weight_lookback_days"])
     series = inp.record.lab_series(str(params["weight_analyte"]))
     weight = latest([w for w in series if within_days(w.when, inp.now, days) and w.value > 0])
     if weight is not None:
-        return weight, (
-            f"Body weight {fmt_number(weight.value, 1)} kg on {fmt_date(weight.when)}: the"
-            " reduced-dose ceiling is per kilogram."
-        )
+        measured = f"{fmt_number(weight.value, 1)} kg on {fmt_date(weight.when)}"
+        return weight, {"weight_check": "measured", "weight": measured, "age": ""}
     age = age_at(inp.record, inp.now)
-    text = (
-        f"No body weight in the last {days} days: no weight-based check was possible; the"
-        " absolute ceiling was used."
-    )
-    if age is not None and age < params["child_age_years"]:
-        text += (
-            f" The patient is {age}: an adult ceiling says nothing about a child's dose, so a"
-            " dose at or below it is not taken as reduced. Record a weight to check mg/kg."
-        )
-    return None, text
+    child = age is not None and age < params["child_age_years"]
+    key = "missing-child" if child else "missing"
+    return None, {"weight_check": key, "weight": "", "age": str(age) if age is not None else ""}
 
 
 def _check(
@@ -249,9 +243,11 @@ SPEC = RuleSpec(
     outcomes={
         "contraindicated": frozenset({"thiopurine", "allopurinol", "inhibitor"}),
         "dose-reduction-needed": frozenset(
-            {"thiopurine", "allopurinol", "dose_checks", "weight_check"}
+            {"thiopurine", "allopurinol", "dose_checks", "weight_check", "weight", "age"}
         ),
-        "reduced-dose": frozenset({"thiopurine", "allopurinol", "dose_checks", "weight_check"}),
+        "reduced-dose": frozenset(
+            {"thiopurine", "allopurinol", "dose_checks", "weight_check", "weight", "age"}
+        ),
     },
     parameters=Parameters,
     triggered=triggered,

@@ -1,6 +1,6 @@
 """anti-tnf-liver-injury: ALT rising on an anti-TNF agent (possible drug-induced liver injury).
 
-Choices where docs/clinical-spec.md is silent (also in docs/rules/anti-tnf-liver-injury.md):
+Choices where the clinical specification is silent (also in docs/rules/anti-tnf-liver-injury.md):
 - "After S" means strictly after the course start; the baseline window [S - 180 d, S] includes S.
 - The ALT >= 3 x ULN with bilirubin > 2 x ULN criterion uses the same 90-day recency as the
   ALT >= 5 x ULN criterion: an old, resolved episode does not raise a critical card forever.
@@ -144,6 +144,10 @@ def evaluate(inp: RuleInput) -> Finding | None:
     names = [inp.terminology.short_name(c.concept, drug_class) for c in courses] or [
         inp.terminology.short_name(d.concept, drug_class) for d in drafts
     ]
+    if baseline is None:
+        gaps.append(
+            f"No ALT in the {params['baseline_window_days']} days before the start: no baseline."
+        )
     shown = since_start[-int(params["alt_results_shown"]) :]
     variables = {
         "drug": " + ".join(dict.fromkeys(names)),
@@ -152,10 +156,11 @@ def evaluate(inp: RuleInput) -> Finding | None:
         "trigger_alt": describe(trigger_result, "ALT"),
         "trigger_ratio": scale.text(trigger_result),
         "reference": scale.name,
-        "baseline_alt": _baseline_text(baseline, scale, params),
-        "warning_multiple": f"{Decimal(str(params['warning_alt_multiple'])).normalize():f}",
+        "baseline_alt": describe(baseline, "ALT") if baseline else "none on record",
+        "baseline_state": _baseline_state(baseline, scale),
         "alt_results": "\n".join(f"- {describe(r, 'ALT')}" for r in shown),
         "liver_history": _liver_history(record, inp.terminology, params),
+        "aih_condition": _aih_condition(record, inp.terminology, params),
     } | extra
     removable = drafts if inp.hook in params["removal_hooks"] else ()
     return Finding(RULE_ID, outcome, variables, removable, tuple(gaps))
@@ -203,17 +208,11 @@ def _classify(
     severe = [r for r in recent if scale.at_least(r, params["critical_alt_multiple"])]
     if severe:
         peak = max(severe, key=lambda r: scale.ratio(r) or 0)
-        criterion = f"ALT at or above {params['critical_alt_multiple']}{TIMES}{scale.name}"
-        return "severe-injury", peak, {"criterion": criterion, "bilirubin": "not required"}
+        return "severe-injury", peak, {"criterion": "alt", "bilirubin": "not required"}
     pair = _alt_with_bilirubin(recent, scale, record, params, now)
     if pair is not None:
         alt, bilirubin = pair
-        criterion = (
-            f"ALT at or above {params['combined_alt_multiple']}{TIMES}{scale.name} with total"
-            f" bilirubin above {params['combined_bilirubin_multiple']}{TIMES}ULN within"
-            f" {params['combined_max_days_apart']} days"
-        )
-        extra = {"criterion": criterion, "bilirubin": describe(bilirubin, "total bilirubin")}
+        extra = {"criterion": "alt-bilirubin", "bilirubin": describe(bilirubin, "total bilirubin")}
         return "severe-injury", alt, extra
     last = since_start[-1]
     if (
@@ -266,35 +265,37 @@ def _alt_with_bilirubin(
     return None
 
 
-def _baseline_text(baseline: LabResult | None, scale: Scale, params: Mapping[str, Any]) -> str:
+def _baseline_state(baseline: LabResult | None, scale: Scale) -> str:
+    """Chooses the card's baseline phrase: "missing", "normal", "raised" (above ULN) or
+    "raised-relative" (above ULN, and the ALT multiples are multiples of this baseline)."""
     if baseline is None:
-        return f"none in the {params['baseline_window_days']} days before the start"
-    if scale.raised and scale.name == "baseline":
-        return (
-            describe(baseline, "ALT") + ": already above ULN, so the ALT multiples are multiples"
-            " of this baseline (pre-existing liver disease) and persistent elevation is not used"
-        )
-    if scale.raised:
-        return describe(baseline, "ALT") + ": already above ULN, so persistent elevation is unused"
-    return describe(baseline, "ALT")
+        return "missing"
+    if not scale.raised:
+        return "normal"
+    return "raised-relative" if scale.name == "baseline" else "raised"
+
+
+def _aih(record: PatientRecord, terminology: Terminology, params: Mapping[str, Any]) -> list[Any]:
+    return record.active_conditions_in(terminology, str(params["aih_condition_valueset"]))
 
 
 def _liver_history(
     record: PatientRecord, terminology: Terminology, params: Mapping[str, Any]
 ) -> str:
-    aih = record.active_conditions_in(terminology, str(params["aih_condition_valueset"]))
-    if not aih:
-        return "No autoimmune hepatitis on the problem list."
-    return (
-        f"Autoimmune hepatitis is on the problem list ({aih[0].concept.label()}): the rise may"
-        " be AIH activity as well as drug injury."
-    )
+    """Chooses the card's phrase: "aih" (AIH on the problem list) or "none"."""
+    return "aih" if _aih(record, terminology, params) else "none"
+
+
+def _aih_condition(
+    record: PatientRecord, terminology: Terminology, params: Mapping[str, Any]
+) -> str:
+    aih = _aih(record, terminology, params)
+    return aih[0].concept.label() if aih else "none"
 
 
 _COMMON = frozenset(
     {
         "reference",
-        "warning_multiple",
         "drug",
         "course_start",
         "latency",
@@ -303,6 +304,8 @@ _COMMON = frozenset(
         "baseline_alt",
         "alt_results",
         "liver_history",
+        "baseline_state",
+        "aih_condition",
     }
 )
 SPEC = RuleSpec(

@@ -1,6 +1,6 @@
 """mmf-teratogenicity: a mycophenolate draft order for a patient who is or may become pregnant.
 
-Decisions where docs/clinical-spec.md is silent (also in docs/rules/mmf-teratogenicity.md):
+Decisions where the clinical specification is silent (also in docs/rules/mmf-teratogenicity.md):
 - Evidence of pregnancy fires the critical card whatever the recorded sex or age: administrative
   sex and age are proxies, a pregnancy result is not.
 - A "pregnant" status is cancelled by a later "not pregnant" status or negative hCG; a positive
@@ -203,6 +203,7 @@ def evaluate(inp: RuleInput) -> Finding | None:
         "sex": describe_sex(sex.sex or record.gender),
         "age_window": f"{params['age_min_years']} to {int(params['age_max_years']) - 1} years",
         "postpartum": "",
+        "pregnancy_ended": "",
     }
 
     def finding(outcome: str, **extra: str) -> Finding:
@@ -221,7 +222,7 @@ def evaluate(inp: RuleInput) -> Finding | None:
     pregnant_lines += [f"active pregnancy condition: {c.concept.label()}" for c in conditions]
     if pregnant_lines:
         return finding("pregnant", pregnancy_evidence=_lines(pregnant_lines))
-    base["postpartum"] = _postpartum_note(events, now, int(params["postpartum_note_days"]))
+    base |= _postpartum(events, now, int(params["postpartum_note_days"]))
 
     if sex.sex == "male":
         if params["male_card"] and (age is None or age >= int(params["male_age_min_years"])):
@@ -257,6 +258,8 @@ def evaluate(inp: RuleInput) -> Finding | None:
     )
     if other_courses:
         return finding("continuing-therapy", current_course=other_courses)
+    if not events:
+        gaps.append("No pregnancy test or pregnancy status on record.")
     last = events[-1].description if events else "no pregnancy test or status on record"
     return finding("pregnancy-test-needed", last_test=last, window_days=str(window))
 
@@ -296,14 +299,12 @@ def _ended(condition: ConditionFact, events: list[PregnancyEvent], now: datetime
     return any(e.ends_pregnancy and start < e.when <= now for e in events)
 
 
-def _postpartum_note(events: list[PregnancyEvent], now: datetime, days: int) -> str:
+def _postpartum(events: list[PregnancyEvent], now: datetime, days: int) -> dict[str, str]:
+    """The card's postpartum phrase: "ended" (a pregnancy ended within ``days``) or none."""
     ends = [e for e in events if e.ends_pregnancy and within_days(e.when, now, days)]
     if not ends:
-        return ""
-    return (  # appended to a sentence of the card (empty when there is nothing to say)
-        f"\n\n**Pregnancy has ended** ({ends[-1].description}): the patient may become pregnant"
-        " again, and mycophenolate is not recommended while breastfeeding."
-    )
+        return {}
+    return {"postpartum": "ended", "pregnancy_ended": ends[-1].description}
 
 
 def _other_courses(
@@ -332,7 +333,7 @@ def triggered(drafts: tuple[DraftOrder, ...], hook: str, _params: Mapping[str, A
     return hook in SPEC.hooks and any(DRUG_CLASS in d.classes for d in drafts)
 
 
-_BASE_VARS = frozenset({"drug", "age", "sex", "age_window", "postpartum"})
+_BASE_VARS = frozenset({"drug", "age", "sex", "age_window", "postpartum", "pregnancy_ended"})
 SPEC = RuleSpec(
     id=RULE_ID,
     hooks=frozenset({"order-sign", "order-select"}),

@@ -103,7 +103,8 @@ def fmt_number(value: Decimal, places: int | None = None) -> str:
 
 
 def describe(result: LabResult, name: str) -> str:
-    """E.g. "ALT 112 U/L on 2026-03-01 (2.8 x ULN; ULN 40 U/L from the reference range)"."""
+    """E.g. "ALT 112 U/L on 2026-03-01 (2.8 x ULN; ULN 40 U/L)": the ULN is the result's own
+    reference range unless the text says "configured default ULN" (a card is read quickly)."""
     reported = f"{name} {value_text(result)}"
     if result.reported_unit != result.unit:
         reported += f" (= {fmt_number(result.value, 2)} {result.unit})"
@@ -112,7 +113,9 @@ def describe(result: LabResult, name: str) -> str:
     if ratio is None or result.uln is None:
         return f"{text} (no upper limit of normal known)"
     uln = fmt_number(result.uln, 2)
-    source = f"ULN {uln} {result.unit} from the {result.uln_source}"
+    source = f"ULN {uln} {result.unit}"
+    if result.uln_source != "reference range":
+        source = f"{result.uln_source} ULN {uln} {result.unit}"
     return f"{text} ({fmt_ratio(ratio)}{TIMES}ULN; {source})"
 
 

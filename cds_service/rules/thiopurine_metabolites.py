@@ -1,6 +1,6 @@
 """thiopurine-metabolites: a recent 6-TGN result read against the thresholds of its own unit.
 
-Decisions where docs/clinical-spec.md is silent (also in docs/rules/thiopurine-metabolites.md):
+Decisions where the clinical specification is silent (also in docs/rules/thiopurine-metabolites.md):
 - The latest dated 6-TGN within the lookback is the one judged; an older result in another unit
   is not used instead (the latest result reflects the current dose).
 - 6-MMP is paired with that 6-TGN when measured within ``mmp_pairing_days`` of it.
@@ -129,7 +129,8 @@ def evaluate(inp: RuleInput) -> Finding | None:
     }
     mmp_high = _mmp_is_high(mmp, mmp_thresholds)
     remission = _remission(inp, params)
-    variables["remission"] = remission or "not in biochemical remission (or not assessable)"
+    variables["remission"] = "in-remission" if remission else "not-in-remission"
+    variables["remission_results"] = remission or ""
     if low is not None and tgn.quantity < low:
         outcome = "shunting" if mmp_high else "low-tgn"
         if outcome == "low-tgn" and remission:
@@ -140,7 +141,7 @@ def evaluate(inp: RuleInput) -> Finding | None:
         variables["tgn_limit"] = f"{high.normalize():f}"
     elif mmp_high and mmp_thresholds is not None:
         outcome = "high-mmp"
-        variables["tgn_limit"] = f"{mmp_thresholds['mmp_high_above'].normalize():f}"
+        variables["mmp_limit"] = f"{mmp_thresholds['mmp_high_above'].normalize():f}"
     else:
         return None
     gaps = []
@@ -154,8 +155,8 @@ def evaluate(inp: RuleInput) -> Finding | None:
 
 
 def _remission(inp: RuleInput, params: Mapping[str, Any]) -> str | None:
-    """For a patient with AIH: the card sentence when the latest recent ALT and IgG are both at
-    or below ULN (biochemical remission), else None."""
+    """For a patient with AIH: the latest recent ALT and IgG when both are at or below ULN
+    (biochemical remission; the card's "remission" phrase), else None."""
     if not inp.record.active_conditions_in(inp.terminology, str(params["aih_condition_valueset"])):
         return None
     days = int(params["remission_recent_days"])
@@ -167,7 +168,7 @@ def _remission(inp: RuleInput, params: Mapping[str, Any]) -> str | None:
         if result is None or ratio is None or ratio > 1:
             return None
         found.append(describe(result, name))
-    return "in biochemical remission: " + "; ".join(found)
+    return "; ".join(found)
 
 
 def _latest(readings: list[Reading], inp: RuleInput) -> Reading | None:
@@ -244,6 +245,7 @@ _VARS = frozenset(
         "mmp",
         "mmp_value",
         "therapy",
+        "remission_results",
         "lookback_days",
         "allopurinol",
         "remission",
@@ -257,7 +259,7 @@ SPEC = RuleSpec(
         "shunting": _VARS | {"tgn_limit"},
         "low-tgn": _VARS | {"tgn_limit"},
         "high-tgn": _VARS | {"tgn_limit"},
-        "high-mmp": _VARS | {"tgn_limit"},
+        "high-mmp": _VARS | {"mmp_limit"},
         "low-tgn-in-remission": _VARS | {"tgn_limit"},
     },
     parameters=Parameters,

@@ -1,6 +1,6 @@
 """tpmt-before-thiopurine: TPMT/NUDT15 status before a new thiopurine.
 
-Decisions where docs/clinical-spec.md is silent (also in docs/rules/tpmt-before-thiopurine.md):
+Decisions where the clinical specification is silent (also in docs/rules/tpmt-before-thiopurine.md):
 - Every TPMT/NUDT15 result on record counts, however old (genotype does not change); the worst
   class across all of them decides (poor > intermediate > normal).
 - Phenotype words are read from the coded answer, the text value and the interpretation, as
@@ -260,17 +260,11 @@ def _with_gene(judged: Judged, default_gene: str | None) -> Judged:
     return Judged(judged.reading, judged.status, judged.reason, gene)
 
 
-def starting_dose(results: list[Judged], params: Mapping[str, Any]) -> str:
-    """The combined TPMT + NUDT15 intermediate advice, when both genes are intermediate."""
+def starting_dose(results: list[Judged]) -> str:
+    """The card's starting-dose phrase: "both-intermediate" (TPMT and NUDT15 both intermediate:
+    the combined advice) or "single"."""
     genes = {j.gene for j in results if j.status is Status.INTERMEDIATE}
-    if {"TPMT", "NUDT15"} <= genes:
-        low = params["combined_intermediate_min_percent"]
-        high = params["combined_intermediate_max_percent"]
-        return (
-            f"**TPMT and NUDT15 are both intermediate**: start at {low}-{high} % of the normal"
-            " dose (CPIC, 2024 update), then adjust on blood counts."
-        )
-    return "Start at a reduced dose and adjust on blood counts (CPIC)."
+    return "both-intermediate" if {"TPMT", "NUDT15"} <= genes else "single"
 
 
 def evaluate(inp: RuleInput) -> Finding | None:
@@ -294,7 +288,9 @@ def evaluate(inp: RuleInput) -> Finding | None:
         "previous_courses": _previous(inp) or "none on record",
     }
     if not results:
-        return Finding(RULE_ID, "no-result", variables, drafts)
+        return Finding(
+            RULE_ID, "no-result", variables, drafts, ("No TPMT or NUDT15 result on record.",)
+        )
     worst = max(j.status for j in results)
     if worst is Status.NORMAL:
         return None
@@ -307,7 +303,7 @@ def evaluate(inp: RuleInput) -> Finding | None:
     variables["deciding"] = deciding[-1].line()
     variables["result_value"] = deciding[-1].reading.value_label()
     if worst is Status.INTERMEDIATE:
-        variables["starting_dose"] = starting_dose(results, inp.params)
+        variables["starting_dose"] = starting_dose(results)
     gaps = []
     if worst is not Status.UNINTERPRETED:
         gaps = [f"Not interpreted: {j.line()}." for j in results if not j.status]

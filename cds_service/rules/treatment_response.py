@@ -22,6 +22,7 @@ from cds_service.rules.aih_treatment import (
     TreatmentCourse,
     TreatmentParameters,
     course_variables,
+    igg_gap,
     left_out_because,
     metabolite_status,
     percent,
@@ -149,6 +150,7 @@ def evaluate_nonresponse(inp: RuleInput) -> Finding | None:
             "baseline_value": value_text(course.baseline),
             "week4_value": value_text(week4),
         },
+        gaps=igg_gap(course, inp.record),
     )
 
 
@@ -205,7 +207,7 @@ def evaluate_insufficient(inp: RuleInput) -> Finding | None:
     not_measured = f"not measured since {fmt_date(since)}"
     lines = [
         f"- {describe(result, name)}"
-        + (f" (older than {params['recent_days']} days: history only)" if name in stale else "")
+        + (" (history only: too old to decide on)" if name in stale else "")
         if result
         else f"- {name}: {inp.record.not_measured_text(aid, since, not_measured)}"
         for (name, aid), result in zip(analytes, measured.values(), strict=True)
@@ -217,7 +219,8 @@ def evaluate_insufficient(inp: RuleInput) -> Finding | None:
     ]
     unknown_uln = [n for n, r in latest_by_name.items() if r is not None and r.uln is None]
     gaps = tuple(
-        [f"No upper limit of normal known for {n}: not assessed." for n in unknown_uln]
+        [f"{name}: {not_measured}." for name, r in latest_by_name.items() if r is None]
+        + [f"No upper limit of normal known for {n}: not assessed." for n in unknown_uln]
         + [
             note
             for name, result in latest_by_name.items()
@@ -239,7 +242,6 @@ def evaluate_insufficient(inp: RuleInput) -> Finding | None:
         variables = extra | {
             "missing": " and ".join(stale_missing),
             "last_result_date": fmt_date(last),
-            "recent_days": str(params["recent_days"]),
         }
         return _finding(INSUFFICIENT, "stale-results", inp, course, variables, gaps=gaps)
     if missing:
@@ -265,7 +267,6 @@ def _relapse(
         "relapse_ratio": ratio_text(alt),
         "complete_response": (f"{describe(cr_alt, 'ALT')}; {describe(cr_igg, 'IgG')}"),
         "complete_response_date": fmt_date(cr_alt.when),
-        "relapse_multiple": f"{multiple.normalize():f}",
     }
 
 
@@ -342,9 +343,11 @@ def evaluate_refractory(inp: RuleInput) -> Finding | None:
             "latest_ratio": ratio_text(recent[-1]),
             "combination": f"{steroid_name} + {other_name}",
             "combination_duration": duration_text(combination_start, now),
+            "combination_start": fmt_date(combination_start),
             "recent_alts": "\n".join(f"- {describe(r, 'ALT')}" for r in recent),
             "alt_multiple": f"{multiple.normalize():f}",
         },
+        gaps=igg_gap(course, inp.record),
     )
 
 
@@ -389,9 +392,8 @@ INSUFFICIENT_SPEC = _spec(
             "relapse_ratio",
             "complete_response",
             "complete_response_date",
-            "relapse_multiple",
         },
-        "stale-results": _ASSESSMENT | {"missing", "last_result_date", "recent_days"},
+        "stale-results": _ASSESSMENT | {"missing", "last_result_date"},
         "monitoring-gap": _ASSESSMENT | {"missing"},
     },
     InsufficientParameters,
@@ -401,7 +403,14 @@ REFRACTORY_SPEC = _spec(
     REFRACTORY,
     {
         "steroid-refractory": frozenset(
-            {"latest_ratio", "combination", "combination_duration", "recent_alts", "alt_multiple"}
+            {
+                "latest_ratio",
+                "combination",
+                "combination_duration",
+                "combination_start",
+                "recent_alts",
+                "alt_multiple",
+            }
         )
     },
     RefractoryParameters,

@@ -50,7 +50,11 @@ def evaluate(inp: RuleInput) -> Finding | None:
         "checks": "\n".join(f"- {check}" for check in inp.params["checks"]),
         "count": str(len(unknown)),
     }
-    return Finding(RULE_ID, "drug-unidentified", variables, unknown)
+    gaps = tuple(
+        f"The drug of {d.reference or 'a MedicationRequest without id'} could not be identified."
+        for d in unknown
+    )
+    return Finding(RULE_ID, "drug-unidentified", variables, unknown, gaps)
 
 
 def triggered(drafts: tuple[DraftOrder, ...], hook: str, _params: Mapping[str, Any]) -> bool:

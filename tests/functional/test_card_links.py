@@ -37,7 +37,8 @@ def _request() -> dict[str, Any]:
 def test_demo_patient_card_links_to_its_lab_trend_page(app_factory: Callable[..., Flask]) -> None:
     app = _app(app_factory, demo="on", public_base_url="https://cds.example.org/aih")
     [card] = _call(app, _request())
-    [link] = card["links"]
+    evidence, link = card["links"]  # the rule's evidence page comes first on every card
+    assert evidence["url"] == "https://cds.example.org/aih/evidence/aih-refractory"
     url = "https://cds.example.org/aih/demo/patients/aih-refractory-pred-aza/labs"
     assert link == {
         "label": "ALT, AST and IgG trend for this patient",
@@ -51,12 +52,12 @@ def test_demo_patient_card_links_to_its_lab_trend_page(app_factory: Callable[...
 def test_no_link_when_the_page_does_not_exist(app_factory: Callable[..., Flask]) -> None:
     request = _request()
     [card] = _call(_app(app_factory, demo="off"), request)
-    assert "links" not in card
+    assert [link["label"] for link in card["links"]] == ["Evidence and background for this card"]
     # demo on, but a patient who is not a demo patient has no lab-trend page
     other = json.loads(json.dumps(request).replace("aih-refractory-pred-aza", "someone-else"))
     fresh_uuids = (str(uuid.UUID(int=n)) for n in itertools.count(1000))
     [card] = _call(_app(app_factory, demo="on", uuid_factory=lambda: next(fresh_uuids)), other)
-    assert "links" not in card
+    assert [link["label"] for link in card["links"]] == ["Evidence and background for this card"]
 
 
 def test_demo_gives_the_golden_cards_on_any_day(app_factory: Callable[..., Flask]) -> None:

@@ -134,3 +134,23 @@ def test_rules_validate_names_file_and_field(
     assert not captured.out.startswith("OK")
     assert f"{target}: {breakage.field}: " in captured.err
     assert breakage.message in captured.err
+
+
+def test_rules_validate_warns_on_a_threshold_written_as_a_literal(
+    capsys: pytest.CaptureFixture[str], broken_cards: Path
+) -> None:
+    """Card text that says "3 x ULN" where the rule's parameter says 3 would not follow a change
+    of the parameter: validate still passes but says where to write ${param.NAME}."""
+    target = broken_cards / "rules" / "anti-tnf-liver-injury.yaml"
+    replace_once(target, "${param.warning_alt_multiple}\u00d7${reference}", "3\u00d7${reference}")
+    assert main(["rules", "validate", "--cards-dir", str(broken_cards)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("OK")
+    assert (
+        f"warning: {target}: outcomes.marked-elevation.detail: literal 3 equals the value of"
+        " parameter combined_alt_multiple" in captured.err
+    )
+    assert "warning_alt_multiple" in captured.err
+    assert capsys.readouterr().err == ""
+    assert main(["rules", "validate", "--cards-dir", str(CARDS)]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -78,6 +78,7 @@ def test_document_is_a_loadable_openapi_3_description(app: Flask) -> None:
         ("GET", "/cds-services"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
+        ("GET", "/evidence/{ruleId}"),
         *(("POST", f"/cds-services/{sid}") for sid in SERVICE_BY_HOOK.values()),
         *(("POST", f"/cds-services/{sid}/feedback") for sid in SERVICE_BY_HOOK.values()),
     }

@@ -8,7 +8,7 @@ import pytest
 
 from cds_service.configuration import Configuration
 from tests import factories as f
-from tests.rule_harness import configuration, decide, outcome
+from tests.rule_harness import card_detail, configuration, decide, outcome
 
 RULE = "allopurinol-thiopurine"
 
@@ -204,7 +204,9 @@ def test_weight_based_ceiling_replaces_the_absolute_one(
     )
     assert outcome(finding) == expected
     assert "0.7 mg/kg/day" in finding.variables["dose_checks"]
-    assert "per kilogram" in finding.variables["weight_check"]
+    assert finding.variables["weight_check"] == "measured"
+    assert f"Body weight {kg} kg on" in card_detail(finding, config)
+    assert "the reduced-dose ceiling is per kilogram" in card_detail(finding, config)
 
 
 @pytest.mark.parametrize(("days_ago", "weighed"), [(180, True), (181, False)], ids=str)
@@ -217,7 +219,7 @@ def test_weight_must_be_recent(config: Configuration, days_ago: int, weighed: bo
         observations=(weight(25, days_ago),),
     )
     assert outcome(finding) == ("dose-reduction-needed" if weighed else "reduced-dose")
-    assert ("no weight-based check was possible" in finding.variables["weight_check"]) != weighed
+    assert ("no weight-based check was possible" in card_detail(finding, config)) != weighed
 
 
 def test_child_without_weight_never_gets_the_reduced_dose_info(config: Configuration) -> None:
@@ -230,5 +232,7 @@ def test_child_without_weight_never_gets_the_reduced_dose_info(config: Configura
         medication_requests=(active_aza(50),),
     )
     assert outcome(finding) == "dose-reduction-needed"
-    assert "no weight-based check was possible" in finding.variables["weight_check"]
-    assert "child" in finding.variables["weight_check"]
+    assert finding.variables["weight_check"] == "missing-child"
+    detail = card_detail(finding, config)
+    assert "no weight-based check was possible" in detail
+    assert "a child's dose" in detail

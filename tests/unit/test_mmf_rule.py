@@ -10,6 +10,7 @@ import pytest
 from cds_service.configuration import Configuration, load_configuration
 from cds_service.rules.registry import REGISTRY
 from tests import factories as f
+from tests.rule_harness import card_detail
 from tests.rule_harness import decide as rule_decide
 
 CARDS = Path(__file__).resolve().parents[2] / "cards"
@@ -301,7 +302,8 @@ def test_delivery_record_ends_the_pregnancy_with_a_breastfeeding_note(
     positive = f.hcg_qualitative(True, days_ago=240)
     outcome, finding = decide(config, observations=(positive,), conditions=(delivery(15),))
     assert outcome == "pregnancy-test-needed"
-    assert "breastfeeding" in finding.variables["postpartum"]
+    assert finding.variables["postpartum"] == "ended"
+    assert "not recommended while breastfeeding" in card_detail(finding, config)
     # the active Condition, dated before the delivery, has ended too
     outcome, _ = decide(config, conditions=(pregnancy(), delivery(15)))
     assert outcome == "pregnancy-test-needed"

@@ -126,9 +126,9 @@ def test_describe_names_value_date_ratio_and_uln_source() -> None:
     assert "ALT 120 U/L" in text
     assert NOW.date().isoformat() in text
     assert f"3.0{series.TIMES}ULN" in text
-    assert "reference range" in text
+    assert text.endswith(f"(3.0{series.TIMES}ULN; ULN 40 U/L)")  # the lab's own range: no note
     default = series.describe(lab(120, NOW), "ALT")
-    assert "configured default" in default
+    assert "configured default ULN 40 U/L" in default
 
 
 def test_describe_shows_the_converted_value_for_other_units() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from cds_service.configuration import Configuration
 from tests import factories as f
-from tests.rule_harness import configuration, decide, outcome
+from tests.rule_harness import card_detail, configuration, decide, outcome
 
 RULE = "tpmt-before-thiopurine"
 
@@ -156,7 +156,8 @@ def test_combined_result_names_each_gene(config: Configuration) -> None:
     finding = order(config, combined)
     assert finding.outcome == "intermediate-metabolizer"
     assert "NUDT15 *1/*3" in finding.variables["deciding"]
-    assert "20-50 %" not in finding.variables["starting_dose"]
+    assert finding.variables["starting_dose"] == "single"
+    assert "20-50 %" not in card_detail(finding, config)
 
 
 def test_tpmt_and_nudt15_both_intermediate_start_at_20_to_50_percent(
@@ -166,14 +167,10 @@ def test_tpmt_and_nudt15_both_intermediate_start_at_20_to_50_percent(
     nudt15 = f.tpmt_phenotype("*1/*3", code="100665-9")
     finding = order(config, tpmt, nudt15)
     assert finding.outcome == "intermediate-metabolizer"
-    assert "20-50 %" in finding.variables["starting_dose"]
-    narrower = order(
-        config,
-        tpmt,
-        nudt15,
-        params={"combined_intermediate_min_percent": 30, "combined_intermediate_max_percent": 40},
-    )
-    assert "30-40 %" in narrower.variables["starting_dose"]
+    assert finding.variables["starting_dose"] == "both-intermediate"
+    assert "start at 20-50 % of the normal dose" in card_detail(finding, config)
+    # the percentages are the rule file's parameters, written into the phrase at load time
+    # (tests/unit/test_card_content.py changes each stated parameter and checks the text)
 
 
 def test_allele_table_is_configuration(config: Configuration) -> None:

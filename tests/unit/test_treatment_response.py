@@ -1,5 +1,5 @@
 """aih-nonresponse, aih-insufficient-response and aih-refractory decisions, through the rule
-functions with the bundled configuration (docs/clinical-spec.md), plus the shared
+functions with the bundled configuration (clinical spec), plus the shared
 treatment course (T0, baseline, response class, metabolite-panel suggestion).
 
 Conventions: ``on_aih_treatment`` starts prednisolone ``start_days_ago`` days before NOW (T0) and
@@ -336,7 +336,7 @@ def test_uln_from_the_reference_range_wins_over_the_default() -> None:
     assert finding_none is None, "50 U/L is normal against the lab's own 55 U/L"
     finding = run_rule(INSUFFICIENT, six_month(f.alt(60, 10, uln=55), NORMAL_IGG))
     assert finding is not None
-    assert "reference range" in finding.variables["assessment"]
+    assert "(1.0\u00d7ULN; ULN 55 U/L)" in finding.variables["assessment"]  # the lab's own range
 
 
 def test_the_card_says_when_the_default_uln_was_used() -> None:
@@ -622,8 +622,9 @@ def test_refractory_card_over_http(client: FlaskClient, app: Flask) -> None:
     assert len(card["summary"]) < 140
     assert card["overrideReasons"]
     assert all(r["display"] for r in card["overrideReasons"])
-    for fact in ("Tacrolimus", "59 %", "Hegade", "Response class"):
+    for fact in ("Hegade et al., Gut 2011", "trough levels", "Response class"):
         assert fact in card["detail"]
+    assert card["links"][0]["url"] == "http://localhost/evidence/aih-refractory"
 
 
 def test_monitoring_gap_card_over_http_is_info(client: FlaskClient, app: Flask) -> None:
