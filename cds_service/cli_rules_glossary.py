@@ -163,6 +163,7 @@ GLOSSARY: Mapping[str, tuple[str, str]] = {
         VALUESET,
     ),
     "remission_recent_days": ("ALT and IgG this recent decide biochemical remission", DAYS),
+    "child_below_years": ("below this age the card adds the paediatric note", "years"),
     "checks": ("the safety checks named when a draft's drug cannot be identified", "text"),
 }
 NO_DESCRIPTION = ("(no description)", "")
