@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -31,18 +30,6 @@ OUTSIDE_REFERENCE = re.compile(
     )
 )
 
-# Paths other branches clean (card provenance, value-set notes) and files generated from them:
-# the integrator empties this list once those branches are merged and the generated files are
-# regenerated (`scripts/render-cards-configmap.py`, `UPDATE_GOLDEN=1` for expected-cards.json).
-PENDING_OTHER_BRANCHES = (
-    "cards/valuesets/",
-    "cards/terminology.yaml",
-    "cards/rules/",
-    "cards/snippets/",
-    "deploy/kubernetes/cards-configmap.yaml",
-    "fixtures/fhir/*/expected-cards.json",
-)
-
 
 def _tracked_files() -> list[str]:
     try:
@@ -57,18 +44,11 @@ def _tracked_files() -> list[str]:
     return [name for name in listing.decode().split("\0") if name]
 
 
-def _pending(name: str) -> bool:
-    return any(
-        fnmatch(name, pattern) if "*" in pattern else name.startswith(pattern)
-        for pattern in PENDING_OTHER_BRANCHES
-    )
-
-
 def outside_references(root: Path, names: list[str]) -> list[str]:
     found = []
     for name in names:
         path = root / name
-        if _pending(name) or not path.is_file():
+        if not path.is_file():
             continue
         text = path.read_bytes().decode("utf-8", errors="replace")
         found += [
@@ -99,16 +79,3 @@ def test_the_check_finds_each_kind_of_reference(tmp_path: Path) -> None:
     found = outside_references(tmp_path, names)
     assert [entry.split(": ")[0] for entry in found] == [f"{name}:2" for name in names]
     assert outside_references(tmp_path, ["docs/clean.md"]) == []  # absent file: nothing
-
-
-def test_pending_paths_are_skipped_and_still_exist(tmp_path: Path) -> None:
-    """Allowlisted paths are not read; an entry that matches no tracked file is stale."""
-    (tmp_path / "fixtures/fhir/x").mkdir(parents=True)
-    (tmp_path / "fixtures/fhir/x/expected-cards.json").write_text("seed " + "003")
-    (tmp_path / "fixtures/fhir/x/scenario.json").write_text("seed " + "003")
-    assert outside_references(
-        tmp_path, ["fixtures/fhir/x/expected-cards.json", "fixtures/fhir/x/scenario.json"]
-    ) == ["fixtures/fhir/x/scenario.json:1: seed " + "003"]
-    tracked = _tracked_files()
-    for pattern in PENDING_OTHER_BRANCHES:
-        assert any(_pending(name) and name.startswith(pattern.split("*")[0]) for name in tracked)
