@@ -56,12 +56,13 @@ test: $(STAMP) fhir-servers browser-deps postgres bench-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy cds_service
+	$(BIN)/lint-imports
 	$(BIN)/aih-cds rules validate
 	$(BIN)/coverage run -m pytest -p randomly --randomly-seed=$(TEST_SEED)
 	$(BIN)/coverage report
 
 ## mutation: on demand, not part of make test (slow): mutmut on the rules, the protocol layer and the
-## security module ([tool.mutmut] in pyproject.toml); MUTANTS='cds_service.security*' narrows the run,
+## security module ([tool.mutmut] in pyproject.toml); MUTANTS='cds_service.security.client_auth*' narrows the run,
 ## MUTATION_JOBS sets parallel children. Prints the score and every surviving mutant (docs/testing.md).
 MUTANTS ?=
 MUTATION_JOBS ?= 2

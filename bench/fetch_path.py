@@ -21,8 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cds_service.demo_run import in_process_caller, scenario_dirs, without_prefetch
-from cds_service.fixture_loader import bundle_dirs, load_fixtures
+from cds_service.cli.demo_run import in_process_caller, scenario_dirs, without_prefetch
+from cds_service.cli.fixtures import bundle_dirs, load_fixtures
 from tests.integration.fhir.servers import START, stop
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "fhir"

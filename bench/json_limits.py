@@ -11,7 +11,7 @@ import statistics
 import sys
 import time
 
-from cds_service.json_limits import JsonLimits, check_limits, parse_json
+from cds_service.web.json_limits import JsonLimits, check_limits, parse_json
 from tests import factories as f
 
 

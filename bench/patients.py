@@ -21,10 +21,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cds_service.charts import prefetch_for
-from cds_service.configuration import ServiceConfig, load_configuration
+from cds_service.common.settings import DEFAULT_CARDS_DIR
+from cds_service.config.configuration import ServiceConfig, load_configuration
+from cds_service.informatics.charts import prefetch_for
 from cds_service.rules.registry import REGISTRY
-from cds_service.settings import DEFAULT_CARDS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 LOINC = "http://loinc.org"

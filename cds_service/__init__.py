@@ -12,40 +12,40 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from cds_service import tracing
-from cds_service.analytics_api import analytics_bp
-from cds_service.api import bp, json_response, service_error
-from cds_service.bench_echo import echo_bp
-from cds_service.card_log import CardLogWriter, default_spool_dir
-from cds_service.charts import DEFAULT_SCENARIOS_DIR
-from cds_service.configuration import Configuration, load_configuration
+from cds_service.common.errors import DATABASE_UNAVAILABLE, DatabaseUnavailable, operation_outcome
+from cds_service.common.settings import Settings, SettingsError
+from cds_service.config.configuration import Configuration, load_configuration
 from cds_service.demo import register_demo
-from cds_service.engine import Engine
-from cds_service.errors import DATABASE_UNAVAILABLE, DatabaseUnavailable, operation_outcome
-from cds_service.evidence_page import evidence_bp
-from cds_service.fhir_client import FetchLimits, FhirFetcher, begin_hook_call, end_hook_call
-from cds_service.fhir_policy import (
+from cds_service.fhir.client import FetchLimits, FhirFetcher, begin_hook_call, end_hook_call
+from cds_service.fhir.server_policy import (
     LOOPBACK_SERVERS,
     FhirServerPolicy,
     parse_entries,
     parse_networks,
 )
-from cds_service.fhir_validation import warm_models
-from cds_service.http_headers import register_response_headers
-from cds_service.logs import configure_logging
-from cds_service.observability import install as install_observability
+from cds_service.fhir.validation import warm_models
+from cds_service.hooks.engine import Engine
+from cds_service.informatics.analytics_api import analytics_bp
+from cds_service.informatics.charts import DEFAULT_SCENARIOS_DIR
+from cds_service.ops import tracing
+from cds_service.ops.logs import configure_logging
+from cds_service.ops.observability import install as install_observability
 from cds_service.rules.registry import REGISTRY
-from cds_service.runtime import Runtime, Unauthorized, patient_hash_key, random_uuid, utc_now
-from cds_service.schema import require_head
-from cds_service.security import (
+from cds_service.security.client_auth import (
     ClientAuthenticator,
     InMemoryReplayCache,
     ReplayCache,
     load_trusted_clients,
 )
-from cds_service.settings import Settings, SettingsError
-from cds_service.spool import Spool
-from cds_service.store import DatabaseReplayCache, PoolSettings, Store
+from cds_service.storage.card_log import CardLogWriter, default_spool_dir
+from cds_service.storage.schema import require_head
+from cds_service.storage.spool import Spool
+from cds_service.storage.store import DatabaseReplayCache, PoolSettings, Store
+from cds_service.web.api import bp, json_response, service_error
+from cds_service.web.bench_echo import echo_bp
+from cds_service.web.evidence_page import evidence_bp
+from cds_service.web.http_headers import register_response_headers
+from cds_service.web.runtime import Runtime, Unauthorized, patient_hash_key, random_uuid, utc_now
 
 __all__ = ["create_app", "load_rules"]
 log = logging.getLogger("cds_service")

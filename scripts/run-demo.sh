@@ -44,7 +44,7 @@ Ready-to-paste requests once the service below is up:
        $SERVICE/cds-services/aih-order-sign | python3 -m json.tool
 
   # without prefetch: the service reads the chart from the demo FHIR server
-  .venv/bin/python -c 'import json,sys; from cds_service.demo_run import without_prefetch as w; print(json.dumps(w(json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3])))' \\
+  .venv/bin/python -c 'import json,sys; from cds_service.cli.demo_run import without_prefetch as w; print(json.dumps(w(json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3])))' \\
        $example $FHIR_URL $FHIR_TOKEN \\
     | curl -s -H 'Content-Type: application/json' --data @- $SERVICE/cds-services/aih-order-sign | python3 -m json.tool
 

@@ -16,12 +16,12 @@ from typing import Any
 
 from flask import Flask
 
-from cds_service.configuration import Configuration, load_configuration
-from cds_service.engine import IssuedCard
-from cds_service.record import PatientRecord, RecordBuilder, RecordInputs
+from cds_service.config.configuration import Configuration, load_configuration
+from cds_service.hooks.engine import IssuedCard
+from cds_service.patient.record import PatientRecord, RecordBuilder, RecordInputs
 from cds_service.rules.base import Finding, RuleInput
 from cds_service.rules.registry import REGISTRY
-from cds_service.store import CardLog
+from cds_service.storage.store import CardLog
 from tests import factories as f
 
 CARDS = Path(__file__).resolve().parents[1] / "cards"
@@ -143,7 +143,7 @@ def rule_of(card: Mapping[str, Any]) -> str:
 def card_detail(finding: Finding | None, config: Configuration | None = None) -> str:
     """The detail of the card ``finding`` renders to (phrases chosen, values escaped), on one
     line: rules choose wording by key and the rule file holds the words."""
-    from cds_service.cards import render_card  # local: most tests never render
+    from cds_service.config.cards import render_card  # local: most tests never render
 
     assert finding is not None
     rule = (config or configuration()).rules[finding.rule_id]

@@ -17,11 +17,11 @@ from urllib.parse import quote
 from flask import Blueprint, Flask, Response, current_app, redirect
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from cds_service.api import json_response, read_json_body, runtime
-from cds_service.charts import Chart, stable_hook_instance
+from cds_service.common.errors import BadRequest, NotFound
 from cds_service.demo.orders import BY_KEY, CATALOGUE, draft_order
 from cds_service.demo.patients import DemoPatient, load_demo_patients, patient_view_model
-from cds_service.errors import BadRequest, NotFound
+from cds_service.informatics.charts import Chart, stable_hook_instance
+from cds_service.web.api import json_response, read_json_body, runtime
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEMO_USER = "Practitioner/demo-prescriber"

@@ -8,10 +8,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cds_service.charts import Chart, Scenario, load_scenario, scenario_dirs
-from cds_service.date_shift import days_between, shift_resources
-from cds_service.fhirdates import age_in_years, parse_fhir_date, parse_fhir_datetime
-from cds_service.record import PatientRecord, RecordBuilder, RecordInputs
+from cds_service.common.date_shift import days_between, shift_resources
+from cds_service.common.fhirdates import age_in_years, parse_fhir_date, parse_fhir_datetime
+from cds_service.informatics.charts import Chart, Scenario, load_scenario, scenario_dirs
+from cds_service.patient.record import PatientRecord, RecordBuilder, RecordInputs
 
 CHART_ANALYTES = ("alt", "ast", "igg")
 

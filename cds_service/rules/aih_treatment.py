@@ -29,7 +29,9 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from cds_service.record import DraftOrder, LabResult, MedicationCourse, PatientRecord
+from cds_service.common.terms import first_match, term_pattern
+from cds_service.patient.record import DraftOrder, LabResult, MedicationCourse, PatientRecord
+from cds_service.patient.terminology import Terminology
 from cds_service.rules.common import age_at, fmt_date
 from cds_service.rules.episodes import episodes
 from cds_service.rules.series import (
@@ -42,8 +44,6 @@ from cds_service.rules.series import (
     times_uln,
     undated_count,
 )
-from cds_service.rules.terms import first_match, term_pattern
-from cds_service.terminology import Terminology
 
 # Dose forms and routes of corticosteroids that are not systemic AIH treatment (matched at word
 # starts in the product name, route and dosage text: "inhal" matches inhaler and inhalation).

@@ -28,13 +28,13 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from cds_service.dosing import DailyDose, plain_number
-from cds_service.record import DraftOrder, LabResult, MedicationCourse
+from cds_service.patient.dosing import DailyDose, plain_number
+from cds_service.patient.record import DraftOrder, LabResult, MedicationCourse
+from cds_service.patient.terminology import CodedConcept, NameMatcher, Terminology
 from cds_service.rules.base import DataKind, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import age_at, fmt_date, within_days
 from cds_service.rules.series import fmt_number, latest
 from cds_service.rules.thiopurines import THIOPURINE, course_lines, thiopurine_drafts
-from cds_service.terminology import CodedConcept, NameMatcher, Terminology
 
 RULE_ID = "allopurinol-thiopurine"
 

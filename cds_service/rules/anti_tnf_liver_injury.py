@@ -26,7 +26,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from cds_service.record import DraftOrder, LabResult, PatientRecord
+from cds_service.patient.record import DraftOrder, LabResult, PatientRecord
+from cds_service.patient.terminology import Terminology
 from cds_service.rules.base import WHOLE_CHART, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import fmt_date
 from cds_service.rules.episodes import Episode, episodes
@@ -44,7 +45,6 @@ from cds_service.rules.series import (
     times_uln,
     undated_count,
 )
-from cds_service.terminology import Terminology
 
 RULE_ID = "anti-tnf-liver-injury"
 

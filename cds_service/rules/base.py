@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from marshmallow import Schema
 
 if TYPE_CHECKING:
-    from cds_service.record import DraftOrder, PatientRecord
-    from cds_service.terminology import Terminology
+    from cds_service.patient.record import DraftOrder, PatientRecord
+    from cds_service.patient.terminology import Terminology
 
 
 class DataKind(StrEnum):

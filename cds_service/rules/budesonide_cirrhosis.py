@@ -24,9 +24,9 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from cds_service.record import DraftOrder
+from cds_service.common.terms import first_match, term_pattern
+from cds_service.patient.record import DraftOrder
 from cds_service.rules.base import DataKind, Finding, RuleInput, RuleSpec
-from cds_service.rules.terms import first_match, term_pattern
 
 log = logging.getLogger(__name__)
 

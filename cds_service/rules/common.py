@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from cds_service.fhirdates import age_in_years
-from cds_service.record import PatientRecord
+from cds_service.common.fhirdates import age_in_years
+from cds_service.patient.record import PatientRecord
 
 
 def fmt_date(when: datetime | None) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cds_service.record import MedicationCourse
+from cds_service.patient.record import MedicationCourse
 
 
 def last_exposure(course: MedicationCourse, now: datetime) -> datetime | None:

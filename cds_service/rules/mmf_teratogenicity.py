@@ -32,11 +32,11 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
-from cds_service.record import ConditionFact, DraftOrder, PatientRecord
+from cds_service.patient.record import ConditionFact, DraftOrder, PatientRecord
+from cds_service.patient.terminology import Terminology
 from cds_service.rules.base import WHOLE_CHART, DataKind, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import age_at, describe_sex, fmt_date, within_days
 from cds_service.rules.episodes import last_exposure
-from cds_service.terminology import Terminology
 
 RULE_ID = "mmf-teratogenicity"
 DRUG_CLASS = "mycophenolate"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
-from cds_service.record import LabResult
+from cds_service.patient.record import LabResult
 from cds_service.rules.common import fmt_date
 
 CLOCK_SKEW = timedelta(days=1)

@@ -29,13 +29,13 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
-from cds_service.readings import Reading, readings_in
-from cds_service.record import DraftOrder
+from cds_service.patient.readings import Reading, readings_in
+from cds_service.patient.record import DraftOrder
+from cds_service.patient.units import normalise_unit
 from cds_service.rules.base import WHOLE_CHART, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import fmt_date, within_days
 from cds_service.rules.series import describe, latest, times_uln
 from cds_service.rules.thiopurines import THIOPURINE, course_lines, thiopurine_drafts
-from cds_service.units import normalise_unit
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from cds_service.record import DraftOrder, MedicationCourse
+from cds_service.patient.record import DraftOrder, MedicationCourse
 from cds_service.rules.common import fmt_date
 
 THIOPURINE = "thiopurine"

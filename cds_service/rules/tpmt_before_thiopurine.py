@@ -34,13 +34,13 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
-from cds_service.readings import Reading, readings_in
-from cds_service.record import DraftOrder
+from cds_service.common.terms import first_match, term_pattern
+from cds_service.patient.readings import Reading, readings_in
+from cds_service.patient.record import DraftOrder
+from cds_service.patient.units import same_unit
 from cds_service.rules.base import DataKind, Finding, RuleInput, RuleSpec
 from cds_service.rules.common import fmt_date
-from cds_service.rules.terms import first_match, term_pattern
 from cds_service.rules.thiopurines import THIOPURINE, course_text, thiopurine_drafts
-from cds_service.units import same_unit
 
 RULE_ID = "tpmt-before-thiopurine"
 

@@ -15,7 +15,7 @@ from typing import Any
 from marshmallow import fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
-from cds_service.record import LabResult, MedicationCourse
+from cds_service.patient.record import LabResult, MedicationCourse
 from cds_service.rules.aih_treatment import (
     COURSE_VARIABLES,
     HOOKS,

@@ -15,7 +15,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from cds_service.record import DraftOrder
+from cds_service.patient.record import DraftOrder
 from cds_service.rules.base import Finding, RuleInput, RuleSpec
 
 RULE_ID = "unidentified-draft-order"

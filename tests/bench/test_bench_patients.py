@@ -6,7 +6,7 @@ import json
 from datetime import date
 
 from bench.patients import hook_request, large_patient, prefetch_queries, small_patient
-from cds_service.fhir_validation import validation_problem
+from cds_service.fhir.validation import validation_problem
 
 ANCHOR = date(2026, 6, 1)
 

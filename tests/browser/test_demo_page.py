@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import requests
 
-from cds_service.analytics import feedback_report
-from cds_service.store import Store
+from cds_service.informatics.analytics import feedback_report
+from cds_service.storage.store import Store
 from tests.conftest import REPO
 
 HERE = Path(__file__).resolve().parent

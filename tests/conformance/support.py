@@ -292,7 +292,7 @@ def _link_violations(link: Any, where: str) -> list[str]:
 
 def policy_violations(body: Mapping[str, Any], rule_ids: Iterable[str]) -> list[str]:
     """What this service promises beyond the spec (see module docstring)."""
-    from cds_service.fhir_validation import validation_problem  # the service's own R4B models
+    from cds_service.fhir.validation import validation_problem  # the service's own R4B models
 
     rules = set(rule_ids)
     problems: list[str] = []

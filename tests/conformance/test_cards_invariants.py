@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cds_service.rules.registry import REGISTRY
-from cds_service.store import CardLog
+from cds_service.storage.store import CardLog
 from tests import factories as f
 from tests.conformance.support import (
     AHRQ_FIXTURES,

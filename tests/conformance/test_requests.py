@@ -23,8 +23,8 @@ from flask.testing import FlaskClient
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from cds_service.fhir_client import FetchError, FetchResult
-from cds_service.store import CardLog
+from cds_service.fhir.client import FetchError, FetchResult
+from cds_service.storage.store import CardLog
 from tests import factories as f
 from tests.conformance.support import (
     AHRQ_FIXTURES,

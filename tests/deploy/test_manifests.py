@@ -13,9 +13,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from cds_service.configuration import load_configuration
+from cds_service.common.settings import ENV_PREFIX, Settings
+from cds_service.config.configuration import load_configuration
 from cds_service.rules.registry import REGISTRY
-from cds_service.settings import ENV_PREFIX, Settings
 from tests.conftest import REPO
 
 KUBE = REPO / "deploy" / "kubernetes"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.settings import ENV_PREFIX, Settings
+from cds_service.common.settings import ENV_PREFIX, Settings
 from tests.conftest import REPO
 
 GUIDE = (REPO / "docs" / "operations.md").read_text()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.cli import main
+from cds_service.cli.main import main
 from tests.conftest import REPO
 
 GOLDEN = REPO / "fixtures" / "fhir"

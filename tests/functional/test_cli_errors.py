@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.cli import main
+from cds_service.cli.main import main
 from tests.conftest import REPO
 
 REQUEST = REPO / "fixtures" / "fhir" / "mmf-pregnant-status" / "request.json"
@@ -62,7 +62,7 @@ def test_a_date_without_time_is_read_as_utc_midnight(capsys: pytest.CaptureFixtu
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
-    script = "import sys; from cds_service.cli import main; sys.exit(main(sys.argv[1:]))"
+    script = "import sys; from cds_service.cli.main import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-c", script, *argv],
         capture_output=True,
@@ -86,7 +86,8 @@ def test_evaluate_is_quiet_by_default_and_logs_with_v() -> None:
 
 def test_a_closed_pipe_ends_quietly() -> None:
     script = (
-        "import sys; from cds_service.cli import main; sys.exit(main(['rules', 'show', '--json']))"
+        "import sys; from cds_service.cli.main import main;"
+        " sys.exit(main(['rules', 'show', '--json']))"
     )
     with subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-c", script],

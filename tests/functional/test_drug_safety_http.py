@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from cds_service.fhir_client import FetchResult
-from cds_service.store import CardLog
+from cds_service.fhir.client import FetchResult
+from cds_service.storage.store import CardLog
 from tests import factories as f
 from tests.conformance.support import all_violations
 

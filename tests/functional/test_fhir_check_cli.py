@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.cli import main
+from cds_service.cli.main import main
 
 GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "fhir"
 

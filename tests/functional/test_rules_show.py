@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
-from cds_service.cli import main
-from cds_service.cli_rules_glossary import GLOSSARY, allowed_range
+from cds_service.cli.main import main
+from cds_service.cli.rules_glossary import GLOSSARY, allowed_range
 from cds_service.rules.registry import REGISTRY
 
 

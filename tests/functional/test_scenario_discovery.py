@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cds_service import charts, demo_run, fixture_loader
+from cds_service.cli import demo_run
+from cds_service.cli import fixtures as fixture_loader
+from cds_service.informatics import charts
 from tests.scenarios import GOLDEN, load_build, scenario_dirs
 
 SCENARIO = "aih-complete-response"

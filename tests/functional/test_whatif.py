@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from cds_service.charts import DEFAULT_SCENARIOS_DIR, scenario_dirs
-from cds_service.cli import main
-from cds_service.settings import DEFAULT_CARDS_DIR
+from cds_service.cli.main import main
+from cds_service.common.settings import DEFAULT_CARDS_DIR
+from cds_service.informatics.charts import DEFAULT_SCENARIOS_DIR, scenario_dirs
 
 MMF = "mmf-teratogenicity"
 
@@ -208,7 +208,7 @@ def test_invalid_proposal_or_input_exits_2(
 
 
 def test_an_error_under_one_configuration_only_is_a_change() -> None:
-    from cds_service.whatif import Answer, CardKey, _diff
+    from cds_service.informatics.whatif import Answer, CardKey, _diff
 
     ok = Answer({MMF: CardKey(MMF, "pregnant", "critical", "s")})
     failed = Answer(error="HTTP 412: needs data")

@@ -21,8 +21,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.engine import Engine
-from cds_service.fhirdates import parse_fhir_datetime
+from cds_service.common.fhirdates import parse_fhir_datetime
+from cds_service.hooks.engine import Engine
 from tests.factories import json_objects
 from tests.rule_harness import configuration, rule_of
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 
-from cds_service.settings import SettingsError
+from cds_service.common.settings import SettingsError
 from tests import factories as f
 from tests.security.support import SANDBOX_PRIVATE, SANDBOX_PUBLIC_JWKS, mint
 
@@ -60,7 +60,7 @@ def test_gunicorn_believes_forwarded_headers_only_from_configured_proxies(
         monkeypatch.delenv("CDS_TRUSTED_PROXIES", raising=False)
     else:
         monkeypatch.setenv("CDS_TRUSTED_PROXIES", proxies)
-    import cds_service.gunicorn_conf as conf
+    import cds_service.ops.gunicorn_conf as conf
 
     assert importlib.reload(conf).forwarded_allow_ips == expected
 

@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from flask import Flask
 
-from cds_service.security import AuthError
+from cds_service.security.client_auth import AuthError
 from tests import factories as f
 from tests.conftest import MATERIAL
 from tests.security.support import (

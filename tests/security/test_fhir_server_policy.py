@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from cds_service.fhir_client import FetchError, FetchLimits, FhirFetcher, hook_call
-from cds_service.fhir_policy import (
+from cds_service.common.settings import SettingsError
+from cds_service.fhir.client import FetchError, FetchLimits, FhirFetcher, hook_call
+from cds_service.fhir.server_policy import (
     LOOPBACK_SERVERS,
     FhirServerPolicy,
     PolicyRefused,
     parse_entries,
     parse_networks,
 )
-from cds_service.settings import SettingsError
 from tests import factories as f
 from tests.security.support import SANDBOX_PRIVATE, SANDBOX_PUBLIC_JWKS, mint
 from tests.security.upstreams import healthy_server

@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from cds_service.http_headers import SECURITY_HEADERS
-from cds_service.settings import SettingsError
+from cds_service.common.settings import SettingsError
+from cds_service.web.http_headers import SECURITY_HEADERS
 from tests import factories as f
 
 SERVICE = "/cds-services/aih-order-sign"

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from cds_service.security import AuthError, ClientAuthenticator, TrustedClient
+from cds_service.security.client_auth import AuthError, ClientAuthenticator, TrustedClient
 from tests.security.support import (
     CRD_EC_PRIVATE,
     CRD_RSA_PRIVATE,

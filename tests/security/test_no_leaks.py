@@ -26,7 +26,7 @@ import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
-from cds_service.store import Store
+from cds_service.storage.store import Store
 from tests import factories as f
 from tests.security.served import free_port
 from tests.security.support import (

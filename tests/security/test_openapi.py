@@ -18,7 +18,7 @@ import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from cds_service.openapi import hook_request_schema
+from cds_service.web.openapi import hook_request_schema
 from tests import factories as f
 from tests.conformance.support import spec_example
 from tests.scenarios import scenario_dirs

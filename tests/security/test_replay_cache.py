@@ -13,8 +13,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from cds_service.settings import SettingsError
-from cds_service.store import DatabaseReplayCache, SeenJti, Store
+from cds_service.common.settings import SettingsError
+from cds_service.storage.store import DatabaseReplayCache, SeenJti, Store
 from tests import factories as f
 from tests.security.support import SANDBOX_PRIVATE, SANDBOX_PUBLIC_JWKS, mint
 

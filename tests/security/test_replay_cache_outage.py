@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.security import AuthError
-from cds_service.store import DatabaseReplayCache, Store
+from cds_service.security.client_auth import AuthError
+from cds_service.storage.store import DatabaseReplayCache, Store
 from tests.security.test_replay_cache import Clock
 
 ISS = "https://ehr.example"

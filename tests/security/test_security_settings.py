@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from cds_service.settings import Settings, SettingsError
+from cds_service.common.settings import Settings, SettingsError
 from tests import factories as f
 from tests.security.support import CRD_RSA_PRIVATE, PUBLISHED, mint
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.configuration import Configuration
+from cds_service.config.configuration import Configuration
 from tests import factories as f
 from tests.rule_harness import card_detail, configuration, decide, outcome
 

@@ -14,10 +14,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from cds_service.analytics import week_start
-from cds_service.charts import DEFAULT_SCENARIOS_DIR
-from cds_service.cli import main
-from cds_service.store import Store
+from cds_service.cli.main import main
+from cds_service.informatics.analytics import week_start
+from cds_service.informatics.charts import DEFAULT_SCENARIOS_DIR
+from cds_service.storage.store import Store
 from tests.unit.test_app_http import PUBLIC, SANDBOX_ISS, SANDBOX_JKU, sandbox_token
 
 MONDAY = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)  # a Monday

@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 
 from cds_service.rules.registry import REGISTRY
-from cds_service.store import CardLog
+from cds_service.storage.store import CardLog
 from tests import factories as f
 from tests.conftest import MATERIAL
 

@@ -17,20 +17,20 @@ import pytest
 import yaml
 from markdown_it import MarkdownIt
 
-from cds_service.card_template import escape_value, plain_value, shorten_at_word
-from cds_service.cards import SUMMARY_MAX, render_card
-from cds_service.configuration import (
+from cds_service.config.card_template import escape_value, plain_value, shorten_at_word
+from cds_service.config.cards import SUMMARY_MAX, render_card
+from cds_service.config.configuration import (
     SUGGESTION_SHAPES,
     ConfigError,
     Configuration,
     RuleConfig,
     load_configuration,
 )
-from cds_service.evidence_page import rule_page_body
-from cds_service.record import DraftOrder
+from cds_service.patient.record import DraftOrder
+from cds_service.patient.terminology import CodedConcept
 from cds_service.rules.base import Finding
 from cds_service.rules.registry import REGISTRY
-from cds_service.terminology import CodedConcept
+from cds_service.web.evidence_page import rule_page_body
 
 CARDS = Path(__file__).resolve().parents[2] / "cards"
 CONFIG = load_configuration(CARDS, REGISTRY)

@@ -17,9 +17,9 @@ from flask import Flask
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from cds_service.card_log import CardLogWriter, default_spool_dir
-from cds_service.spool import Spool, SpoolFull
-from cds_service.store import CardLog, CardLogEntry, Feedback, LoggedCard, Store
+from cds_service.storage.card_log import CardLogWriter, default_spool_dir
+from cds_service.storage.spool import Spool, SpoolFull
+from cds_service.storage.store import CardLog, CardLogEntry, Feedback, LoggedCard, Store
 from tests import factories as f
 from tests.security.test_replay_cache import Clock
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from cds_service.cards import SUMMARY_MAX, prune, render_card
-from cds_service.configuration import load_configuration
-from cds_service.record import DraftOrder
+from cds_service.config.cards import SUMMARY_MAX, prune, render_card
+from cds_service.config.configuration import load_configuration
+from cds_service.patient.record import DraftOrder
+from cds_service.patient.terminology import CodedConcept
 from cds_service.rules.base import Finding
 from cds_service.rules.registry import REGISTRY
-from cds_service.terminology import CodedConcept
 
 CARDS = Path(__file__).resolve().parents[2] / "cards"
 RULE = load_configuration(CARDS, REGISTRY).rules["mmf-teratogenicity"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cds_service.charts import charts_in_bundle, prefetch_for
-from cds_service.configuration import ServiceConfig
+from cds_service.config.configuration import ServiceConfig
+from cds_service.informatics.charts import charts_in_bundle, prefetch_for
 from tests import factories as f
 
 

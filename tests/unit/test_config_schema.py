@@ -13,8 +13,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from cds_service.cli import main
-from cds_service.settings import DEFAULT_CARDS_DIR
+from cds_service.cli.main import main
+from cds_service.common.settings import DEFAULT_CARDS_DIR
 
 CARDS = DEFAULT_CARDS_DIR
 
@@ -147,7 +147,7 @@ def test_rules_show_unknown_rule_exits_2(capsys: pytest.CaptureFixture[str]) -> 
 def test_nullable_fields_accept_null() -> None:
     from marshmallow import Schema, fields, validate
 
-    from cds_service.json_schema import JsonSchemaGenerator
+    from cds_service.common.json_schema import JsonSchemaGenerator
 
     class Example(Schema):
         threshold = fields.Decimal(load_default=None)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cds_service.configuration import ConfigError, load_configuration
+from cds_service.config.configuration import ConfigError, load_configuration
 from cds_service.rules.registry import REGISTRY
 
 CARDS = Path(__file__).resolve().parents[2] / "cards"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.date_shift import days_between, shift_resources, shift_value
+from cds_service.common.date_shift import days_between, shift_resources, shift_value
 
 
 @pytest.mark.parametrize(

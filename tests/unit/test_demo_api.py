@@ -10,9 +10,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from cds_service.charts import DEFAULT_SCENARIOS_DIR, scenario_dirs
+from cds_service.common.settings import SettingsError
 from cds_service.demo import lab_trend_path
-from cds_service.settings import SettingsError
+from cds_service.informatics.charts import DEFAULT_SCENARIOS_DIR, scenario_dirs
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.dosing import daily_dose, read_dosage
+from cds_service.patient.dosing import daily_dose, read_dosage
 from tests import factories as f
 
 

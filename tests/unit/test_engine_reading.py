@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from cds_service.engine import Engine
-from cds_service.fhir_client import FetchError, FetchResult
+from cds_service.fhir.client import FetchError, FetchResult
+from cds_service.hooks.engine import Engine
 from tests import factories as f
 from tests.rule_harness import configuration, rule_of
 from tests.unit.test_prefetch import RecordingFetcher as Fetcher

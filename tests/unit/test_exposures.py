@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.record import SERIES_STATUS
+from cds_service.patient.record import SERIES_STATUS
 from tests import factories as f
 from tests.rule_harness import build_record, outcome_of, run_rule
 

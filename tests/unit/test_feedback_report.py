@@ -13,9 +13,9 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from cds_service.analytics import wilson_interval
-from cds_service.cli import main
-from cds_service.store import CardLog, Feedback, Store
+from cds_service.cli.main import main
+from cds_service.informatics.analytics import wilson_interval
+from cds_service.storage.store import CardLog, Feedback, Store
 
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday
 WEEKS = 10
@@ -125,7 +125,7 @@ def test_table_separates_silent_and_shows_intervals(
 
 
 def test_nobody_answered_reads_dash_not_zero() -> None:
-    from cds_service.cli_feedback import _with_interval
+    from cds_service.cli.feedback import _with_interval
 
     assert _with_interval(None, None) == "-"
     assert _with_interval(1.0, wilson_interval(1, 1)) == "100% [21%-100%]"

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from cds_service.fhir_client import FetchError, FetchLimits, FetchResult, FhirFetcher, hook_call
-from cds_service.upstream_guard import HostGuard, Refused
+from cds_service.fhir.client import FetchError, FetchLimits, FetchResult, FhirFetcher, hook_call
+from cds_service.fhir.upstream_guard import HostGuard, Refused
 from tests.security.upstreams import healthy_server, trickle_server
 
 QUERIES = {"patient": "Patient/p1", "observations": "Observation?patient=p1"}

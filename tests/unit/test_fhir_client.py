@@ -11,7 +11,7 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from cds_service.fhir_client import FetchError, FetchLimits, FetchResult, FhirFetcher
+from cds_service.fhir.client import FetchError, FetchLimits, FetchResult, FhirFetcher
 from tests import factories as f
 
 BASE = "https://ehr.example.org/fhir"
@@ -289,7 +289,7 @@ def test_error_outcome_entry_in_searchset_is_stated() -> None:
     ],
 )
 def test_failures_and_fetch_time_are_measured(answer: tuple[int, Any], reason: str) -> None:
-    from cds_service.metrics import metrics
+    from cds_service.ops.metrics import metrics
 
     measured = metrics()
     failures = measured.fhir_fetch_failures.labels(reason)

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from bench.patients import large_patient, small_patient
-from cds_service.fhir_fastcheck import _checker, proven_valid
-from cds_service.fhir_validation import (
+from cds_service.fhir.fastcheck import _checker, proven_valid
+from cds_service.fhir.validation import (
     VALIDATED_TYPES,
     model_for,
     model_problem,

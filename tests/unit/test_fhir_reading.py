@@ -1,4 +1,4 @@
-"""The reading policy (cds_service/fhir_reading.py): what is repaired, ignored or left out."""
+"""The reading policy (cds_service/fhir/reading.py): what is repaired, ignored or left out."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.fhir_reading import read_resource, strict_problem
+from cds_service.fhir.reading import read_resource, strict_problem
 from tests import factories as f
 
 

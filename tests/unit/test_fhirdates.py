@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from cds_service.fhirdates import age_in_years, parse_fhir_date, parse_fhir_datetime
+from cds_service.common.fhirdates import age_in_years, parse_fhir_date, parse_fhir_datetime
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from cds_service.cli import main
-from cds_service.fixture_loader import shifted_bundle
+from cds_service.cli.fixtures import shifted_bundle
+from cds_service.cli.main import main
 
 GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "fhir"
 SCENARIO = GOLDEN / "client-infliximab-administrations"
@@ -57,7 +57,7 @@ def test_cli_option_shifts_only_when_asked(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], shift: bool
 ) -> None:
     recorder = Recorder()
-    monkeypatch.setattr("cds_service.fixture_loader.requests.Session", lambda: recorder)
+    monkeypatch.setattr("cds_service.cli.fixtures.requests.Session", lambda: recorder)
     argv = ["fixtures", "load", "--fhir-server", "http://fhir.test/fhir", str(SCENARIO)]
     assert main([*argv, "--shift-to-today"] if shift else argv) == 0
     assert "1 of 1 scenarios loaded" in capsys.readouterr().out

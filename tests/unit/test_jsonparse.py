@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cds_service import jsonparse
+from cds_service.common import jsonparse
 from tests.conftest import REPO
 
 EDGE_CASES = [

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.configuration import Configuration, load_configuration
+from cds_service.config.configuration import Configuration, load_configuration
 from cds_service.rules.registry import REGISTRY
 from tests import factories as f
 from tests.rule_harness import card_detail

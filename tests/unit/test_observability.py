@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from cds_service.settings import Settings, SettingsError
+from cds_service.common.settings import Settings, SettingsError
 from tests import factories as f
 
 PATIENT = "patient-4d1e-must-not-be-logged"

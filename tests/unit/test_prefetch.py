@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from cds_service.configuration import ServiceConfig, load_configuration
-from cds_service.errors import BadRequest, PreconditionFailed
-from cds_service.fhir_client import FetchError, FetchResult
-from cds_service.prefetch import render_template, resolve
-from cds_service.protocol import parse_hook_request
+from cds_service.common.errors import BadRequest, PreconditionFailed
+from cds_service.config.configuration import ServiceConfig, load_configuration
+from cds_service.fhir.client import FetchError, FetchResult
+from cds_service.hooks.prefetch import render_template, resolve
+from cds_service.hooks.protocol import parse_hook_request
 from cds_service.rules.registry import REGISTRY
 from tests import factories as f
 

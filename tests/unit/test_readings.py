@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from cds_service.fhirdates import parse_fhir_datetime
-from cds_service.readings import all_readings, readings_in
-from cds_service.record import PatientRecord
-from cds_service.units import same_unit
+from cds_service.common.fhirdates import parse_fhir_datetime
+from cds_service.patient.readings import all_readings, readings_in
+from cds_service.patient.record import PatientRecord
+from cds_service.patient.units import same_unit
 from tests import factories as f
 from tests.rule_harness import configuration
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from cds_service.configuration import Configuration, load_configuration
-from cds_service.fhirdates import parse_fhir_datetime
-from cds_service.record import PatientRecord, RecordBuilder, RecordInputs
+from cds_service.common.fhirdates import parse_fhir_datetime
+from cds_service.config.configuration import Configuration, load_configuration
+from cds_service.patient.record import PatientRecord, RecordBuilder, RecordInputs
 from cds_service.rules.registry import REGISTRY
 from tests import factories as f
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from flask import Flask
 
-from cds_service.configuration import ConfigError, load_configuration
+from cds_service.config.configuration import ConfigError, load_configuration
 from cds_service.rules.registry import REGISTRY
 from tests import factories as f
 from tests.rule_harness import CARDS, TREATMENT_RESPONSE, engine_cards, run_rule

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import Engine, inspect, text
 
-from cds_service.schema import (
+from cds_service.storage.schema import (
     BASELINE,
     SchemaOutOfDate,
     alembic_config,
@@ -22,7 +22,7 @@ from cds_service.schema import (
     require_head,
     upgrade,
 )
-from cds_service.store import Base, PoolSettings, database_engine, database_url
+from cds_service.storage.store import Base, PoolSettings, database_engine, database_url
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Unit tests for cds_service.security (CDS client JWT verification).
+"""Unit tests for cds_service.security.client_auth (CDS client JWT verification).
 
 No network: JWKS are served through a fake ``requests`` transport adapter or given inline.
 Tokens are minted with the real (public, test-only) private keys of the CDS Hooks Sandbox and
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from cds_service.security import (
+from cds_service.security.client_auth import (
     AuthError,
     ClientAuthenticator,
     InMemoryReplayCache,
@@ -826,7 +826,7 @@ def test_replay_cache_entry_kept_until_exp_plus_leeway() -> None:
 
 
 def test_log_output_never_contains_token(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("DEBUG", logger="cds_service.security")
+    caplog.set_level("DEBUG", logger="cds_service.security.client_auth")
     adapter = FakeJwksAdapter({SANDBOX_JKU: SANDBOX_JWKS})
     auth = make_auth(adapter=adapter)
     token = mint()

@@ -1,4 +1,5 @@
-"""One negative test per JWT header, claim and JWK check of cds_service.security that had none.
+"""One negative test per JWT header, claim and JWK check of cds_service.security.client_auth that
+had none.
 
 Each test fails when its check is removed from the module (checked by deleting the check and
 by mutation testing, see docs/testing.md): it matches the check's own message, or shows that
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from jwt.warnings import InsecureKeyLengthWarning
 
-from cds_service.security import AuthError, ClientAuthenticator, TrustedClient
+from cds_service.security.client_auth import AuthError, ClientAuthenticator, TrustedClient
 from tests.unit.test_security import (
     AUD,
     CRD_EC_PRIVATE,
@@ -44,7 +45,7 @@ from tests.unit.test_security import (
     mint,
 )
 
-MAX_JWKS_BYTES = 512 * 1024  # cds_service.security's cap on a fetched JWKS
+MAX_JWKS_BYTES = 512 * 1024  # cds_service.security.client_auth's cap on a fetched JWKS
 
 #: The test kit's published EC public key: kty EC, crv P-384, alg ES384, use sig, key_ops verify.
 CRD_EC_PUBLIC = next(k for k in CRD_PUBLIC_JWKS["keys"] if k["kty"] == "EC")

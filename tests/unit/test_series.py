@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from cds_service.record import LabResult
+from cds_service.patient.record import LabResult
 from cds_service.rules import series
 from tests.factories import NOW
 

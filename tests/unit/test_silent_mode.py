@@ -9,10 +9,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from cds_service.configuration import ConfigError, load_configuration
-from cds_service.metrics import metrics
+from cds_service.config.configuration import ConfigError, load_configuration
+from cds_service.ops.metrics import metrics
 from cds_service.rules.registry import REGISTRY
-from cds_service.store import CardLog
+from cds_service.storage.store import CardLog
 from tests import factories as f
 from tests.unit.test_configuration import RULE, edit_yaml
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from flask import Flask
 
-from cds_service.charts import DEFAULT_SCENARIOS_DIR
-from cds_service.cli import main
-from cds_service.settings import DEFAULT_CARDS_DIR
+from cds_service.cli.main import main
+from cds_service.common.settings import DEFAULT_CARDS_DIR
+from cds_service.informatics.charts import DEFAULT_SCENARIOS_DIR
 from tests.conftest import NOW
 
 

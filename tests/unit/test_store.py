@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.protocol import FeedbackItem
-from cds_service.store import LoggedCard, Store
+from cds_service.hooks.protocol import FeedbackItem
+from cds_service.storage.store import LoggedCard, Store
 from tests.factories import NOW
 
 
@@ -118,7 +118,7 @@ def test_report_by_rule(store: Store) -> None:
 def test_db_purge_command_uses_the_retention_settings(
     store: Store, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cds_service.cli import main
+    from cds_service.cli.main import main
 
     store.record_feedback("aih-order-sign", [item()], NOW)
     monkeypatch.setenv("CDS_DATABASE_URL", str(store.engine.url))

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from cds_service.clinical_sex import clinical_sex
-from cds_service.configuration import ConfigError, Configuration, load_configuration
-from cds_service.record import PatientRecord, RecordBuilder, RecordInputs
+from cds_service.config.configuration import ConfigError, Configuration, load_configuration
+from cds_service.patient.clinical_sex import clinical_sex
+from cds_service.patient.record import PatientRecord, RecordBuilder, RecordInputs
+from cds_service.patient.terminology import CodedConcept
+from cds_service.patient.units import normalise_unit, normalised_factors, unit_candidates
 from cds_service.rules.mmf_teratogenicity import hcg_verdict
 from cds_service.rules.registry import REGISTRY
-from cds_service.terminology import CodedConcept
-from cds_service.units import normalise_unit, normalised_factors, unit_candidates
 from tests import factories as f
 from tests.rule_harness import CARDS, configuration
 

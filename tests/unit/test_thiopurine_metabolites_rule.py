@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from marshmallow import ValidationError
 
-from cds_service.configuration import Configuration
+from cds_service.config.configuration import Configuration
 from tests import factories as f
 from tests.rule_harness import configuration, decide, outcome
 

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from cds_service import tracing
+from cds_service.ops import tracing
 from tests import factories as f
 from tests.integration.ports import free_port
 

@@ -16,8 +16,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from cds_service.patient.terminology import CodedConcept
 from cds_service.rules.aih_treatment import response_class, treatment_course
-from cds_service.terminology import CodedConcept
 from tests import factories as f
 from tests.rule_harness import (
     build_record,

@@ -17,8 +17,8 @@ from flask import Flask
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
-from cds_service.card_log import CardLogWriter
-from cds_service.store import CardLog, PoolSettings, database_engine
+from cds_service.storage.card_log import CardLogWriter
+from cds_service.storage.store import CardLog, PoolSettings, database_engine
 from tests import factories as f
 from tests.integration.database.postgres import PostgresServer
 from tests.integration.outage import gunicorn, run_outage

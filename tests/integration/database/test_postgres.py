@@ -16,9 +16,9 @@ from alembic.runtime.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import func, inspect, select
 
-from cds_service.cli import main
-from cds_service.schema import current_revision, head_revision, upgrade
-from cds_service.store import (
+from cds_service.cli.main import main
+from cds_service.storage.schema import current_revision, head_revision, upgrade
+from cds_service.storage.store import (
     Base,
     CardLog,
     DatabaseReplayCache,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.fixture_loader import LoadResult, bundle_dirs, load_fixtures
+from cds_service.cli.fixtures import LoadResult, bundle_dirs, load_fixtures
 from tests.conftest import REPO
 from tests.integration.fhir.servers import START, RunningServer, stop
 

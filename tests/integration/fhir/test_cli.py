@@ -10,7 +10,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from cds_service import create_app
-from cds_service.cli import main
+from cds_service.cli.main import main
 from tests.integration.fhir.conftest import GOLDEN, LoadedServer
 from tests.integration.ports import free_port
 

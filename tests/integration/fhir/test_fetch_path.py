@@ -21,7 +21,7 @@ import pytest
 import requests
 from flask import Flask
 
-from cds_service.demo_run import without_prefetch
+from cds_service.cli.demo_run import without_prefetch
 from tests.integration.fhir.conftest import GOLDEN, LoadedServer
 from tests.scenarios import scenario_dirs
 
@@ -87,7 +87,7 @@ def test_no_prefetch_gives_the_prefetch_cards(
 @pytest.fixture
 def small_pages_cards(tmp_path: Path) -> Path:
     """A copy of cards/ whose prefetch searches ask for one result per page."""
-    from cds_service.settings import DEFAULT_CARDS_DIR
+    from cds_service.common.settings import DEFAULT_CARDS_DIR
 
     target = tmp_path / "cards"
     shutil.copytree(DEFAULT_CARDS_DIR, target)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from cds_service.demo_run import without_prefetch
+from cds_service.cli.demo_run import without_prefetch
 from tests.integration.fhir.conftest import GOLDEN
 from tests.integration.fhir.fault_server import (
     SLOW_ANSWER_S,

@@ -1,0 +1,1 @@
+"""The aih-cds command. May import every layer."""

@@ -1,0 +1,40 @@
+"""``GET /analytics/feedback`` (JSON) and ``.../override-rate.svg``: the feedback report over HTTP,
+behind the same client authentication as the CDS services."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, Response, request
+
+from cds_service.common.errors import BadRequest
+from cds_service.informatics.analytics import feedback_report
+from cds_service.informatics.override_plot import override_rate_svg
+from cds_service.web.api import json_response, runtime
+
+analytics_bp = Blueprint("analytics", __name__)
+
+
+@analytics_bp.get("/analytics/feedback")
+def feedback_json() -> Response:
+    runtime().authenticate(request)
+    return json_response(feedback_report(runtime().store, _since()))
+
+
+@analytics_bp.get("/analytics/feedback/override-rate.svg")
+def override_rate_plot() -> Response:
+    runtime().authenticate(request)
+    svg = override_rate_svg(feedback_report(runtime().store, _since()))
+    return Response(svg, mimetype="image/svg+xml")
+
+
+def _since() -> date | None:
+    raw = request.args.get("since")
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise BadRequest(
+            f"since must be a date (YYYY-MM-DD), got {raw!r}", expression="since"
+        ) from exc

@@ -1,0 +1,2 @@
+"""Operations: logging, metrics, tracing and the gunicorn configuration.
+May import: common."""

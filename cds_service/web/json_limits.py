@@ -1,0 +1,147 @@
+"""Hostile-input limits on request JSON: strict parsing, nesting depth and Bundle entry counts.
+
+Body size is bounded before parsing (``CDS_MAX_REQUEST_BYTES``). These checks bound the work
+that a small body can still cause: deep nesting (recursion in every later walker) and huge
+Bundles (each entry is validated and indexed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cds_service.common.errors import BadRequest, PayloadTooLarge
+
+
+@dataclass(frozen=True)
+class JsonLimits:
+    max_depth: int
+    max_bundle_entries: int
+
+
+def parse_json(raw: bytes, loads: Callable[..., Any] = json.loads) -> Any:
+    """Parse strict JSON: NaN and Infinity are not JSON and would poison later arithmetic.
+    ``loads`` is json.loads or an equivalent taking ``parse_constant`` (see jsonparse)."""
+    try:
+        document = loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadRequest("body is not valid JSON: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON: {_clip(str(exc))}") from exc
+    if _ESCAPED_SURROGATE_OR_NUL.search(raw):
+        _refuse_unstorable_text(document)
+    return document
+
+
+# Only an escape can put a lone surrogate or a NUL into a parsed string (raw ones are invalid).
+_ESCAPED_SURROGATE_OR_NUL = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")
+
+
+def _refuse_unstorable_text(document: Any) -> None:
+    """Lone surrogates cannot be encoded (logs, hashes, the database) and PostgreSQL text
+    cannot hold NUL: refuse them anywhere in the body, as FHIR strings forbid them anyway."""
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        texts: list[Any] = []
+        if isinstance(value, dict):
+            texts = list(value)
+            stack += value.values()
+        elif isinstance(value, list):
+            stack += value
+        else:
+            texts = [value]
+        for text in texts:
+            if isinstance(text, str) and not _storable(text):
+                raise BadRequest("a string holds a lone surrogate or a NUL character")
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clip(message: str, limit: int = 200) -> str:
+    return message if len(message) <= limit else message[:limit] + "..."
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def check_limits(document: Any, limits: JsonLimits) -> None:
+    """Raise 400 when ``document`` nests deeper than allowed, 413 when a Bundle is too large.
+
+    Iterative (an explicit stack), so it cannot itself hit the recursion limit. The common
+    case (within limits) is checked without building member paths; only a violation is walked
+    again to name where it is.
+    """
+    if not _within_limits(document, limits):
+        _raise_first_violation(document, limits)
+
+
+_CONTAINERS = (dict, list)
+
+
+def _within_limits(document: Any, limits: JsonLimits) -> bool:
+    """Level by level: one list per depth and comprehensions instead of a tuple per node (a
+    large hook request is ~100k nodes, and this runs on every call)."""
+    level = [document] if isinstance(document, _CONTAINERS) else []
+    depth = 1
+    while level:
+        if depth > limits.max_depth:
+            return False
+        below: list[Any] = []
+        for value in level:
+            if isinstance(value, dict):
+                if _oversized_bundle(value, limits):
+                    return False
+                below += [child for child in value.values() if isinstance(child, _CONTAINERS)]
+            else:
+                below += [child for child in value if isinstance(child, _CONTAINERS)]
+        level = below
+        depth += 1
+    return True
+
+
+def _raise_first_violation(document: Any, limits: JsonLimits) -> None:
+    stack: list[tuple[Any, int, str]] = [(document, 1, "")]
+    while stack:
+        value, depth, where = stack.pop()
+        if depth > limits.max_depth:
+            raise BadRequest(
+                f"JSON nested deeper than {limits.max_depth} levels", expression=where or "(body)"
+            )
+        if isinstance(value, dict):
+            if _oversized_bundle(value, limits):
+                raise PayloadTooLarge(
+                    f"Bundle has {len(value['entry'])} entries; "
+                    f"at most {limits.max_bundle_entries} are accepted",
+                    expression=f"{where}.entry" if where else "entry",
+                )
+            for key, child in value.items():
+                if isinstance(child, dict | list):
+                    stack.append((child, depth + 1, f"{where}.{key}" if where else str(key)))
+        elif isinstance(value, list):
+            stack.extend(
+                (child, depth + 1, f"{where}[{index}]")
+                for index, child in enumerate(value)
+                if isinstance(child, dict | list)
+            )
+
+
+def _oversized_bundle(value: dict[str, Any], limits: JsonLimits) -> bool:
+    entries = value.get("entry")
+    return (
+        value.get("resourceType") == "Bundle"
+        and isinstance(entries, list)
+        and len(entries) > limits.max_bundle_entries
+    )
