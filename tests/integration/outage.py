@@ -78,6 +78,10 @@ def gunicorn(tmp_path: Path, database_url: str, **settings: str) -> Iterator[str
         yield base
 
 
+# card uuid -> an override reason code that card offered (feedback must name one it offered)
+OFFERED_REASON: dict[str, str] = {}
+
+
 def hook_call(base: str) -> tuple[int, list[str]]:
     body = f.hook_request(drafts=(f.mmf_draft(),), prefetch=f.full_prefetch())
     response = requests.post(
@@ -87,6 +91,9 @@ def hook_call(base: str) -> tuple[int, list[str]]:
         timeout=HTTP_TIMEOUT,
     )
     cards = response.json().get("cards", []) if response.status_code == 200 else []
+    for card in cards:
+        reasons = card.get("overrideReasons") or [{"code": "none-offered"}]
+        OFFERED_REASON[card["uuid"]] = reasons[0]["code"]
     return response.status_code, [card["uuid"] for card in cards]
 
 
@@ -95,7 +102,7 @@ def feedback(base: str, card_uuid: str) -> requests.Response:
         "card": card_uuid,
         "outcome": "overridden",
         "outcomeTimestamp": "2026-06-01T12:05:00Z",
-        "overrideReason": {"reason": {"code": "no-longer-relevant", "display": "other"}},
+        "overrideReason": {"reason": {"code": OFFERED_REASON[card_uuid], "display": "other"}},
     }
     return requests.post(
         f"{base}/cds-services/aih-order-sign/feedback",

@@ -109,12 +109,13 @@ def test_concurrent_feedback_nothing_lost_nothing_duplicated(
     body = f.hook_request(drafts=(f.mmf_draft(),), prefetch=f.full_prefetch())
     cards = [
         apps[0].test_client().post("/cds-services/aih-order-sign", json=body).get_json()["cards"][0]
-        for _ in range(10)
+        for _ in range(20)
     ]
-    # Every card gets one override and one acceptance: 20 distinct items, each sent 8 times
-    # from 16 threads over both replicas, so most sends race a twin.
+    # Each card gets one outcome (one per card: a second, different one is a conflict), overridden
+    # or accepted in turn: 20 distinct items, each sent 8 times from 16 threads over both replicas,
+    # so most sends race a twin.
     distinct = [
-        feedback_item(card, outcome) for card in cards for outcome in ("overridden", "accepted")
+        feedback_item(card, "overridden" if i % 2 else "accepted") for i, card in enumerate(cards)
     ]
     sends = [item for item in distinct for _ in range(8)]
     barrier = threading.Barrier(THREADS)
@@ -130,7 +131,7 @@ def test_concurrent_feedback_nothing_lost_nothing_duplicated(
             )
             assert response.status_code == 200
             for key, value in response.get_json().items():
-                totals[key] += value
+                totals[key] = totals.get(key, 0) + value
         return totals
 
     jobs = [(w, sends[w::THREADS]) for w in range(THREADS)]
@@ -141,6 +142,7 @@ def test_concurrent_feedback_nothing_lost_nothing_duplicated(
     assert stored == len(distinct)
     assert duplicates == len(sends) - len(distinct)
     assert sum(r["unknownCards"] for r in results) == 0
+    assert sum(r.get("conflicts", 0) for r in results) == 0
     store: Store = apps[1].extensions["aih_cds"].store
     with store.sessions() as session:
         rows = session.execute(select(Feedback.card_uuid, Feedback.outcome)).all()
