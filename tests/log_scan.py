@@ -78,10 +78,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     logging.getLogger().removeHandler(_collector)
+    secrets = known_secrets()  # once: it reads every scenario's request
     leaks = [
         (name, line)
         for line in _collector.lines
-        for name, pattern in known_secrets().items()
+        for name, pattern in secrets.items()
         if pattern.search(line)
     ]
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
