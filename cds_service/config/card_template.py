@@ -80,6 +80,7 @@ def _is_number(value: Any) -> bool:
 
 _NUMBER = re.compile(r"(?<![\w.$/{-])(\d+(?:\.\d+)?)(?![\w.]?\d|-?[A-Za-z])")
 _PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
+_LIST_MARKER = re.compile(r"(?m)^[ \t]*\d+\.(?=[ \t])")  # "1. " numbers a list, not a value
 
 
 def literal_parameter_numbers(text: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -93,7 +94,7 @@ def literal_parameter_numbers(text: str, params: Mapping[str, Any]) -> list[tupl
         if 0 < number < 1:
             values.setdefault((number * 100).normalize(), []).append(f"{name}|percent")
     found = []
-    for match in _NUMBER.finditer(_PLACEHOLDER.sub(" ", text)):
+    for match in _NUMBER.finditer(_LIST_MARKER.sub(" ", _PLACEHOLDER.sub(" ", text))):
         for name in values.get(Decimal(match.group(1)).normalize(), ()):
             found.append((match.group(1), name))
     return found
