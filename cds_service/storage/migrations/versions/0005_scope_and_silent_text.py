@@ -8,7 +8,7 @@ Before the unique constraint can exist, a card with several feedback rows (possi
 one-outcome rule, or in a race the rule did not close) keeps its first row (lowest id), which
 is the one the service has counted since; the later rows are deleted.
 
-Revision ID: 0005_client_scope_and_silent_text
+Revision ID: 0005_scope_and_silent_text
 Revises: 0004_seen_jti
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_client_scope_and_silent_text"
+revision = "0005_scope_and_silent_text"
 down_revision = "0004_seen_jti"
 branch_labels = None
 depends_on = None
