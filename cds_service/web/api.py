@@ -99,7 +99,7 @@ def feedback(service_id: str) -> Response:
     scope = rt.authenticate(request)
     rt.engine.service(service_id)
     items = parse_feedback(read_json_body())
-    if rt.card_log.holds_any([item.card for item in items]):
+    if rt.card_log.holds_any([item.card for item in items], scope):
         raise DatabaseUnavailable("the card is not in the card log yet, retry later")
     offered = {
         rule_id: frozenset(str(reason.get("code")) for reason in rule.override_reasons)

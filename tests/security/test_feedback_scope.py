@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from cds_service.cli.main import main
 from cds_service.storage.scope import NO_CLIENT
@@ -171,3 +172,26 @@ def test_feedback_report_command_narrows_to_a_client_and_tenant(
     assert issued("--client", "") == 0
     assert main(["feedback", "report", "--database-url", url, "--client", SANDBOX_ISS]) == 0
     assert f"scope: client {SANDBOX_ISS!r}, every tenant" in capsys.readouterr().out
+
+
+def test_a_spooled_card_of_another_scope_answers_like_an_absent_card(
+    clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def database_down(*_args: Any) -> None:
+        raise OperationalError("INSERT", {}, Exception("down"))
+
+    monkeypatch.setattr(clients.store, "write_card_log", database_down)
+    monkeypatch.setattr(clients.store, "replay_card_log", database_down)
+    writer = clients.app.extensions["aih_cds"].card_log
+    try:
+        card = clients.issue("hospital-a")  # answered, and held in the spool
+        assert clients.override("hospital-b", card["uuid"]) == UNKNOWN
+        item = {
+            "card": card["uuid"],
+            "outcome": "overridden",
+            "outcomeTimestamp": "2026-06-01T12:05:00Z",
+        }
+        own = clients.call("hospital-a", FEEDBACK, {"feedback": [item]})
+        assert own.status_code == 503  # the owner is told to retry once it is in the database
+    finally:
+        writer.stop()
