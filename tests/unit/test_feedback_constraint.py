@@ -21,19 +21,9 @@ from cds_service.storage.schema import alembic_config, upgrade
 from cds_service.storage.store import Feedback, LoggedCard, PoolSettings, Store, database_engine
 from tests import factories as f
 from tests.conformance.test_feedback import issue_card
+from tests.integration.database.test_postgres import feedback_item
 
 FEEDBACK = "/cds-services/aih-order-sign/feedback"
-
-
-def outcome_item(card: dict[str, Any], outcome: str) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "card": card["uuid"],
-        "outcome": outcome,
-        "outcomeTimestamp": "2026-06-01T12:05:00Z",
-    }
-    if outcome == "accepted":
-        item["acceptedSuggestions"] = [{"id": card["suggestions"][0]["uuid"]}]
-    return item
 
 
 def race_two_outcomes(monkeypatch: pytest.MonkeyPatch, apps: Sequence[Flask]) -> list[Any]:
@@ -59,7 +49,7 @@ def race_two_outcomes(monkeypatch: pytest.MonkeyPatch, apps: Sequence[Flask]) ->
     def send(job: tuple[int, str]) -> Any:
         index, outcome = job
         client = apps[index % len(apps)].test_client()
-        return client.post(FEEDBACK, json={"feedback": [outcome_item(card, outcome)]})
+        return client.post(FEEDBACK, json={"feedback": [feedback_item(card, outcome)]})
 
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(send, enumerate(("accepted", "overridden"))))

@@ -21,14 +21,10 @@ from cds_service.common.settings import DEFAULT_CARDS_DIR, Settings, SettingsErr
 from cds_service.storage.scope import ClientScope
 from cds_service.storage.store import CardLogEntry, LoggedCard, SilentCardText, Store
 from tests import factories as f
+from tests.security.test_feedback_scope import MMF_BODY as PREGNANT_MMF
+from tests.security.test_feedback_scope import SERVICE as SIGN
 
 DAYS = 14
-SIGN = "/cds-services/aih-order-sign"
-PREGNANT_MMF = f.hook_request(
-    "order-sign",
-    drafts=(f.mmf_draft(),),
-    prefetch=f.full_prefetch(observations=(f.pregnancy_status(True),)),
-)
 
 
 class SilentService:
@@ -60,6 +56,15 @@ def silent_cards_dir(tmp_path: Path) -> Path:
     return cards
 
 
+@pytest.fixture
+def text_service(app_factory: Callable[..., Flask], silent_cards_dir: Path) -> SilentService:
+    """Text storage on, kept DAYS days; one silent card signed at f.NOW."""
+    settings = {"silent_card_text": True, "silent_card_text_days": DAYS}
+    service = SilentService(app_factory, silent_cards_dir, **settings)
+    service.sign()
+    return service
+
+
 def review(
     capsys: pytest.CaptureFixture[str], url: str, now: datetime, *, as_json: bool = True
 ) -> Any:
@@ -87,14 +92,11 @@ def test_text_is_not_stored_by_default_and_the_review_says_so(
 
 
 def test_stored_text_is_shown_until_its_retention_ends_then_deleted(
-    app_factory: Callable[..., Flask],
-    silent_cards_dir: Path,
+    text_service: SilentService,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = {"silent_card_text": True, "silent_card_text_days": DAYS}
-    service = SilentService(app_factory, silent_cards_dir, **settings)
-    service.sign()
+    service = text_service
     assert service.texts() == 1
     monkeypatch.setenv("CDS_SILENT_CARD_TEXT", "on")
     monkeypatch.setenv("CDS_SILENT_CARD_TEXT_DAYS", str(DAYS))
@@ -119,14 +121,9 @@ def test_stored_text_is_shown_until_its_retention_ends_then_deleted(
 
 
 def test_the_nightly_purge_deletes_expired_text(
-    app_factory: Callable[..., Flask],
-    silent_cards_dir: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    text_service: SilentService, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = {"silent_card_text": True, "silent_card_text_days": DAYS}
-    service = SilentService(app_factory, silent_cards_dir, **settings)
-    service.sign()
+    service = text_service
     store: Store = service.app.extensions["aih_cds"].store
     assert store.purge(f.NOW + timedelta(days=DAYS - 1), 0, 0).silent_texts == 0
     assert store.purge(f.NOW + timedelta(days=DAYS), 0, 0).silent_texts == 1
