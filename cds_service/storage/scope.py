@@ -18,7 +18,7 @@ MAX_SCOPE_CHARS = 256  # the width of the client and tenant columns
 
 
 class ScopeRefused(ValueError):
-    """A verified token whose iss or tenant cannot be stored (not a string, or too long)."""
+    """A verified token whose iss or tenant cannot be stored (not printable text, or too long)."""
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,15 @@ class ClientScope:
         """The scope of verified JWT ``claims``; an absent tenant claim is the empty tenant."""
         iss, tenant = claims.get("iss"), claims.get("tenant", "")
         for name, value in (("iss", iss), ("tenant", tenant)):
-            if not isinstance(value, str) or len(value) > MAX_SCOPE_CHARS:
-                raise ScopeRefused(f"claim {name} must be a string of at most 256 characters")
+            # Printable only: NUL, control characters and lone surrogates cannot be stored.
+            if (
+                not isinstance(value, str)
+                or len(value) > MAX_SCOPE_CHARS
+                or not value.isprintable()
+            ):
+                raise ScopeRefused(
+                    f"claim {name} must be printable text of at most {MAX_SCOPE_CHARS} characters"
+                )
         return cls(str(iss), str(tenant))
 
     def describe(self) -> str:

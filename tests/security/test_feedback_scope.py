@@ -127,14 +127,10 @@ def test_analytics_endpoint_reports_the_callers_own_cards_only(clients: Clients)
     assert plot.status_code == 200
 
 
-def test_a_tenant_claim_that_cannot_be_stored_is_refused(clients: Clients) -> None:
-    token = mint(SANDBOX_PRIVATE, iss=SANDBOX_ISS, aud=BASE + SERVICE, tenant={"a": 1})
+@pytest.mark.parametrize("tenant", [{"a": 1}, "t" * 257, "a\x00b", "\ud800", "line\nbreak"])
+def test_a_tenant_claim_that_cannot_be_stored_is_refused(clients: Clients, tenant: Any) -> None:
+    token = mint(SANDBOX_PRIVATE, iss=SANDBOX_ISS, aud=BASE + SERVICE, tenant=tenant)
     answer = clients.http.post(SERVICE, json=MMF_BODY, headers={"Authorization": "Bearer " + token})
-    assert answer.status_code == 401
-    long_tenant = mint(SANDBOX_PRIVATE, iss=SANDBOX_ISS, aud=BASE + SERVICE, tenant="t" * 257)
-    answer = clients.http.post(
-        SERVICE, json=MMF_BODY, headers={"Authorization": "Bearer " + long_tenant}
-    )
     assert answer.status_code == 401
 
 
