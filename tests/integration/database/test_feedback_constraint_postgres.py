@@ -12,9 +12,15 @@ from flask import Flask
 from sqlalchemy import select
 
 from cds_service.storage.scope import ClientScope
-from cds_service.storage.store import Feedback, LoggedCard, Store
+from cds_service.storage.store import (
+    Feedback,
+    LoggedCard,
+    PoolSettings,
+    Store,
+    database_engine,
+)
 from tests import factories as f
-from tests.unit.test_feedback_constraint import race_two_outcomes
+from tests.unit.test_feedback_constraint import race_two_outcomes, upgrade_over_legacy_outcomes
 from tests.unit.test_store import item
 
 pytestmark = pytest.mark.integration
@@ -44,3 +50,8 @@ def test_feedback_is_kept_per_scope_on_postgres(pg_url: str) -> None:
     with store.sessions() as session:
         rows = session.execute(select(Feedback.client, Feedback.tenant)).all()
     assert [tuple(r) for r in rows] == [("https://ehr.example.org", "hospital-a")]
+
+
+def test_upgrade_keeps_the_first_of_several_legacy_outcomes_on_postgres(pg_url: str) -> None:
+    engine = database_engine(pg_url, PoolSettings())
+    assert upgrade_over_legacy_outcomes(engine) == [("accepted", "", "")]
