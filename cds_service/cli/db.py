@@ -17,7 +17,9 @@ def add_db_commands(commands: Any) -> None:
     db_commands.add_parser("upgrade", help="apply every pending migration (safe to repeat)")
     db_commands.add_parser("current", help="show the schema version; exit 1 if behind")
     purge = db_commands.add_parser(
-        "purge", help="delete card log and feedback rows older than the retention settings"
+        "purge",
+        help="delete card log and feedback rows older than the retention settings, and "
+        "silent-card text past its own",
     )
     purge.add_argument("--card-log-days", type=int, help="default: CDS_CARD_LOG_RETENTION_DAYS")
     purge.add_argument("--feedback-days", type=int, help="default: CDS_FEEDBACK_RETENTION_DAYS")
@@ -53,7 +55,8 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"purged {report.cards} cards (older than {card_days or 'never'} days, with their "
         f"feedback) and {report.feedback} feedback items (older than "
-        f"{feedback_days or 'never'} days)"
+        f"{feedback_days or 'never'} days), and {report.silent_texts} silent-card texts past "
+        "their retention (CDS_SILENT_CARD_TEXT_DAYS when stored)"
     )
     return 0
 

@@ -13,7 +13,7 @@ from sqlalchemy import inspect, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from cds_service.common.settings import Settings
-from cds_service.informatics.analytics import feedback_report
+from cds_service.informatics.analytics import ReportScope, feedback_report
 from cds_service.informatics.override_plot import FORMATS, override_rate_plot
 from cds_service.storage.store import Store
 
@@ -28,6 +28,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     report.add_argument("--since", type=date.fromisoformat, help="cards issued on or after DATE")
     report.add_argument("--database-url", help="default: CDS_DATABASE_URL")
+    report.add_argument(
+        "--client",
+        help="only cards issued to this client (its JWT iss; '' for no verified client, as in "
+        "development mode); default: every client",
+    )
+    report.add_argument(
+        "--tenant", help="only cards issued to this tenant ('' for none); default: every tenant"
+    )
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     report.add_argument(
         "--plot", type=Path, help="write override rate per rule by week (.png or .svg)"
@@ -48,7 +56,8 @@ def report_command(args: argparse.Namespace) -> int:
     url = Settings.load(overrides).database_url
     try:
         store, shown = open_existing(url)
-        report = feedback_report(store, args.since, database=shown)
+        scope = ReportScope(args.client, args.tenant)
+        report = feedback_report(store, args.since, database=shown, scope=scope)
     except DatabaseUnusable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -93,7 +102,7 @@ def open_existing(url: str, patient_hash_key: bytes = b"") -> tuple[Store, str]:
 def format_report(report: dict[str, Any]) -> str:
     since = f" since {report['since']}" if report["since"] else ""
     source = f"database: {report['database']}\n" if report.get("database") else ""
-    lines = [f"{source}Feedback on cards{since}"]
+    lines = [f"{source}{_scope_line(report['scope'])}Feedback on cards{since}"]
     if not report["rules"]:
         return "\n".join(lines) + ": no cards issued."
     for mode in ("active", "silent"):
@@ -117,6 +126,12 @@ def format_report(report: dict[str, Any]) -> str:
             f"{_with_interval(week['override_rate'], week['override_rate_ci95']):>22}"
         )
     return "\n".join(lines)
+
+
+def _scope_line(scope: dict[str, str | None]) -> str:
+    client = "every client" if scope["client"] is None else f"client {scope['client']!r}"
+    tenant = "every tenant" if scope["tenant"] is None else f"tenant {scope['tenant']!r}"
+    return f"scope: {client}, {tenant}\n"
 
 
 def _silent_rows(rows: list[dict[str, Any]]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cds_service.cli.feedback import DatabaseUnusable, open_existing
@@ -20,8 +20,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     silent_commands = silent.add_subparsers(dest="silent_command", required=True)
     review = silent_commands.add_parser(
         "review",
-        help="silent cards per rule and outcome, and each card's time, hookInstance and "
-        "keyed patient hash",
+        help="silent cards per rule and outcome, and each card's time, client and tenant, "
+        "hookInstance, keyed patient hash and rendered text (when CDS_SILENT_CARD_TEXT stores it)",
     )
     review.add_argument(
         "--since",
@@ -36,13 +36,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     review.add_argument("--limit", type=int, default=200, help="cards listed (default 200)")
     review.add_argument("--database-url", help="default: CDS_DATABASE_URL")
+    review.add_argument(
+        "--now",
+        type=_instant,
+        help="review as of this instant, ISO 8601 with zone (default: now): text past its "
+        "retention then is not shown",
+    )
     review.add_argument("--json", action="store_true")
     review.set_defaults(handler=review_command)
 
 
 def review_command(args: argparse.Namespace) -> int:
     settings = Settings.load({"database_url": args.database_url} if args.database_url else {})
-    until = args.until or date.today()  # noqa: DTZ011 - a calendar day is all that is asked
+    now = args.now or datetime.now(UTC)
+    until = args.until or now.astimezone(UTC).date()
     period = Period(args.since or until - timedelta(days=DEFAULT_DAYS), until)
     if period.since > period.until:
         print(f"error: --since {period.since} is after --until {period.until}", file=sys.stderr)
@@ -62,17 +69,29 @@ def review_command(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     patient_hash = store.patient_hash(args.patient) if args.patient else None
-    review = {"database": shown} | silent_cards(
-        store, period, args.rule, patient_hash, max(1, args.limit)
+    text_storage = {
+        "on": settings.silent_card_text,
+        "days": settings.silent_card_text_days if settings.silent_card_text else None,
+    }
+    review = {"database": shown, "text_storage": text_storage} | silent_cards(
+        store, period, args.rule, patient_hash, max(1, args.limit), now=now
     )
     print(json.dumps(review, indent=2) if args.json else format_review(review))
     return 0
+
+
+def _instant(raw: str) -> datetime:
+    moment = datetime.fromisoformat(raw)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{raw!r} has no time zone (add Z or +01:00)")
+    return moment
 
 
 def format_review(review: dict[str, Any]) -> str:
     rule = f", rule {review['rule']}" if review["rule"] else ""
     lines = [
         f"database: {review['database']}",
+        _text_storage_line(review["text_storage"]),
         f"Silent cards {review['since']} to {review['until']} (UTC){rule}: {review['total']}",
     ]
     if not review["total"]:
@@ -84,13 +103,33 @@ def format_review(review: dict[str, Any]) -> str:
     ]
     lines += [
         "",
-        f"last {review['shown']} card(s): find the encounter by hookInstance and time in the "
-        "EHR's CDS Hooks audit log",
+        f"last {review['shown']} card(s): find the encounter in the EHR of the client and tenant "
+        "shown, by hookInstance and time in its CDS Hooks audit log",
         f"{'issued (UTC)':<26} {'rule':<28} {'outcome':<32} {'hookInstance':<38} patient hash",
     ]
-    lines += [
-        f"{c['issued_at']:<26} {c['rule']:<28} {c['outcome']:<32} {c['hook_instance']:<38} "
-        f"{c['patient_hash'][:12]}"
-        for c in review["cards"]
-    ]
+    for card in review["cards"]:
+        lines += _card_lines(card, text_storage_on=review["text_storage"]["on"])
     return "\n".join(lines)
+
+
+def _text_storage_line(storage: dict[str, Any]) -> str:
+    if storage["on"]:
+        return f"rendered text: stored, kept {storage['days']} days (CDS_SILENT_CARD_TEXT=on)"
+    return (
+        "rendered text: NOT STORED (CDS_SILENT_CARD_TEXT=off): review each card against the "
+        "chart; texts stored while it was on are shown until their retention ends"
+    )
+
+
+def _card_lines(card: dict[str, Any], *, text_storage_on: bool) -> list[str]:
+    client = f"{card['client'] or '(no verified client)'}, tenant {card['tenant'] or '(none)'}"
+    lines = [
+        f"{card['issued_at']:<26} {card['rule']:<28} {card['outcome']:<32} "
+        f"{card['hook_instance']:<38} {card['patient_hash'][:12]}",
+        f"    client: {client}",
+    ]
+    if card["text"] is not None:
+        lines += [f"    | {line}".rstrip() for line in card["text"].splitlines()]
+    elif text_storage_on:
+        lines.append("    (no text: issued while text storage was off, or past its retention)")
+    return lines

@@ -16,6 +16,7 @@ DEFAULT_CARDS_DIR = PACKAGE_ROOT.parent / "cards"
 ENV_PREFIX = "CDS_"
 LOG_FORMATS = ("text", "json")
 REPLAY_CACHES = ("memory", "database")
+MAX_SILENT_TEXT_DAYS = 366
 
 
 class SettingsError(ValueError):
@@ -77,6 +78,9 @@ class Settings:
     replay_fallback_s: int = 300
     card_log_retention_days: int = 0
     feedback_retention_days: int = 0
+    # Store the rendered text of silent cards (patient data: off by default), for this many days.
+    silent_card_text: bool = False
+    silent_card_text_days: int = 14
     metrics: bool = True
     otel: bool = False
     otel_service_name: str = "aih-cds"
@@ -141,6 +145,11 @@ class Settings:
             )
         if self.card_log_retention_days < 0 or self.feedback_retention_days < 0:
             raise SettingsError("retention days must be >= 0 (0 keeps rows forever)")
+        if not 1 <= self.silent_card_text_days <= MAX_SILENT_TEXT_DAYS:
+            raise SettingsError(
+                f"CDS_SILENT_CARD_TEXT_DAYS must be 1 to {MAX_SILENT_TEXT_DAYS} (the text of "
+                "silent cards is patient data: it is never kept forever)"
+            )
         if self.workers < 1 or self.threads < 1:
             raise SettingsError("CDS_WORKERS and CDS_THREADS must be >= 1")
         if self.max_json_depth < 16:

@@ -11,6 +11,10 @@ no answer and no rates, only a count. For active cards:
 Each rate comes with a 95 % Wilson score interval, which stays inside 0-1 and is honest about
 small n (1 of 1 overridden reads 100 %, 95 % CI 21-100 %). Weeks are ISO weeks (Monday start,
 UTC) of the card's issue time.
+
+A report covers one client and tenant (the scope cards were issued to) when asked: the HTTP
+endpoint always reports the caller's own scope only; the command line reads every scope unless
+``--client``/``--tenant`` narrow it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from cds_service.storage.scope import ClientScope
 from cds_service.storage.store import CardLog, Feedback, Store, SuggestionLog, utc_naive
 
 NO_REASON = "(no reason given)"
@@ -79,11 +84,37 @@ RuleKey = tuple[str, str, str]  # rule, mode, indicator
 WeekKey = tuple[str, str, date]  # rule, mode, week
 
 
+@dataclass(frozen=True)
+class ReportScope:
+    """Which cards a report reads: one client, one tenant, both, or (None) every one."""
+
+    client: str | None = None
+    tenant: str | None = None
+
+    @classmethod
+    def of(cls, scope: ClientScope) -> ReportScope:
+        return cls(scope.client, scope.tenant)
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"client": self.client, "tenant": self.tenant}
+
+    def card_filters(self) -> list[Any]:
+        filters = [] if self.client is None else [CardLog.client == self.client]
+        return filters + ([] if self.tenant is None else [CardLog.tenant == self.tenant])
+
+
+EVERY_SCOPE = ReportScope()
+
+
 def feedback_report(
-    store: Store, since: date | None = None, database: str | None = None
+    store: Store,
+    since: date | None = None,
+    database: str | None = None,
+    scope: ReportScope = EVERY_SCOPE,
 ) -> dict[str, Any]:
-    """The report; ``database`` (shown to whoever runs it) names what was read."""
-    cards, feedback, suggestions = _read(store, since)
+    """The report; ``database`` (shown to whoever runs it) names what was read, ``scope`` the
+    client and tenant whose cards are read (null: every one)."""
+    cards, feedback, suggestions = _read(store, since, scope)
     by_rule: dict[RuleKey, _RuleTally] = defaultdict(_RuleTally)
     by_week: dict[WeekKey, _Tally] = defaultdict(_Tally)
     card_keys: dict[str, tuple[RuleKey, WeekKey]] = {}
@@ -118,6 +149,7 @@ def feedback_report(
     report: dict[str, Any] = {"database": database} if database else {}
     return report | {
         "since": since.isoformat() if since else None,
+        "scope": scope.as_json(),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "definitions": {
             "response_rate": "cards with any feedback / cards issued",
@@ -166,9 +198,9 @@ def _rule_json(key: RuleKey, tally: _RuleTally) -> dict[str, Any]:
 
 
 def _read(
-    store: Store, since: date | None
+    store: Store, since: date | None, scope: ReportScope
 ) -> tuple[list[CardLog], list[Feedback], list[SuggestionLog]]:
-    card_filter = []
+    card_filter = scope.card_filters()
     if since is not None:
         start = utc_naive(datetime(since.year, since.month, since.day, tzinfo=UTC))
         card_filter.append(CardLog.issued_at >= start)
@@ -178,7 +210,9 @@ def _read(
             session.scalars(
                 select(Feedback)
                 .join(CardLog, Feedback.card_uuid == CardLog.uuid)
-                .where(*card_filter)
+                # Feedback is stored only from the card's own client; checked again here.
+                .where(*card_filter, Feedback.client == CardLog.client)
+                .where(Feedback.tenant == CardLog.tenant)
             )
         )
         suggestions = list(

@@ -1,5 +1,6 @@
 """``GET /analytics/feedback`` (JSON) and ``.../override-rate.svg``: the feedback report over HTTP,
-behind the same client authentication as the CDS services."""
+behind the same client authentication as the CDS services, on the caller's own cards only (those
+issued to its client and tenant)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import date
 from flask import Blueprint, Response, request
 
 from cds_service.common.errors import BadRequest
-from cds_service.informatics.analytics import feedback_report
+from cds_service.informatics.analytics import ReportScope, feedback_report
 from cds_service.informatics.override_plot import override_rate_svg
 from cds_service.web.api import json_response, runtime
 
@@ -17,14 +18,14 @@ analytics_bp = Blueprint("analytics", __name__)
 
 @analytics_bp.get("/analytics/feedback")
 def feedback_json() -> Response:
-    runtime().authenticate(request)
-    return json_response(feedback_report(runtime().store, _since()))
+    scope = ReportScope.of(runtime().authenticate(request))
+    return json_response(feedback_report(runtime().store, _since(), scope=scope))
 
 
 @analytics_bp.get("/analytics/feedback/override-rate.svg")
 def override_rate_plot() -> Response:
-    runtime().authenticate(request)
-    svg = override_rate_svg(feedback_report(runtime().store, _since()))
+    scope = ReportScope.of(runtime().authenticate(request))
+    svg = override_rate_svg(feedback_report(runtime().store, _since(), scope=scope))
     return Response(svg, mimetype="image/svg+xml")
 
 

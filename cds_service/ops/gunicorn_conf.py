@@ -1,7 +1,8 @@
 """gunicorn configuration shared by ``aih-cds serve`` and ``deploy/gunicorn.conf.py``.
 
 Read by gunicorn as a configuration module: the names below are gunicorn settings. Workers are
-gthread (a call may wait on the FHIR server). The application is built once in the master
+gthread (a call may wait on the FHIR server), whose own error answers carry the security headers
+(gunicorn_worker.py). The application is built once in the master
 (preload) and the loaded objects are frozen out of the garbage collector before forking: cold
 start falls from 3-6 s to ~1.5 s and a large hook call costs 15-20 % less CPU (bench/, issue 7).
 Nothing that must not be shared survives the fork: the database engine drops inherited
@@ -36,7 +37,8 @@ workers = _settings.workers
 # CDS_WORKERS instead.)
 wsgi_app = f"cds_service:create_app({{'serving_processes': {workers}}})"
 threads = _settings.threads
-worker_class = "gthread"
+# gthread, plus the security headers on the answers gunicorn writes itself (431, 400, ...).
+worker_class = "cds_service.ops.gunicorn_worker.SecureHeadersWorker"
 # X-Forwarded-Proto and friends only from the configured proxies (gunicorn's default trusts
 # loopback, which lets anything on the host choose the scheme the application sees).
 forwarded_allow_ips = ",".join(_settings.trusted_proxies)

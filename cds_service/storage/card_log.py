@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cds_service.ops.metrics import metrics
+from cds_service.storage.scope import ClientScope
 from cds_service.storage.spool import Spool, SpoolFull, SpoolStatus
 from cds_service.storage.store import CardLogEntry, Store
 
@@ -128,13 +129,22 @@ class CardLogWriter:
         metrics().card_log_dropped.labels(reason).inc()
         return "dropped"
 
-    def holds_any(self, card_uuids: list[str]) -> bool:
-        """Whether any of these cards waits in the spool (not yet in the database)."""
+    def holds_any(self, card_uuids: list[str], scope: ClientScope) -> bool:
+        """Whether any of these cards, issued to ``scope``, waits in the spool (not yet in the
+        database). Another scope's spooled card does not count: it must answer like an unknown
+        card, not reveal that it exists."""
+        wanted = set(card_uuids)
         try:
-            return self.spool.holds_any(card_uuids)
+            payloads = self.spool.payloads_holding(wanted)
         except SPOOL_ERRORS:
             log.exception("card-log spool not readable")
             return False
+        return any(
+            row["uuid"] in wanted
+            and (row.get("client", ""), row.get("tenant", "")) == (scope.client, scope.tenant)
+            for payload in payloads
+            for row in payload["cards"]
+        )
 
     # -- readiness and metrics
 

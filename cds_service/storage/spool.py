@@ -148,6 +148,20 @@ class Spool:
                 for key in keys
             )
 
+    def payloads_holding(self, card_uuids: Iterable[str]) -> list[dict[str, Any]]:
+        """The entries (payloads) that hold any of these cards."""
+        keys = sorted(set(card_uuids))
+        if not keys:
+            return []
+        marks = ", ".join("?" * len(keys))
+        query = (
+            "SELECT payload FROM entry WHERE id IN "  # noqa: S608 - only placeholders are joined
+            f"(SELECT entry_id FROM card WHERE uuid IN ({marks}))"
+        )
+        with self._transaction() as connection:
+            rows = connection.execute(query, keys).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
     def status(self) -> SpoolStatus:
         with self._transaction() as connection:
             depth, oldest = connection.execute(

@@ -1,6 +1,8 @@
 """Card log and feedback in SQL (SQLite by default, PostgreSQL via CDS_DATABASE_URL).
 
-Patient ids are stored only as a keyed hash (HMAC-SHA256); tokens are never stored.
+Patient ids are stored only as a keyed hash (HMAC-SHA256); tokens are never stored. Cards and
+feedback carry the client (JWT ``iss``) and tenant they were issued to (scope.py); the rendered
+text of silent cards is stored only when switched on, with the time it must be deleted.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from sqlalchemy import (
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -41,10 +44,15 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql import Select
 
+from cds_service.common.errors import DatabaseUnavailable
 from cds_service.hooks.protocol import FeedbackItem
 from cds_service.security.client_auth import AuthError, InMemoryReplayCache
+from cds_service.storage.scope import NO_CLIENT, ClientScope
 
 log = logging.getLogger(__name__)
+# Judging a feedback batch again after a concurrent request stored an outcome for one of its
+# cards: each retry sees at least one more committed outcome, so few are ever needed.
+FEEDBACK_ATTEMPTS = 4
 
 
 class Base(DeclarativeBase):
@@ -53,6 +61,7 @@ class Base(DeclarativeBase):
 
 class CardLog(Base):
     __tablename__ = "card_log"
+    __table_args__ = (Index("ix_card_log_client_tenant", "client", "tenant"),)
 
     uuid: Mapped[str] = mapped_column(String(64), primary_key=True)
     service_id: Mapped[str] = mapped_column(String(128), index=True)
@@ -65,6 +74,9 @@ class CardLog(Base):
     issued_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
     # "silent" cards were logged but not returned to the EHR (rule roll-out).
     mode: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    # The client (JWT iss) and tenant the card was issued to; "" for no verified client.
+    client: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    tenant: Mapped[str] = mapped_column(String(256), default="", server_default="")
 
 
 class SuggestionLog(Base):
@@ -81,6 +93,8 @@ class Feedback(Base):
     __tablename__ = "feedback"
     __table_args__ = (
         UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_once"),
+        # One outcome per card and client: two concurrent requests cannot both record one.
+        UniqueConstraint("card_uuid", "client", "tenant", name="uq_feedback_one_outcome"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -93,6 +107,20 @@ class Feedback(Base):
     reason_display: Mapped[str | None] = mapped_column(String(512))
     user_comment: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+    # Who sent it: always the client and tenant the card was issued to.
+    client: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    tenant: Mapped[str] = mapped_column(String(256), default="", server_default="")
+
+
+class SilentCardText(Base):
+    """The rendered text of a silent card (CDS_SILENT_CARD_TEXT): patient data, kept until
+    ``expires_at`` (CDS_SILENT_CARD_TEXT_DAYS after the card was issued), then deleted."""
+
+    __tablename__ = "silent_card_text"
+
+    card_uuid: Mapped[str] = mapped_column(ForeignKey("card_log.uuid"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
 
 
 class SeenJti(Base):
@@ -117,6 +145,7 @@ class LoggedCard:
     suggestion_uuids: tuple[str, ...]
     suggestion_labels: tuple[str, ...] = ()  # same order as suggestion_uuids
     mode: str = "active"
+    text: str | None = None  # rendered text, stored only for silent cards when switched on
 
 
 @dataclass(frozen=True)
@@ -136,6 +165,7 @@ class PoolSettings:
 class PurgeReport:
     cards: int
     feedback: int
+    silent_texts: int = 0
 
 
 @dataclass(frozen=True)
@@ -236,9 +266,14 @@ class Store:
         patient_id: str,
         cards: Iterable[LoggedCard],
         now: datetime,
+        *,
+        scope: ClientScope = NO_CLIENT,
+        text_expires_at: datetime | None = None,
     ) -> CardLogEntry | None:
-        """The rows one hook call adds to the card log (None: no card, nothing to log)."""
-        cards = list(cards)  # read twice below
+        """The rows one hook call adds to the card log (None: no card, nothing to log).
+
+        A card's ``text`` is kept until ``text_expires_at``; without it no text is stored."""
+        cards = list(cards)  # read more than once below
         patient_hash = self.patient_hash(patient_id)
         rows = [
             {
@@ -252,6 +287,8 @@ class Store:
                 "suggestion_uuids": json.dumps(list(card.suggestion_uuids)),
                 "issued_at": utc_naive(now),
                 "mode": card.mode,
+                "client": scope.client,
+                "tenant": scope.tenant,
             }
             for card in cards
         ]
@@ -264,7 +301,12 @@ class Store:
                 card.suggestion_uuids, card.suggestion_labels, strict=False
             )
         ]
-        return CardLogEntry(tuple(rows), tuple(suggestions))
+        texts = [
+            {"card_uuid": card.uuid, "text": card.text, "expires_at": utc_naive(text_expires_at)}
+            for card in cards
+            if card.text is not None and text_expires_at is not None
+        ]
+        return CardLogEntry(tuple(rows), tuple(suggestions), tuple(texts))
 
     def write_card_log(self, entry: CardLogEntry) -> None:
         # Plain INSERTs, not the ORM unit of work: a third of the time (every hook call logs).
@@ -272,17 +314,25 @@ class Store:
             connection.execute(insert(CardLog), list(entry.cards))
             if entry.suggestions:  # after the cards: suggestion rows reference them
                 connection.execute(insert(SuggestionLog), list(entry.suggestions))
+            if entry.texts:
+                connection.execute(insert(SilentCardText), list(entry.texts))
+                # Texts past their retention go whenever a new one is written (and nightly,
+                # with `aih-cds db purge`); readers never show one past its time either.
+                connection.execute(_expired_texts(entry.cards[0]["issued_at"]))
 
     def replay_card_log(self, entries: Sequence[CardLogEntry]) -> None:
         """Write spooled entries in one transaction, skipping rows already there (an entry may
         have been committed before its acknowledgement was lost, or replayed before a crash)."""
         cards = [row for entry in entries for row in entry.cards]
         suggestions = [row for entry in entries for row in entry.suggestions]
+        texts = [row for entry in entries for row in entry.texts]
         with self.engine.begin() as connection:
             upsert = _insert_if_absent(connection.dialect.name)
             connection.execute(upsert(CardLog).on_conflict_do_nothing(), cards)
             if suggestions:
                 connection.execute(upsert(SuggestionLog).on_conflict_do_nothing(), suggestions)
+            if texts:
+                connection.execute(upsert(SilentCardText).on_conflict_do_nothing(), texts)
 
     def record_feedback(
         self,
@@ -290,21 +340,31 @@ class Store:
         items: Sequence[FeedbackItem],
         now: datetime,
         override_codes: Mapping[str, frozenset[str]] | None = None,
+        *,
+        scope: ClientScope = NO_CLIENT,
     ) -> FeedbackReceipt:
-        """Store a request's feedback in one transaction. One outcome per card: the same outcome
-        again is a duplicate, another one a conflict (neither is stored). Accepted suggestions
-        must be ones the card offered, and an override code one of the rule's (``override_codes``
-        by rule id, when given); other items are reported and not stored."""
-        for attempt in (1, 2):
+        """Store a request's feedback in one transaction. Only cards issued by this service to
+        this ``scope`` (client and tenant) are known: any other card is an unknown card, whether
+        it exists or not. One outcome per card: the same outcome again is a duplicate, another
+        one a conflict (neither is stored). Accepted suggestions must be ones the card offered,
+        and an override code one of the rule's (``override_codes`` by rule id, when given);
+        other items are reported and not stored.
+
+        The database enforces one outcome per card and client (``uq_feedback_one_outcome``):
+        when a concurrent request commits an outcome for the same card first, this batch is
+        judged again, and the item then counts as a duplicate or a conflict."""
+        for _attempt in range(FEEDBACK_ATTEMPTS):
             try:
                 with self.sessions() as session:
-                    results = self._judge_feedback(session, service_id, items, now, override_codes)
+                    results = self._judge_feedback(
+                        session, service_id, items, now, override_codes, scope=scope
+                    )
                     session.commit()
                 break
             except IntegrityError:
-                # A concurrent request stored the same item meanwhile: judge the batch again.
-                if attempt == 2:
-                    raise
+                continue
+        else:  # another request won the race every time: the client may simply retry
+            raise DatabaseUnavailable("concurrent feedback on the same cards, retry later")
         return FeedbackReceipt(
             stored=results.count("stored"),
             duplicates=results.count("duplicate"),
@@ -319,15 +379,28 @@ class Store:
         items: Sequence[FeedbackItem],
         now: datetime,
         override_codes: Mapping[str, frozenset[str]] | None,
+        *,
+        scope: ClientScope,
     ) -> tuple[str, ...]:
         ids = {item.card for item in items}
-        cards = {c.uuid: c for c in session.scalars(select(CardLog).where(CardLog.uuid.in_(ids)))}
-        recorded = select(Feedback.card_uuid, Feedback.outcome).where(Feedback.card_uuid.in_(ids))
+        # Cards of other clients or tenants are not even read: they answer like absent cards.
+        own_cards = select(CardLog).where(
+            CardLog.uuid.in_(ids),
+            CardLog.service_id == service_id,
+            CardLog.client == scope.client,
+            CardLog.tenant == scope.tenant,
+        )
+        cards = {c.uuid: c for c in session.scalars(own_cards)}
+        recorded = select(Feedback.card_uuid, Feedback.outcome).where(
+            Feedback.card_uuid.in_(cards),
+            Feedback.client == scope.client,
+            Feedback.tenant == scope.tenant,
+        )
         outcomes: dict[str, str] = {row[0]: row[1] for row in session.execute(recorded)}
         results = []
         for item in items:
             card = cards.get(item.card)
-            if card is None or card.service_id != service_id:
+            if card is None:
                 results.append("unknown-card")
             elif item.card in outcomes:
                 results.append("duplicate" if outcomes[item.card] == item.outcome else "conflict")
@@ -340,7 +413,7 @@ class Store:
             ):
                 results.append("unknown-reason")
             else:
-                session.add(_feedback_row(item, now))
+                session.add(_feedback_row(item, now, scope))
                 outcomes[item.card] = item.outcome
                 results.append("stored")
         return tuple(results)
@@ -379,8 +452,11 @@ class Store:
         self, now: datetime, card_log_days: int, feedback_days: int, batch: int = 5000
     ) -> PurgeReport:
         """Delete feedback older than ``feedback_days`` and cards older than ``card_log_days``
-        (0 keeps forever). A purged card takes its feedback with it: feedback means nothing
-        without the card it is about. Works in batches so no transaction holds locks for long."""
+        (0 keeps forever), and silent-card text past its own retention. A purged card takes
+        its feedback and text with it: feedback means nothing without the card it is about.
+        Works in batches so no transaction holds locks for long."""
+        with self.engine.begin() as connection:
+            texts = connection.execute(_expired_texts(utc_naive(now))).rowcount
         feedback = cards = 0
         if feedback_days > 0:
             cutoff = utc_naive(now - timedelta(days=feedback_days))
@@ -390,7 +466,7 @@ class Store:
             cutoff = utc_naive(now - timedelta(days=card_log_days))
             old_cards = select(CardLog.uuid).where(CardLog.issued_at < cutoff)
             cards = self._purge_in_batches(old_cards, _delete_cards, batch)
-        return PurgeReport(cards=cards, feedback=feedback)
+        return PurgeReport(cards=cards, feedback=feedback, silent_texts=texts)
 
     def _purge_in_batches(
         self,
@@ -422,7 +498,13 @@ def _delete_feedback(session: Session, ids: list[Any]) -> None:
 def _delete_cards(session: Session, uuids: list[Any]) -> None:
     session.execute(delete(Feedback).where(Feedback.card_uuid.in_(uuids)))
     session.execute(delete(SuggestionLog).where(SuggestionLog.card_uuid.in_(uuids)))
+    session.execute(delete(SilentCardText).where(SilentCardText.card_uuid.in_(uuids)))
     session.execute(delete(CardLog).where(CardLog.uuid.in_(uuids)))
+
+
+def _expired_texts(now: datetime) -> Any:
+    """Silent-card texts whose retention ended (``now`` naive UTC)."""
+    return delete(SilentCardText).where(SilentCardText.expires_at <= now)
 
 
 class DatabaseReplayCache:
@@ -497,6 +579,7 @@ class CardLogEntry:
 
     cards: tuple[dict[str, Any], ...]
     suggestions: tuple[dict[str, Any], ...] = ()
+    texts: tuple[dict[str, Any], ...] = ()  # silent-card text, when stored (patient data)
 
     @property
     def card_uuids(self) -> list[str]:
@@ -504,15 +587,24 @@ class CardLogEntry:
 
     def to_json(self) -> dict[str, Any]:
         cards = [{**row, "issued_at": row["issued_at"].isoformat()} for row in self.cards]
-        return {"cards": cards, "suggestions": list(self.suggestions)}
+        texts = [{**row, "expires_at": row["expires_at"].isoformat()} for row in self.texts]
+        return {"cards": cards, "suggestions": list(self.suggestions), "texts": texts}
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> CardLogEntry:
+        # Entries spooled before cards carried a scope have none: no verified client.
         cards = tuple(
-            {**row, "issued_at": datetime.fromisoformat(row["issued_at"])}
+            {**_UNSCOPED, **row, "issued_at": datetime.fromisoformat(row["issued_at"])}
             for row in document["cards"]
         )
-        return cls(cards, tuple(document.get("suggestions", ())))
+        texts = tuple(
+            {**row, "expires_at": datetime.fromisoformat(row["expires_at"])}
+            for row in document.get("texts", ())
+        )
+        return cls(cards, tuple(document.get("suggestions", ())), texts)
+
+
+_UNSCOPED = {"client": NO_CLIENT.client, "tenant": NO_CLIENT.tenant}
 
 
 def _insert_if_absent(dialect: str) -> Callable[[Any], Any]:
@@ -527,8 +619,10 @@ def _utc_from_epoch(seconds: float) -> datetime:
     return utc_naive(datetime.fromtimestamp(seconds, UTC))
 
 
-def _feedback_row(item: FeedbackItem, now: datetime) -> Feedback:
+def _feedback_row(item: FeedbackItem, now: datetime, scope: ClientScope) -> Feedback:
     return Feedback(
+        client=scope.client,
+        tenant=scope.tenant,
         card_uuid=item.card,
         outcome=item.outcome,
         outcome_timestamp=utc_naive(item.outcome_timestamp),

@@ -76,14 +76,15 @@ def discovery() -> Response:
 @bp.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> Response:
     rt = runtime()
-    rt.authenticate(request)  # first: without a token, no one learns which services exist
+    # First: without a token, no one learns which services exist.
+    scope = rt.authenticate(request)
     rt.engine.service(service_id)
     body = read_json_body()
     note_hook_instance(body)
     evaluation = rt.engine.call(
         service_id, body, rt.link_targets(request), evidence_base=rt.evidence_base(request)
     )
-    rt.log_cards(evaluation)
+    rt.log_cards(evaluation, scope)
     tracing.annotate({"cds.cards": len(evaluation.cards)})
     for issued in evaluation.cards:
         metrics().cards.labels(
@@ -95,16 +96,17 @@ def call_service(service_id: str) -> Response:
 @bp.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str) -> Response:
     rt = runtime()
-    rt.authenticate(request)
+    scope = rt.authenticate(request)
     rt.engine.service(service_id)
     items = parse_feedback(read_json_body())
-    if rt.card_log.holds_any([item.card for item in items]):
+    if rt.card_log.holds_any([item.card for item in items], scope):
         raise DatabaseUnavailable("the card is not in the card log yet, retry later")
     offered = {
         rule_id: frozenset(str(reason.get("code")) for reason in rule.override_reasons)
         for rule_id, rule in rt.config.rules.items()
     }
-    receipt = rt.store.record_feedback(service_id, items, rt.clock(), offered)
+    # Cards issued to another client or tenant count as unknown cards: never revealed.
+    receipt = rt.store.record_feedback(service_id, items, rt.clock(), offered, scope=scope)
     for item, result in zip(items, receipt.results, strict=True):
         metrics().feedback.labels(service_id, item.outcome, result).inc()
     answer = {

@@ -1,27 +1,19 @@
-"""Response headers added to every answer: security headers and the CORS allowlist."""
+"""Response headers added to every answer: security headers and the CORS allowlist. (gunicorn's
+own error answers get the same security headers from ops/gunicorn_worker.py.)"""
 
 from __future__ import annotations
 
 from flask import Flask, Response, request
 
+from cds_service.common.security_headers import HSTS, SECURITY_HEADERS, wants_hsts
 from cds_service.common.settings import Settings
 
-# The API answers JSON only: nothing may be rendered, framed, sniffed, cached or referred.
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "Cross-Origin-Resource-Policy": "cross-origin",
-}
-HSTS = "max-age=31536000; includeSubDomains"
+__all__ = ["HSTS", "SECURITY_HEADERS", "register_response_headers"]
 
 
 def register_response_headers(app: Flask, settings: Settings) -> None:
     allowed = frozenset(settings.allowed_origins)
-    # Behind TLS (the public base is https) browsers must never fall back to plain HTTP.
-    hsts = settings.public_base_url.lower().startswith("https://")
+    hsts = wants_hsts(settings.public_base_url)
 
     @app.after_request
     def add_headers(response: Response) -> Response:

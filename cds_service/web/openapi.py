@@ -290,7 +290,11 @@ def openapi_document(configuration: Configuration) -> dict[str, Any]:
             "post": _post(
                 f"Feedback on cards of {service.id}",
                 feedback_request_schema(),
-                _json(_FEEDBACK_RECEIPT, "Feedback items stored, duplicates, unknown cards"),
+                _json(
+                    _FEEDBACK_RECEIPT,
+                    "Feedback items stored, duplicates, unknown cards (a card issued to another "
+                    "client or tenant counts as unknown); conflicts: another outcome was recorded",
+                ),
                 **{
                     "503": {
                         **_json(_OPERATION_OUTCOME, "Database unavailable: nothing stored"),

@@ -7,7 +7,8 @@ import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import Request
 
@@ -18,6 +19,7 @@ from cds_service.fhir.server_policy import parse_entries
 from cds_service.hooks.engine import Engine, Evaluation
 from cds_service.security.client_auth import AuthError, ClientAuthenticator
 from cds_service.storage.card_log import CardLogWriter
+from cds_service.storage.scope import NO_CLIENT, ClientScope, ScopeRefused
 from cds_service.storage.store import LoggedCard, Store
 from cds_service.web.json_limits import JsonLimits
 
@@ -56,15 +58,18 @@ class Runtime:
     def json_limits(self) -> JsonLimits:
         return JsonLimits(self.settings.max_json_depth, self.settings.max_bundle_entries)
 
-    def authenticate(self, request: Request, *, discovery: bool = False) -> None:
+    def authenticate(self, request: Request, *, discovery: bool = False) -> ClientScope:
+        """The verified caller's client and tenant; ``NO_CLIENT`` when nothing was verified
+        (development mode, or anonymous discovery)."""
         if self.authenticator is None:
-            return
+            return NO_CLIENT
         if discovery and self.settings.anonymous_discovery:
-            return
+            return NO_CLIENT
         audience = self.audience(request)
         try:
             claims = self.authenticator.verify(request.headers.get("Authorization"), audience)
-        except AuthError as exc:
+            scope = ClientScope.from_claims(claims)
+        except (AuthError, ScopeRefused) as exc:
             log.warning("client authentication failed: %s", exc)
             raise Unauthorized from exc
         allow_servers(parse_entries(self.authenticator.fhir_servers(claims)))
@@ -75,6 +80,7 @@ class Runtime:
             claims.get("tenant"),
             claims.get("jti"),
         )
+        return scope
 
     def audience(self, request: Request) -> str:
         """The exact URL the client called, as the client sees it: under CDS_PUBLIC_BASE_URL,
@@ -96,7 +102,8 @@ class Runtime:
         base = self.public_base(request)
         return lambda patient_id: {name: base + path for name, path in pages(patient_id).items()}
 
-    def log_cards(self, evaluation: Evaluation) -> None:
+    def log_cards(self, evaluation: Evaluation, scope: ClientScope = NO_CLIENT) -> None:
+        keep_text = self.settings.silent_card_text
         logged = [
             LoggedCard(
                 uuid=str(issued.card["uuid"]),
@@ -108,15 +115,20 @@ class Runtime:
                     str(s["label"]) for s in issued.card.get("suggestions", ())
                 ),
                 mode=issued.mode,
+                text=rendered_text(issued.card) if keep_text and issued.silent else None,
             )
             for issued in evaluation.cards
         ]
+        now = self.clock()
+        text_days = timedelta(days=self.settings.silent_card_text_days)
         entry = self.store.card_log_entry(
             evaluation.service.id,
             evaluation.request.hook_instance,
             evaluation.request.patient_id,
             logged,
-            self.clock(),
+            now,
+            scope=scope,
+            text_expires_at=now + text_days if keep_text else None,
         )
         if entry is not None:
             self.card_log.record(entry)  # never raises: the answer does not depend on it
@@ -128,6 +140,13 @@ class Runtime:
             self.store.patient_hash(evaluation.request.patient_id),
             len(logged),
         )
+
+
+def rendered_text(card: Mapping[str, Any]) -> str:
+    """What the clinician would have read: summary, detail and the suggestions' labels."""
+    parts = [str(card.get("summary", "")), str(card.get("detail", "") or "")]
+    parts += [f"Suggestion: {s.get('label', '')}" for s in card.get("suggestions", ())]
+    return "\n\n".join(part for part in parts if part)
 
 
 def patient_hash_key(settings: Settings) -> bytes:

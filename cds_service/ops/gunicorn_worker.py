@@ -1,0 +1,58 @@
+"""The gunicorn worker of the service: gthread, whose own error answers carry the security
+headers too.
+
+gunicorn answers some requests itself, before the application sees them: a header longer than
+``limit_request_field_size`` or too many of them (431), an over-long or malformed request line
+(414, 400), a bad header name (400). It writes those through ``gunicorn.util.write_error``, the
+only place it does so (``Worker.handle_error``). In each worker process this worker puts its
+own writer there: the same status, the service's security headers (and HSTS behind TLS), and a
+FHIR OperationOutcome naming the reason only; gunicorn's message is not echoed, since it quotes
+the request (a header's value may be a token).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from gunicorn import util
+from gunicorn.workers.gthread import ThreadWorker
+
+from cds_service.common.errors import operation_outcome
+from cds_service.common.security_headers import HSTS, SECURITY_HEADERS, wants_hsts
+from cds_service.common.settings import Settings
+
+log = logging.getLogger(__name__)
+# The FHIR issue type per status gunicorn answers with; anything else is "invalid".
+ISSUE_CODES = {403: "forbidden", 414: "too-costly", 431: "too-costly", 500: "exception"}
+
+
+def error_answer(status: int, reason: str, *, hsts: bool) -> bytes:
+    """The whole HTTP answer for an error gunicorn found in a request."""
+    body = json.dumps(
+        operation_outcome(
+            f"{status} {reason}: the request was refused before the service read it",
+            code=ISSUE_CODES.get(status, "invalid"),
+        )
+    ).encode("utf-8")
+    headers = {
+        "Connection": "close",
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        **SECURITY_HEADERS,
+        **({"Strict-Transport-Security": HSTS} if hsts else {}),
+    }
+    head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (head + "\r\n").encode("latin-1") + body
+
+
+class SecureHeadersWorker(ThreadWorker):  # type: ignore[misc] # gunicorn has no type hints
+    def init_process(self) -> None:
+        hsts = wants_hsts(Settings.load().public_base_url)
+
+        def write_error(sock: Any, status_int: int, reason: str, _mesg: str) -> None:
+            util.write_nonblock(sock, error_answer(int(status_int), str(reason), hsts=hsts))
+
+        util.write_error = write_error  # this worker process only: its own answers
+        super().init_process()
