@@ -20,7 +20,7 @@ from cds_service.cli import whatif as cli_whatif
 from cds_service.cli.card_text import format_cards
 from cds_service.cli.db import add_db_commands, run_db_command
 from cds_service.common.settings import PACKAGE_ROOT, Settings
-from cds_service.config.configuration import ConfigError
+from cds_service.config.config_errors import ConfigError
 
 FIXTURES_DIR = PACKAGE_ROOT.parent / "fixtures" / "fhir"
 
