@@ -16,6 +16,7 @@ from cds_service.cli import feedback as cli_feedback
 from cds_service.cli import fhir as cli_fhir
 from cds_service.cli import rules as cli_rules
 from cds_service.cli import silent as cli_silent
+from cds_service.cli import valueset as cli_valueset
 from cds_service.cli import whatif as cli_whatif
 from cds_service.cli.card_text import format_cards
 from cds_service.cli.db import add_db_commands, run_db_command
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_feedback.register(commands)
     cli_fhir.register(commands)
     cli_silent.register(commands)
+    cli_valueset.register(commands)
 
     fixtures = commands.add_parser("fixtures", help="scenario charts for FHIR servers")
     fixtures_commands = fixtures.add_subparsers(dest="fixtures_command", required=True)

@@ -320,4 +320,5 @@ SPEC = RuleSpec(
     parameters=Parameters,
     triggered=triggered,
     evaluate=evaluate,
+    terminology=frozenset({"alt", "bilirubin-total"}),
 )

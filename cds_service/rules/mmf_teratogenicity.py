@@ -348,4 +348,5 @@ SPEC = RuleSpec(
     parameters=Parameters,
     triggered=triggered,
     evaluate=evaluate,
+    terminology=frozenset({"hcg", DRUG_CLASS}),
 )

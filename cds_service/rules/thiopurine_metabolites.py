@@ -265,4 +265,5 @@ SPEC = RuleSpec(
     parameters=Parameters,
     triggered=triggered,
     evaluate=evaluate,
+    terminology=frozenset({THIOPURINE, "alt", "igg"}),  # ALT, IgG: remission
 )

@@ -359,6 +359,7 @@ def _spec(
     outcomes: Mapping[str, frozenset[str]],
     parameters: type[TreatmentParameters],
     evaluate: Any,
+    terminology: frozenset[str] = frozenset({"alt", "igg"}),  # the course facts read both
 ) -> RuleSpec:
     return RuleSpec(
         id=rule_id,
@@ -368,6 +369,7 @@ def _spec(
         parameters=parameters,
         triggered=trigger,
         evaluate=evaluate,
+        terminology=terminology,
     )
 
 
@@ -398,6 +400,7 @@ INSUFFICIENT_SPEC = _spec(
     },
     InsufficientParameters,
     evaluate_insufficient,
+    frozenset({"alt", "igg", "ast"}),
 )
 REFRACTORY_SPEC = _spec(
     REFRACTORY,
