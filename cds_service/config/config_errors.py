@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,7 +90,13 @@ def did_you_mean(name: str, known: Collection[str]) -> str:
     (``azathioprin`` for ``azathioprine-mercaptopurine``) finds its completion; otherwise the
     closest spelling (difflib)."""
     completions = sorted((k for k in known if len(name) >= 4 and k.startswith(name)), key=len)
-    close = completions or difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    if completions:
+        return f"; did you mean {completions[0]!r}?"
+    # names that share a prefix (value set URLs) are compared by what follows it
+    shared = os.path.commonprefix([*known, name]) if len(known) > 1 else ""  # noqa: RUF071 - by character
+    tails = {k[len(shared) :]: k for k in known}
+    close = difflib.get_close_matches(name[len(shared) :], sorted(tails), n=1, cutoff=0.6)
+    close = [tails[c] for c in close]
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

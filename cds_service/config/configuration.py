@@ -514,7 +514,9 @@ def _placeholder(vs_id: str) -> ValueSet:
 
 def _load_valuesets(directory: Path, problems: Problems) -> dict[str, ValueSet]:
     files: dict[str, ValueSetFile] = {}
+    broken_urls = []
     for path in sorted(directory.glob("*.json")):
+        broken_urls.append(_raw_url(path))  # dropped below once the file loads
         with problems.collect():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
@@ -526,11 +528,22 @@ def _load_valuesets(directory: Path, problems: Problems) -> dict[str, ValueSet]:
             files[loaded["id"]] = ValueSetFile(
                 path, valueset_from_fhir(loaded), include_references(loaded.get("compose"))
             )
-    composed = compose_valuesets(files, problems)
+            broken_urls.pop()
+    composed = compose_valuesets(files, problems, broken_urls)
     return {
         path.stem: composed.get(path.stem) or _placeholder(path.stem)
         for path in sorted(directory.glob("*.json"))
     }
+
+
+def _raw_url(path: Path) -> str:
+    """The ``url`` of a value set file, read without validation ('' when unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    url = data.get("url") if isinstance(data, dict) else None
+    return url if isinstance(url, str) else ""
 
 
 def _load_terminology(
@@ -624,7 +637,7 @@ def _load_rules(
             rule = _load_rule(
                 path, registry, snippets, sources, warnings=warnings, problems=problems
             )
-            if len(problems.errors) == before:
+            if rule is not None and len(problems.errors) == before:
                 rules[rule.id] = rule
     _check_supersedes(rules, {p.stem for p in directory.glob("*.yaml")}, problems)
     return rules
@@ -638,7 +651,8 @@ def _load_rule(
     *,
     warnings: list[str],
     problems: Problems,
-) -> RuleConfig:
+) -> RuleConfig | None:
+    """The rule of one file, or None when it has a problem (each one is in ``problems``)."""
     data = _validate(RuleFileSchema(), _read_yaml(path), path)
     rule_id = data["id"]
     if rule_id != path.stem:
@@ -655,17 +669,21 @@ def _load_rule(
         with problems.collect():
             _check_evidence(path, data, sources)
     parameters = spec.parameters()
+    before = len(problems.errors)
     try:
         params = parameters.load(data["parameters"])
     except ValidationError as exc:
-        raise schema_errors(parameters, exc, path, "parameters") from exc
-    warnings += _literal_number_warnings(path, data, params)
-    if sources is not None:  # else the evidence registry's problem is reported already
-        before = len(problems.errors)
+        problems.errors += schema_errors(parameters, exc, path, "parameters").errors
+        params = None
+    if params is not None and sources is not None:  # else reported already
+        warnings += _literal_number_warnings(path, data, params)
         _expand_texts(path, data, snippets, params, sources, problems=problems)
-        if len(problems.errors) == before:  # else unexpanded ${param.*} would show again
-            _check_outcomes(path, data, spec, frozenset(), problems)
+    # templates are checked once expanded; names (suggestions, links, reasons) in any case
+    templates = len(problems.errors) == before and params is not None and sources is not None
+    _check_outcomes(path, data, spec, frozenset(), problems, templates=templates)
     _check_suggestion_shapes(path, data, problems)
+    if params is None:
+        return None
     return RuleConfig(
         id=rule_id,
         enabled=data["enabled"],
@@ -856,7 +874,11 @@ def _check_outcomes(
     spec: RuleSpec,
     snippet_names: frozenset[str],
     problems: Problems,
+    *,
+    templates: bool = True,
 ) -> None:
+    """The outcomes the rule implements, the names each one uses, and (``templates``) its
+    card text's variables."""
     outcomes = data["outcomes"]
     variables = {v for o in spec.outcomes for v in spec.variables_for(o)}
     for phrase in data["phrases"]:
@@ -877,18 +899,24 @@ def _check_outcomes(
                 "the rule has no such outcome: " + unknown("outcome", name, spec.outcomes),
             )
         else:
-            _check_outcome(path, data, name, spec.variables_for(name) | snippet_names, problems)
+            allowed = spec.variables_for(name) | snippet_names
+            _check_outcome(path, data, name, allowed if templates else None, problems)
 
 
 def _check_outcome(
-    path: Path, data: Mapping[str, Any], name: str, allowed: frozenset[str], problems: Problems
+    path: Path,
+    data: Mapping[str, Any],
+    name: str,
+    allowed: frozenset[str] | None,
+    problems: Problems,
 ) -> None:
+    """One outcome's names; its templates' variables too unless ``allowed`` is None."""
     where = f"outcomes.{name}"
     outcome = data["outcomes"][name]
     checks: list[tuple[str, str]] = [
         (f"phrases.{phrase}.{value}", text)
         for phrase, choices in data["phrases"].items()
-        if phrase in allowed
+        if allowed is not None and phrase in allowed
         for value, text in choices.items()
     ]
     checks += [(f"{where}.{part}", outcome[part]) for part in ("summary", "detail")]
@@ -902,8 +930,9 @@ def _check_outcome(
         else:
             checks.append((f"suggestions.{sid}.label", data["suggestions"][sid]["label"]))
     for field_name, text in checks:
-        with problems.collect():
-            _check_template(path, field_name, text, allowed)
+        if allowed is not None:
+            with problems.collect():
+                _check_template(path, field_name, text, allowed)
     recommended = [
         s for s in outcome["suggestions"] if data["suggestions"].get(s, {}).get("recommended")
     ]

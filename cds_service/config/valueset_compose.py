@@ -8,7 +8,7 @@ error naming the file and the reference.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +37,11 @@ def include_references(compose: Mapping[str, object] | None) -> tuple[tuple[str,
 
 
 def compose_valuesets(
-    files: Mapping[str, ValueSetFile], problems: Problems
+    files: Mapping[str, ValueSetFile], problems: Problems, broken_urls: Collection[str] = ()
 ) -> dict[str, ValueSet | None]:
-    """Each value set with its includes resolved (transitively); None where one failed."""
+    """Each value set with its includes resolved (transitively); None where one failed. A
+    reference to one of ``broken_urls`` (a file whose problem is reported already) fails
+    quietly."""
     by_url: dict[str, str] = {}
     for vs_id, file in files.items():
         url = file.own.url
@@ -59,7 +61,9 @@ def compose_valuesets(
         ok = True
         for field, url in file.includes:
             target = by_url.get(url)
-            if target is None:
+            if target is None and url in broken_urls:
+                ok = False
+            elif target is None:
                 problems.add(file.path, field, unknown("value set url", url, by_url))
                 ok = False
             elif target in chain:

@@ -184,6 +184,15 @@ class InsufficientParameters(TreatmentParameters):
         load_default=Decimal(1), validate=validate.Range(1, 20)
     )
 
+    @validates_schema
+    def _window_order(self, data: dict[str, Any], **_: object) -> None:
+        """Results counted from day measured_after_days must exist by the assessment day."""
+        if data["measured_after_days"] >= data["assess_from_days"]:
+            raise ValidationError(
+                f"must be below assess_from_days ({data['assess_from_days']})",
+                "measured_after_days",
+            )
+
 
 def evaluate_insufficient(inp: RuleInput) -> Finding | None:
     course = _course_for(inp)
