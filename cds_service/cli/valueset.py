@@ -45,7 +45,7 @@ def where_command(args: argparse.Namespace) -> int:
             print("similar codes: " + "; ".join(close), file=sys.stderr)
         print(
             "to make it count, add it to the value set of its drug or lab "
-            "(docs/rule-authoring.md, 'Add a code to a value set')",
+            "(docs/rule-authoring.md, 'Adding local lab and drug codes')",
             file=sys.stderr,
         )
         return 1

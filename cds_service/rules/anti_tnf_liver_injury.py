@@ -77,15 +77,18 @@ class Parameters(Schema):
     removal_hooks = fields.List(fields.String(), load_default=lambda: ["order-sign"])
     alt_results_shown = fields.Integer(load_default=8, validate=validate.Range(1, 50))
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)  # reported beside any other problem
     def _thresholds_ordered(self, data: dict[str, Any], **_: object) -> None:
         """A warning below the critical multiple, else the warning card could never show."""
-        critical = data["critical_alt_multiple"]
-        if data["warning_alt_multiple"] >= critical:
+        critical = data.get("critical_alt_multiple")
+        warning, combined = data.get("warning_alt_multiple"), data.get("combined_alt_multiple")
+        if critical is None:  # invalid itself: reported as such
+            return
+        if warning is not None and warning >= critical:
             raise ValidationError(
                 f"must be below critical_alt_multiple ({critical})", "warning_alt_multiple"
             )
-        if data["combined_alt_multiple"] > critical:
+        if combined is not None and combined > critical:
             raise ValidationError(
                 f"must not exceed critical_alt_multiple ({critical})", "combined_alt_multiple"
             )

@@ -184,13 +184,13 @@ class InsufficientParameters(TreatmentParameters):
         load_default=Decimal(1), validate=validate.Range(1, 20)
     )
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)  # reported beside any other problem
     def _window_order(self, data: dict[str, Any], **_: object) -> None:
         """Results counted from day measured_after_days must exist by the assessment day."""
-        if data["measured_after_days"] >= data["assess_from_days"]:
+        after, assess = data.get("measured_after_days"), data.get("assess_from_days")
+        if after is not None and assess is not None and after >= assess:
             raise ValidationError(
-                f"must be below assess_from_days ({data['assess_from_days']})",
-                "measured_after_days",
+                f"must be below assess_from_days ({assess})", "measured_after_days"
             )
 
 

@@ -166,3 +166,17 @@ def test_a_single_problem_keeps_the_one_line_format(
         f'configuration error: {service}:{line}: rules#2 ("no-such-rule"): no rule file for '
         "'no-such-rule'"
     ]
+
+
+def test_a_misspelt_parameter_and_a_crossed_threshold_are_reported_together(
+    cards: Path,
+) -> None:
+    rule = cards / "rules" / "anti-tnf-liver-injury.yaml"
+    text = rule.read_text()
+    text = text.replace("\n  critical_alt_multiple:", "\n  critical_alt_multipel:", 1)
+    rule.write_text(text.replace("\n  warning_alt_multiple: 3", "\n  warning_alt_multiple: 30", 1))
+    with pytest.raises(ConfigError) as caught:
+        load_configuration(cards, REGISTRY)
+    report = str(caught.value)
+    assert "did you mean 'critical_alt_multiple'?" in report
+    assert "parameters.warning_alt_multiple: must be below critical_alt_multiple (5)" in report
