@@ -410,9 +410,8 @@ def load_configuration(cards_dir: Path, registry: Mapping[str, RuleSpec]) -> Con
     with problems.collect():
         sources = _load_sources(cards_dir / EVIDENCE_FILE)
     warnings: list[str] = []
-    rules = _load_rules(
-        cards_dir / "rules", registry, snippets, sources, warnings=warnings, problems=problems
-    )
+    context = _RuleContext(registry, snippets, sources, warnings, problems)
+    rules = _load_rules(cards_dir / "rules", context)
     if loaded_terminology is not None:
         for rule in rules.values():
             _check_terminology_references(rule, *loaded_terminology, problems)
@@ -489,21 +488,22 @@ def _field_names(schema: Schema, parent: str) -> list[str]:
     """The field names a (nested) schema allows at ``parent`` (a dotted error path)."""
     current: Any = schema
     for step in [s for s in parent.split(".") if s]:
-        if isinstance(current, fields.List):
-            current = current.inner
-        if isinstance(current, fields.Dict):
-            current = current.value_field
-        if isinstance(current, fields.Nested):
-            current = current.schema
+        current = _inner_schema(current)
         if isinstance(current, Schema):
-            current = current.fields.get(step)
+            current = current.fields.get(step)  # list positions and Dict keys keep it
+    current = _inner_schema(current)
+    return sorted(current.fields) if isinstance(current, Schema) else []
+
+
+def _inner_schema(current: Any) -> Any:
+    """What a List / Dict / Nested field holds (its schema, when it has one)."""
     if isinstance(current, fields.List):
         current = current.inner
     if isinstance(current, fields.Dict):
         current = current.value_field
     if isinstance(current, fields.Nested):
         current = current.schema
-    return sorted(current.fields) if isinstance(current, Schema) else []
+    return current
 
 
 def _placeholder(vs_id: str) -> ValueSet:
@@ -620,39 +620,35 @@ def _route_policy(
     )
 
 
-def _load_rules(
-    directory: Path,
-    registry: Mapping[str, RuleSpec],
-    snippets: Mapping[str, str],
-    sources: Mapping[str, Source] | None,
-    *,
-    warnings: list[str],
-    problems: Problems,
-) -> dict[str, RuleConfig]:
+@dataclass(frozen=True)
+class _RuleContext:
+    """What every rule file is loaded against; ``warnings`` and ``problems`` collect."""
+
+    registry: Mapping[str, RuleSpec]
+    snippets: Mapping[str, str]
+    sources: Mapping[str, Source] | None  # None: the evidence registry has a problem
+    warnings: list[str]
+    problems: Problems
+
+
+def _load_rules(directory: Path, context: _RuleContext) -> dict[str, RuleConfig]:
     """Every rule file that has no problem; the problems of the others are collected."""
+    problems = context.problems
     rules: dict[str, RuleConfig] = {}
     for path in sorted(directory.glob("*.yaml")):
         before = len(problems.errors)
         with problems.collect():
-            rule = _load_rule(
-                path, registry, snippets, sources, warnings=warnings, problems=problems
-            )
+            rule = _load_rule(path, context)
             if rule is not None and len(problems.errors) == before:
                 rules[rule.id] = rule
     _check_supersedes(rules, {p.stem for p in directory.glob("*.yaml")}, problems)
     return rules
 
 
-def _load_rule(
-    path: Path,
-    registry: Mapping[str, RuleSpec],
-    snippets: Mapping[str, str],
-    sources: Mapping[str, Source] | None,
-    *,
-    warnings: list[str],
-    problems: Problems,
-) -> RuleConfig | None:
+def _load_rule(path: Path, context: _RuleContext) -> RuleConfig | None:
     """The rule of one file, or None when it has a problem (each one is in ``problems``)."""
+    registry, snippets, sources = context.registry, context.snippets, context.sources
+    warnings, problems = context.warnings, context.problems
     data = _validate(RuleFileSchema(), _read_yaml(path), path)
     rule_id = data["id"]
     if rule_id != path.stem:

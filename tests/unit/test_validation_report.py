@@ -87,18 +87,55 @@ def test_every_problem_of_several_files_is_listed_with_its_line(
     assert not any("aih-first-line.json" in p for p in problems)
 
 
-def test_several_problems_in_one_rule_file_are_all_reported(cards: Path) -> None:
-    rule = cards / "rules" / "mmf-teratogenicity.yaml"
+def report_after_edits(cards: Path, rule_id: str, *edits: tuple[str, str]) -> str:
+    """Apply text edits (old, new: first occurrence) to a rule file; the load error's report."""
+    rule = cards / "rules" / f"{rule_id}.yaml"
     text = rule.read_text()
-    text = text.replace(
-        "override_reasons: [pregnancy-ended,", "override_reasons: [pregnancy-endd,", 1
-    )
-    rule.write_text(text.replace("  age_min_years: 12", "  age_min_years: 12\n  hcg_cutoff: 5", 1))
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    rule.write_text(text)
     with pytest.raises(ConfigError) as caught:
         load_configuration(cards, REGISTRY)
-    report = str(caught.value)
-    assert "parameters.hcg_cutoff: Unknown field" in report
-    assert "'pregnancy-endd'; did you mean 'pregnancy-ended'?" in report
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "edits", "expected"),
+    [
+        (
+            "mmf-teratogenicity",
+            (
+                ("override_reasons: [pregnancy-ended,", "override_reasons: [pregnancy-endd,"),
+                ("  age_min_years: 12", "  age_min_years: 12\n  hcg_cutoff: 5"),
+            ),
+            (
+                "parameters.hcg_cutoff: Unknown field",
+                "'pregnancy-endd'; did you mean 'pregnancy-ended'?",
+            ),
+        ),
+        (  # a misspelt parameter and a crossed threshold, reported together
+            "anti-tnf-liver-injury",
+            (
+                ("\n  critical_alt_multiple:", "\n  critical_alt_multipel:"),
+                ("\n  warning_alt_multiple: 3", "\n  warning_alt_multiple: 30"),
+            ),
+            (
+                "did you mean 'critical_alt_multiple'?",
+                "parameters.warning_alt_multiple: must be below critical_alt_multiple (5)",
+            ),
+        ),
+    ],
+)
+def test_several_problems_in_one_rule_file_are_all_reported(
+    cards: Path,
+    rule_id: str,
+    edits: tuple[tuple[str, str], ...],
+    expected: tuple[str, ...],
+) -> None:
+    report = report_after_edits(cards, rule_id, *edits)
+    for text in expected:
+        assert text in report
 
 
 @pytest.mark.parametrize(
@@ -166,17 +203,3 @@ def test_a_single_problem_keeps_the_one_line_format(
         f'configuration error: {service}:{line}: rules#2 ("no-such-rule"): no rule file for '
         "'no-such-rule'"
     ]
-
-
-def test_a_misspelt_parameter_and_a_crossed_threshold_are_reported_together(
-    cards: Path,
-) -> None:
-    rule = cards / "rules" / "anti-tnf-liver-injury.yaml"
-    text = rule.read_text()
-    text = text.replace("\n  critical_alt_multiple:", "\n  critical_alt_multipel:", 1)
-    rule.write_text(text.replace("\n  warning_alt_multiple: 3", "\n  warning_alt_multiple: 30", 1))
-    with pytest.raises(ConfigError) as caught:
-        load_configuration(cards, REGISTRY)
-    report = str(caught.value)
-    assert "did you mean 'critical_alt_multiple'?" in report
-    assert "parameters.warning_alt_multiple: must be below critical_alt_multiple (5)" in report
