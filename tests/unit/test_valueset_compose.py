@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from cds_service.rules.registry import REGISTRY
 
 CARDS = Path(__file__).resolve().parents[2] / "cards"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+LOCAL_SYSTEM = "urn:oid:1.2.840.114350.1.13.0.1.7.2.698288"  # a site's ERX codes
 
 # The flat code lists these class value sets carried before they were composed (system|code).
 FORMER_FLAT = {
@@ -96,7 +98,7 @@ def edit_json(cards: Path, vs_id: str, change: Callable[[dict[str, Any]], None])
 def local_code(data: dict[str, Any]) -> None:
     data["expansion"]["contains"].append(
         {
-            "system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.698288",
+            "system": LOCAL_SYSTEM,
             "code": "900123",
             "display": "MMF 500 mg tablet (site formulary)",
             "extension": [
@@ -109,9 +111,7 @@ def local_code(data: dict[str, Any]) -> None:
 def test_a_code_added_to_a_member_counts_in_every_class_that_contains_it(cards: Path) -> None:
     edit_json(cards, "mycophenolate", local_code)
     terminology = load_configuration(cards, REGISTRY).terminology
-    order = CodedConcept(
-        (Code("urn:oid:1.2.840.114350.1.13.0.1.7.2.698288", "900123", "MMF 500 mg tablet"),)
-    )
+    order = CodedConcept((Code(LOCAL_SYSTEM, "900123", "MMF 500 mg tablet"),))
     assert terminology.valueset("aih-first-line").contains(order.codes[0].system, "900123")
     # the MMF warning's class and the treatment-response rules' first-line class, both
     assert {"mycophenolate", "aih-first-line"} <= terminology.classes_of(order)
@@ -180,3 +180,59 @@ def test_a_value_set_cannot_include_itself(cards: Path) -> None:
     )
     with pytest.raises(ConfigError, match="allopurinol -> allopurinol"):
         load_configuration(cards, REGISTRY)
+
+
+SCENARIO = Path(__file__).resolve().parents[2] / "fixtures" / "fhir" / "aih-refractory-pred-mmf"
+
+
+def refractory_cards_with_local_mmf(
+    app_factory: Callable[..., Any], cards_dir: Path
+) -> list[dict[str, Any]]:
+    """The steroid-refractory scenario with mycophenolate started first (2026-01-06, before
+    prednisolone on 2026-02-01) and ordered by the local code ``900123`` only (no name the text
+    fallback could read): T0 is the mycophenolate start only if it counts as first-line, and
+    only then are both raised ALT results (2026-04-12, 2026-05-22) later than T0 + 90 days."""
+    request = json.loads((SCENARIO / "request.json").read_text())
+    for entry in request["prefetch"]["medicationRequests"]["entry"]:
+        resource = entry["resource"]
+        if resource["medicationCodeableConcept"]["coding"][0]["code"] == "200060":
+            resource["medicationCodeableConcept"] = {
+                "coding": [{"system": LOCAL_SYSTEM, "code": "900123", "display": "ERX 900123"}],
+                "text": "ERX 900123",
+            }
+        else:  # prednisolone
+            resource["authoredOn"] = "2026-02-01"
+            resource["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"] = (
+                "2026-02-01"
+            )
+    scenario = json.loads((SCENARIO / "scenario.json").read_text())
+    now = datetime.fromisoformat(scenario["now"].replace("Z", "+00:00"))
+    app = app_factory(cards_dir=cards_dir, clock=lambda: now)
+    response = app.test_client().post(f"/cds-services/{scenario['service']}", json=request)
+    assert response.status_code == 200
+    return [
+        card
+        for card in response.get_json()["cards"]
+        if card["source"]["topic"]["code"] == "aih-refractory"
+    ]
+
+
+def flat_copy_of_mycophenolate(data: dict[str, Any]) -> None:
+    """aih-first-line as it was: the mycophenolate codes copied in instead of included."""
+    members = data["compose"]["include"][0]["valueSet"]
+    members.remove("urn:aih-cds:valueset:mycophenolate")
+    copied = json.loads((CARDS / "valuesets" / "mycophenolate.json").read_text())
+    data["expansion"]["contains"] += copied["expansion"]["contains"]
+
+
+def test_the_steroid_refractory_card_counts_a_code_added_only_to_mycophenolate(
+    app_factory: Callable[..., Any], cards: Path
+) -> None:
+    # the bug composition fixes: with a flat copy in aih-first-line, a code added (as the guide
+    # says) to mycophenolate.json made the MMF warning appear but removed this card
+    edit_json(cards, "mycophenolate", local_code)
+    composed = refractory_cards_with_local_mmf(app_factory, cards)
+    assert len(composed) == 1
+    assert "steroid-refractory" in composed[0]["summary"]
+    edit_json(cards, "aih-first-line", flat_copy_of_mycophenolate)
+    assert refractory_cards_with_local_mmf(app_factory, cards) == []
