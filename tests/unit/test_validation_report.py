@@ -78,11 +78,13 @@ def test_every_problem_of_several_files_is_listed_with_its_line(
         for p in problems
     )
     assert any(f"{terminology}:" in p and "did you mean 'mycophenolate'?" in p for p in problems)
-    assert any(
-        f"{valueset}:" in p
-        and 'expansion.contains#3.code (display "mycophenolate sodium"): Missing data' in p
-        for p in problems
-    )
+    json_lines = valueset.read_text().splitlines()
+    display_at = next(i for i, t in enumerate(json_lines) if '"mycophenolate sodium"' in t)
+    entry_line = max(i for i in range(display_at) if json_lines[i].strip() == "{") + 1
+    assert (
+        f'{valueset}:{entry_line}: expansion.contains#3.code (display "mycophenolate sodium"): '
+        "Missing data for required field."
+    ) in "\n".join(problems)
     # the broken mycophenolate file is reported once, not again by the classes including it
     assert not any("aih-first-line.json" in p for p in problems)
 
