@@ -16,11 +16,12 @@ from cds_service.cli import feedback as cli_feedback
 from cds_service.cli import fhir as cli_fhir
 from cds_service.cli import rules as cli_rules
 from cds_service.cli import silent as cli_silent
+from cds_service.cli import valueset as cli_valueset
 from cds_service.cli import whatif as cli_whatif
 from cds_service.cli.card_text import format_cards
 from cds_service.cli.db import add_db_commands, run_db_command
 from cds_service.common.settings import PACKAGE_ROOT, Settings
-from cds_service.config.configuration import ConfigError
+from cds_service.config.config_errors import ConfigError, ConfigErrors
 
 FIXTURES_DIR = PACKAGE_ROOT.parent / "fixtures" / "fhir"
 
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_feedback.register(commands)
     cli_fhir.register(commands)
     cli_silent.register(commands)
+    cli_valueset.register(commands)
 
     fixtures = commands.add_parser("fixtures", help="scenario charts for FHIR servers")
     fixtures_commands = fixtures.add_subparsers(dest="fixtures_command", required=True)
@@ -100,8 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+        return _configuration_errors(exc)
     except CliInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -111,6 +112,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
+
+
+def _configuration_errors(exc: ConfigError) -> int:
+    """One line per problem (``file:line: field (entry): message``), all of them."""
+    errors = exc.errors if isinstance(exc, ConfigErrors) else (exc,)
+    for error in errors:
+        print(f"configuration error: {error}", file=sys.stderr)
+    if len(errors) > 1:
+        print(f"{len(errors)} configuration problems: fix them all", file=sys.stderr)
+    return 2
 
 
 class CliInputError(ValueError):

@@ -24,3 +24,22 @@ def first_error(messages: Any, *, brackets: bool, fallback: str, path: str = "")
             return path or fallback, "; ".join(messages)
         return first_error(messages[0], brackets=brackets, fallback=fallback, path=path)
     return path or fallback, str(messages)
+
+
+def all_errors(messages: Any, *, path: str = "") -> list[tuple[str, str]]:
+    """Every leaf of a marshmallow error tree as (field path, message), positions ``a.0``."""
+    if isinstance(messages, Mapping):
+        found: list[tuple[str, str]] = []
+        for key, value in messages.items():
+            # as in first_error: "_schema" is the object itself, "value" wraps a Dict's values
+            if key == "_schema" or (key == "value" and path):
+                step = path
+            else:
+                step = f"{path}.{key}" if path else str(key)
+            found += all_errors(value, path=step)
+        return found
+    if isinstance(messages, list) and messages:
+        if all(isinstance(m, str) for m in messages):
+            return [(path, "; ".join(messages))]
+        return [leaf for m in messages for leaf in all_errors(m, path=path)]
+    return [(path, str(messages))]

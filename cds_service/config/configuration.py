@@ -1,7 +1,8 @@
 """Loads and validates ``cards/``: services, rules, value sets and lab/drug terminology.
 
-Every problem stops start-up with the file and the field named (``ConfigError``); the same
-check runs in ``aih-cds rules validate`` without starting the service.
+Every problem is reported, all in one run, with the file, line and field named
+(``ConfigErrors``, see ``config_errors``), and stops start-up; the same check runs in
+``aih-cds rules validate`` without starting the service.
 """
 
 from __future__ import annotations
@@ -18,9 +19,21 @@ from typing import Any
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from cds_service.common.validation_errors import first_error
+from cds_service.common.validation_errors import all_errors
 from cds_service.config.card_template import TemplateProblem, expand, literal_parameter_numbers
+from cds_service.config.config_errors import (
+    ConfigError,
+    ConfigErrors,
+    Problems,
+    did_you_mean,
+    unknown,
+)
 from cds_service.config.evidence import RegistryError, Source, registry_from_data
+from cds_service.config.valueset_compose import (
+    ValueSetFile,
+    compose_valuesets,
+    include_references,
+)
 from cds_service.patient.routes import RoutePolicy
 from cds_service.patient.terminology import (
     Analyte,
@@ -54,16 +67,6 @@ INDICATORS = ("info", "warning", "critical")
 # silent: cards are rendered, logged and counted but not returned (a new rule's trial run).
 RULE_MODES = ("active", "silent")
 _TOKEN = re.compile(r"\{\{(.*?)\}\}")
-
-
-class ConfigError(ValueError):
-    """A configuration file is invalid; ``file`` and ``field`` say where."""
-
-    def __init__(self, file: Path | str, field: str, message: str) -> None:
-        super().__init__(f"{file}: {field}: {message}")
-        self.file = str(file)
-        self.field = field
-        self.message = message
 
 
 # ---------------------------------------------------------------- schemas
@@ -294,6 +297,21 @@ class ExpansionSchema(Schema):
     contains = fields.List(fields.Nested(ContainsSchema), required=True)
 
 
+class IncludeSchema(_Strict):
+    # canonical URLs (``url``) of other value sets in cards/valuesets/
+    valueSet = fields.List(  # noqa: N815 - FHIR element name
+        fields.String(validate=validate.Length(min=1)),
+        required=True,
+        validate=validate.Length(min=1),
+    )
+
+
+class ComposeSchema(_Strict):
+    include = fields.List(
+        fields.Nested(IncludeSchema), required=True, validate=validate.Length(min=1)
+    )
+
+
 class ValueSetSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -305,6 +323,8 @@ class ValueSetSchema(Schema):
     title = fields.String()
     status = fields.String()
     description = fields.String()
+    # other value sets this one contains; their codes join expansion.contains at load
+    compose = fields.Nested(ComposeSchema)
     expansion = fields.Nested(ExpansionSchema, required=True)
 
 
@@ -378,18 +398,28 @@ def load_configuration(cards_dir: Path, registry: Mapping[str, RuleSpec]) -> Con
     cards_dir = Path(cards_dir)
     if not cards_dir.is_dir():
         raise ConfigError(cards_dir, "-", "configuration directory does not exist")
-    valuesets = _load_valuesets(cards_dir / "valuesets")
-    terminology, analytes = _load_terminology(cards_dir / "terminology.yaml", valuesets)
-    snippets = _load_snippets(cards_dir / "snippets")
-    sources = _load_sources(cards_dir / EVIDENCE_FILE)
+    problems = Problems()
+    valuesets = _load_valuesets(cards_dir / "valuesets", problems)
+    loaded_terminology = None
+    with problems.collect():
+        loaded_terminology = _load_terminology(cards_dir / "terminology.yaml", valuesets, problems)
+    snippets: dict[str, str] = {}
+    with problems.collect():
+        snippets = _load_snippets(cards_dir / "snippets")
+    sources: dict[str, Source] | None = None
+    with problems.collect():
+        sources = _load_sources(cards_dir / EVIDENCE_FILE)
     warnings: list[str] = []
-    rules = _load_rules(cards_dir / "rules", registry, snippets, sources, warnings)
-    for rule in rules.values():
-        _check_terminology_references(rule, terminology, analytes)
-    services = _load_services(cards_dir / "services", rules)
-    return Configuration(
-        services, rules, terminology, analytes, cards_dir, sources, tuple(warnings)
-    )
+    context = _RuleContext(registry, snippets, sources, warnings, problems)
+    rules = _load_rules(cards_dir / "rules", context)
+    if loaded_terminology is not None:
+        for rule in rules.values():
+            _check_terminology_references(rule, *loaded_terminology, problems)
+    services = _load_services(cards_dir / "services", rules, problems)
+    problems.raise_if_any()
+    if loaded_terminology is None or sources is None:  # pragma: no cover - reported above
+        raise ConfigError(cards_dir, "-", "the terminology or evidence file has a problem")
+    return Configuration(services, rules, *loaded_terminology, cards_dir, sources, tuple(warnings))
 
 
 EVIDENCE_FILE = "evidence.yaml"
@@ -435,33 +465,96 @@ def _validate(schema: Schema, data: Any, path: Path) -> dict[str, Any]:
     try:
         loaded: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
-        field_name, message = first_error(exc.messages, brackets=False, fallback="-")
-        raise ConfigError(path, field_name, message) from exc
+        raise schema_errors(schema, exc, path) from exc
     return loaded
 
 
-def _load_valuesets(directory: Path) -> dict[str, ValueSet]:
-    valuesets: dict[str, ValueSet] = {}
+def schema_errors(
+    schema: Schema, exc: ValidationError, path: Path, prefix: str = ""
+) -> ConfigErrors:
+    """Every problem marshmallow found, an unknown field with the nearest known name."""
+    errors = []
+    for field_name, message in all_errors(exc.messages):
+        text = message
+        if message == "Unknown field.":
+            parent, _, name = field_name.rpartition(".")
+            text = "Unknown field" + did_you_mean(name, _field_names(schema, parent))
+        where = ".".join(p for p in (prefix, field_name) if p) or "-"
+        errors.append(ConfigError(path, where, text))
+    return ConfigErrors(errors)
+
+
+def _field_names(schema: Schema, parent: str) -> list[str]:
+    """The field names a (nested) schema allows at ``parent`` (a dotted error path)."""
+    current: Any = schema
+    for step in [s for s in parent.split(".") if s]:
+        current = _inner_schema(current)
+        if isinstance(current, Schema):
+            current = current.fields.get(step)  # list positions and Dict keys keep it
+    current = _inner_schema(current)
+    return sorted(current.fields) if isinstance(current, Schema) else []
+
+
+def _inner_schema(current: Any) -> Any:
+    """What a List / Dict / Nested field holds (its schema, when it has one)."""
+    if isinstance(current, fields.List):
+        current = current.inner
+    if isinstance(current, fields.Dict):
+        current = current.value_field
+    if isinstance(current, fields.Nested):
+        current = current.schema
+    return current
+
+
+def _placeholder(vs_id: str) -> ValueSet:
+    """Stands in for a value set whose file has a problem (already reported), so that the
+    files naming it do not report it as unknown as well."""
+    return ValueSet(vs_id, "", vs_id, frozenset())
+
+
+def _load_valuesets(directory: Path, problems: Problems) -> dict[str, ValueSet]:
+    files: dict[str, ValueSetFile] = {}
+    broken_urls = []
     for path in sorted(directory.glob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(path, "-", f"not valid JSON: {exc}") from exc
-        loaded = _validate(ValueSetSchema(), data, path)
-        if loaded["id"] != path.stem:
-            raise ConfigError(path, "id", f"must equal the file name {path.stem!r}")
-        valuesets[loaded["id"]] = valueset_from_fhir(loaded)
-    return valuesets
+        broken_urls.append(_raw_url(path))  # dropped below once the file loads
+        with problems.collect():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise ConfigError(path, "-", f"not valid JSON: {exc}") from exc
+            loaded = _validate(ValueSetSchema(), data, path)
+            if loaded["id"] != path.stem:
+                raise ConfigError(path, "id", f"must equal the file name {path.stem!r}")
+            files[loaded["id"]] = ValueSetFile(
+                path, valueset_from_fhir(loaded), include_references(loaded.get("compose"))
+            )
+            broken_urls.pop()
+    composed = compose_valuesets(files, problems, broken_urls)
+    return {
+        path.stem: composed.get(path.stem) or _placeholder(path.stem)
+        for path in sorted(directory.glob("*.json"))
+    }
+
+
+def _raw_url(path: Path) -> str:
+    """The ``url`` of a value set file, read without validation ('' when unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    url = data.get("url") if isinstance(data, dict) else None
+    return url if isinstance(url, str) else ""
 
 
 def _load_terminology(
-    path: Path, valuesets: Mapping[str, ValueSet]
+    path: Path, valuesets: Mapping[str, ValueSet], problems: Problems
 ) -> tuple[Terminology, dict[str, Analyte]]:
     data = _validate(TerminologySchema(), _read_yaml(path), path)
 
     def valueset(field_name: str, vs_id: str) -> ValueSet:
         if vs_id not in valuesets:
-            raise ConfigError(path, field_name, f"unknown value set {vs_id!r}")
+            problems.add(path, field_name, unknown("value set", vs_id, valuesets))
+            return _placeholder(vs_id)
         return valuesets[vs_id]
 
     brands = {k.strip().lower(): v for k, v in data["brand_names"].items()}
@@ -469,7 +562,7 @@ def _load_terminology(
         n.strip().lower() for c in data["drug_classes"].values() for n in c["ingredient_names"]
     }
     if unused:
-        raise ConfigError(path, "brand_names", f"no drug class names {sorted(unused)}")
+        problems.add(path, "brand_names", f"no drug class names {sorted(unused)}")
     classes = {}
     for cid, c in data["drug_classes"].items():
         ingredient_of = {
@@ -496,7 +589,9 @@ def _load_terminology(
     courses = data["exposure_courses"]
     for cid in courses["gap_days"]:
         if cid not in classes:
-            raise ConfigError(path, f"exposure_courses.gap_days.{cid}", "unknown drug class")
+            problems.add(
+                path, f"exposure_courses.gap_days.{cid}", unknown("drug class", cid, classes)
+            )
     terminology = Terminology(
         valuesets,
         classes,
@@ -513,9 +608,9 @@ def _route_policy(
 ) -> RoutePolicy:
     if routes is None:
         return RoutePolicy()
-    unknown = sorted(set(routes["classes"]) - set(classes))
-    if unknown:
-        raise ConfigError(path, "routes.classes", f"unknown drug class(es) {unknown}")
+    for index, cid in enumerate(routes["classes"]):
+        if cid not in classes:
+            raise ConfigError(path, f"routes.classes.{index}", unknown("drug class", cid, classes))
     return RoutePolicy(
         classes=frozenset(routes["classes"]),
         systemic_codes=frozenset(c.strip() for c in routes["systemic_codes"]),
@@ -525,61 +620,86 @@ def _route_policy(
     )
 
 
-def _load_rules(
-    directory: Path,
-    registry: Mapping[str, RuleSpec],
-    snippets: Mapping[str, str],
-    sources: Mapping[str, Source],
-    warnings: list[str],
-) -> dict[str, RuleConfig]:
+@dataclass(frozen=True)
+class _RuleContext:
+    """What every rule file is loaded against; ``warnings`` and ``problems`` collect."""
+
+    registry: Mapping[str, RuleSpec]
+    snippets: Mapping[str, str]
+    sources: Mapping[str, Source] | None  # None: the evidence registry has a problem
+    warnings: list[str]
+    problems: Problems
+
+
+def _load_rules(directory: Path, context: _RuleContext) -> dict[str, RuleConfig]:
+    """Every rule file that has no problem; the problems of the others are collected."""
+    problems = context.problems
     rules: dict[str, RuleConfig] = {}
     for path in sorted(directory.glob("*.yaml")):
-        data = _validate(RuleFileSchema(), _read_yaml(path), path)
-        rule_id = data["id"]
-        if rule_id != path.stem:
-            raise ConfigError(path, "id", f"must equal the file name {path.stem!r}")
-        spec = registry.get(rule_id)
-        if spec is None:
-            raise ConfigError(
-                path, "id", f"no rule {rule_id!r} is implemented; known: {sorted(registry)}"
-            )
-        try:
-            params = spec.parameters().load(data["parameters"])
-        except ValidationError as exc:
-            field_name, message = first_error(
-                exc.messages, brackets=False, fallback="-", path="parameters"
-            )
-            raise ConfigError(path, field_name, message) from exc
-        clashes = sorted(set(snippets) & {v for vs in spec.outcomes.values() for v in vs})
-        if clashes or set(snippets) & spec.common_variables:
-            raise ConfigError(path, "-", f"snippet name(s) clash with rule variables: {clashes}")
-        warnings += _literal_number_warnings(path, data, params)
-        _check_evidence(path, data, sources)
-        _expand_texts(path, data, snippets, params, sources)
-        _check_outcomes(path, data, spec, frozenset())
-        _check_suggestion_shapes(path, data)
-        rules[rule_id] = RuleConfig(
-            id=rule_id,
-            enabled=data["enabled"],
-            title=data["title"],
-            source=data["source"],
-            params=params,
-            outcomes=data["outcomes"],
-            suggestions=data["suggestions"],
-            links=data["links"],
-            override_reasons=tuple(data["override_reasons"]),
-            evidence=tuple(data["evidence"]),
-            spec=spec,
-            file=str(path),
-            supersedes=tuple(data["supersedes"]),
-            snippets=snippets,
-            mode=data["mode"],
-            evidence_page=data["evidence_page"],
-            description=data["description"],
-            phrases=data["phrases"],
-        )
-    _check_supersedes(rules)
+        before = len(problems.errors)
+        with problems.collect():
+            rule = _load_rule(path, context)
+            if rule is not None and len(problems.errors) == before:
+                rules[rule.id] = rule
+    _check_supersedes(rules, {p.stem for p in directory.glob("*.yaml")}, problems)
     return rules
+
+
+def _load_rule(path: Path, context: _RuleContext) -> RuleConfig | None:
+    """The rule of one file, or None when it has a problem (each one is in ``problems``)."""
+    registry, snippets, sources = context.registry, context.snippets, context.sources
+    warnings, problems = context.warnings, context.problems
+    data = _validate(RuleFileSchema(), _read_yaml(path), path)
+    rule_id = data["id"]
+    if rule_id != path.stem:
+        raise ConfigError(path, "id", f"must equal the file name {path.stem!r}")
+    spec = registry.get(rule_id)
+    if spec is None:
+        raise ConfigError(
+            path, "id", "no rule of this id is implemented: " + unknown("rule", rule_id, registry)
+        )
+    clashes = sorted(set(snippets) & {v for vs in spec.outcomes.values() for v in vs})
+    if clashes or set(snippets) & spec.common_variables:
+        problems.add(path, "-", f"snippet name(s) clash with rule variables: {clashes}")
+    if sources is not None:
+        with problems.collect():
+            _check_evidence(path, data, sources)
+    parameters = spec.parameters()
+    before = len(problems.errors)
+    try:
+        params = parameters.load(data["parameters"])
+    except ValidationError as exc:
+        problems.errors += schema_errors(parameters, exc, path, "parameters").errors
+        params = None
+    if params is not None and sources is not None:  # else reported already
+        warnings += _literal_number_warnings(path, data, params)
+        _expand_texts(path, data, snippets, params, sources, problems=problems)
+    # templates are checked once expanded; names (suggestions, links, reasons) in any case
+    templates = len(problems.errors) == before and params is not None and sources is not None
+    _check_outcomes(path, data, spec, frozenset(), problems, templates=templates)
+    _check_suggestion_shapes(path, data, problems)
+    if params is None:
+        return None
+    return RuleConfig(
+        id=rule_id,
+        enabled=data["enabled"],
+        title=data["title"],
+        source=data["source"],
+        params=params,
+        outcomes=data["outcomes"],
+        suggestions=data["suggestions"],
+        links=data["links"],
+        override_reasons=tuple(data["override_reasons"]),
+        evidence=tuple(data["evidence"]),
+        spec=spec,
+        file=str(path),
+        supersedes=tuple(data["supersedes"]),
+        snippets=snippets,
+        mode=data["mode"],
+        evidence_page=data["evidence_page"],
+        description=data["description"],
+        phrases=data["phrases"],
+    )
 
 
 def _outcome_texts(data: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -612,7 +732,7 @@ def _check_evidence(path: Path, data: Mapping[str, Any], sources: Mapping[str, S
     keys = [e["key"] for e in data["evidence"]]
     for index, key in enumerate(keys):
         if key not in sources:
-            raise ConfigError(path, f"evidence.{index}.key", f"unknown source {key!r}")
+            raise ConfigError(path, f"evidence.{index}.key", unknown("source", key, sources))
         if keys.index(key) != index:
             raise ConfigError(path, f"evidence.{index}.key", f"{key!r} is listed twice")
 
@@ -623,9 +743,12 @@ def _expand_texts(
     snippets: Mapping[str, str],
     params: Mapping[str, Any],
     sources: Mapping[str, Source],
+    *,
+    problems: Problems,
 ) -> None:
     """Write snippets, ${param.*} and ${cite.*} into every template (in place). A cited source
-    must be in the rule's ``evidence`` list, so the rule's evidence page lists it."""
+    must be in the rule's ``evidence`` list, so the rule's evidence page lists it. A template
+    with a problem is recorded and left as it is."""
     listed = {e["key"] for e in data["evidence"]}
     cited: list[str] = []
 
@@ -641,7 +764,8 @@ def _expand_texts(
         try:
             return expand(text, snippets=snippets, params=params, cite=cite)
         except TemplateProblem as exc:
-            raise ConfigError(path, where, str(exc)) from exc
+            problems.add(path, where, str(exc))
+            return text
 
     for name, choices in data["phrases"].items():
         for value, text in choices.items():
@@ -659,7 +783,7 @@ def _expand_texts(
         entry["supports"] = run(f"evidence.{index}.supports", entry["supports"])
     leftover = set(Template(data["evidence_page"]).get_identifiers())
     if leftover:
-        raise ConfigError(
+        problems.add(
             path, "evidence_page", f"no patient data on evidence pages: {sorted(leftover)}"
         )
 
@@ -672,31 +796,37 @@ SUGGESTION_SHAPES: dict[str, dict[str, str]] = {
 SUGGESTION_REQUIRED: dict[str, tuple[str, ...]] = {"ServiceRequest": ("code", "category")}
 
 
-def _check_suggestion_shapes(path: Path, data: Mapping[str, Any]) -> None:
+def _check_suggestion_shapes(path: Path, data: Mapping[str, Any], problems: Problems) -> None:
     for sid, suggestion in data["suggestions"].items():
         resource = suggestion.get("resource") or {}
         kind = str(resource.get("resourceType"))
         for element in SUGGESTION_SHAPES.get(kind, {}):
             if element in resource:
-                raise ConfigError(
+                problems.add(
                     path,
                     f"suggestions.{sid}.resource.{element}",
                     f"set by the service for every {kind} suggestion; remove it",
                 )
         for element in SUGGESTION_REQUIRED.get(kind, ()):
             if element not in resource:
-                raise ConfigError(
+                problems.add(
                     path, f"suggestions.{sid}.resource.{element}", f"required for a {kind}"
                 )
 
 
-def _check_supersedes(rules: Mapping[str, RuleConfig]) -> None:
-    """Every superseded rule exists, and precedence has no cycle (it must be an order)."""
+def _check_supersedes(
+    rules: Mapping[str, RuleConfig], rule_files: Collection[str], problems: Problems
+) -> None:
+    """Every superseded rule exists, and precedence has no cycle (it must be an order).
+    A rule whose own file has a problem (``rule_files`` but not ``rules``) is not named again."""
     for rule in rules.values():
         for index, other in enumerate(rule.supersedes):
-            if other not in rules or other == rule.id:
-                raise ConfigError(
-                    rule.file, f"supersedes.{index}", f"no other rule file for {other!r}"
+            if other == rule.id or other not in rule_files:
+                others = set(rule_files) - {rule.id}
+                problems.add(
+                    rule.file,
+                    f"supersedes.{index}",
+                    f"no other rule file for {other!r}{did_you_mean(other, others)}",
                 )
     for rule in rules.values():
         seen: set[str] = set()
@@ -704,14 +834,18 @@ def _check_supersedes(rules: Mapping[str, RuleConfig]) -> None:
         while pending:
             current = pending.pop()
             if current == rule.id:
-                raise ConfigError(rule.file, "supersedes", "precedence forms a cycle")
-            if current not in seen:
+                problems.add(rule.file, "supersedes", "precedence forms a cycle")
+                break
+            if current not in seen and current in rules:
                 seen.add(current)
                 pending.extend(rules[current].supersedes)
 
 
 def _check_terminology_references(
-    rule: RuleConfig, terminology: Terminology, analytes: Mapping[str, Analyte]
+    rule: RuleConfig,
+    terminology: Terminology,
+    analytes: Mapping[str, Analyte],
+    problems: Problems,
 ) -> None:
     """Parameters named ``*_valueset(s)`` / ``*_class(es)`` / ``*_analyte`` must name a loaded
     value set / drug class / analyte, so a typo stops start-up instead of failing a request."""
@@ -727,58 +861,96 @@ def _check_terminology_references(
             continue
         for item in value if isinstance(value, list) else [value]:
             if item not in known:
-                raise ConfigError(rule.file, f"parameters.{name}", f"unknown {kind} {item!r}")
+                problems.add(rule.file, f"parameters.{name}", unknown(kind, item, known))
 
 
 def _check_outcomes(
-    path: Path, data: Mapping[str, Any], spec: RuleSpec, snippet_names: frozenset[str]
+    path: Path,
+    data: Mapping[str, Any],
+    spec: RuleSpec,
+    snippet_names: frozenset[str],
+    problems: Problems,
+    *,
+    templates: bool = True,
 ) -> None:
+    """The outcomes the rule implements, the names each one uses, and (``templates``) its
+    card text's variables."""
     outcomes = data["outcomes"]
+    variables = {v for o in spec.outcomes for v in spec.variables_for(o)}
     for phrase in data["phrases"]:
-        if not any(phrase in spec.variables_for(o) for o in spec.outcomes):
-            raise ConfigError(path, f"phrases.{phrase}", "the rule sets no variable of this name")
+        if phrase not in variables:
+            problems.add(
+                path,
+                f"phrases.{phrase}",
+                "the rule sets no variable of this name" + did_you_mean(phrase, variables),
+            )
     for name in spec.outcomes:
         if name not in outcomes:
-            raise ConfigError(
-                path, f"outcomes.{name}", "missing (set enabled: false to silence it)"
-            )
-    for name, outcome in outcomes.items():
-        where = f"outcomes.{name}"
+            problems.add(path, f"outcomes.{name}", "missing (set enabled: false to silence it)")
+    for name in outcomes:
         if name not in spec.outcomes:
-            raise ConfigError(
-                path, where, f"the rule has no such outcome; known: {sorted(spec.outcomes)}"
+            problems.add(
+                path,
+                f"outcomes.{name}",
+                "the rule has no such outcome: " + unknown("outcome", name, spec.outcomes),
             )
-        allowed = spec.variables_for(name) | snippet_names
-        for phrase, choices in data["phrases"].items():
-            if phrase in allowed:
-                for value, text in choices.items():
-                    _check_template(path, f"phrases.{phrase}.{value}", text, allowed)
-        for part in ("summary", "detail"):
-            _check_template(path, f"{where}.{part}", outcome[part], allowed)
-        for sid in outcome["suggestions"]:
-            if sid not in data["suggestions"]:
-                raise ConfigError(path, f"{where}.suggestions", f"unknown suggestion {sid!r}")
-            _check_template(
-                path, f"suggestions.{sid}.label", data["suggestions"][sid]["label"], allowed
+        else:
+            allowed = spec.variables_for(name) | snippet_names
+            _check_outcome(path, data, name, allowed if templates else None, problems)
+
+
+def _check_outcome(
+    path: Path,
+    data: Mapping[str, Any],
+    name: str,
+    allowed: frozenset[str] | None,
+    problems: Problems,
+) -> None:
+    """One outcome's names; its templates' variables too unless ``allowed`` is None."""
+    where = f"outcomes.{name}"
+    outcome = data["outcomes"][name]
+    checks: list[tuple[str, str]] = [
+        (f"phrases.{phrase}.{value}", text)
+        for phrase, choices in data["phrases"].items()
+        if allowed is not None and phrase in allowed
+        for value, text in choices.items()
+    ]
+    checks += [(f"{where}.{part}", outcome[part]) for part in ("summary", "detail")]
+    for index, sid in enumerate(outcome["suggestions"]):
+        if sid not in data["suggestions"]:
+            problems.add(
+                path,
+                f"{where}.suggestions.{index}",
+                unknown("suggestion", sid, data["suggestions"]),
             )
-        recommended = [s for s in outcome["suggestions"] if data["suggestions"][s]["recommended"]]
-        if outcome["selection_behavior"] == "at-most-one" and len(recommended) > 1:
-            raise ConfigError(
-                path, where, "at-most-one allows only one recommended suggestion (cds-resp-1)"
+        else:
+            checks.append((f"suggestions.{sid}.label", data["suggestions"][sid]["label"]))
+    for field_name, text in checks:
+        if allowed is not None:
+            with problems.collect():
+                _check_template(path, field_name, text, allowed)
+    recommended = [
+        s for s in outcome["suggestions"] if data["suggestions"].get(s, {}).get("recommended")
+    ]
+    if outcome["selection_behavior"] == "at-most-one" and len(recommended) > 1:
+        problems.add(path, where, "at-most-one allows only one recommended suggestion (cds-resp-1)")
+    for index, lid in enumerate(outcome["links"]):
+        if lid not in data["links"]:
+            problems.add(path, f"{where}.links.{index}", unknown("link", lid, data["links"]))
+    if outcome["indicator"] in {"warning", "critical"} and not data["override_reasons"]:
+        problems.add(
+            path, "override_reasons", f"required because {where} is {outcome['indicator']}"
+        )
+    codes = [reason["code"] for reason in data["override_reasons"]]
+    for index, code in enumerate(outcome["override_reasons"] or ()):
+        if code not in codes:
+            problems.add(
+                path,
+                f"{where}.override_reasons.{index}",
+                unknown("override reason code", code, codes),
             )
-        for lid in outcome["links"]:
-            if lid not in data["links"]:
-                raise ConfigError(path, f"{where}.links", f"unknown link {lid!r}")
-        if outcome["indicator"] in {"warning", "critical"} and not data["override_reasons"]:
-            raise ConfigError(
-                path, "override_reasons", f"required because {where} is {outcome['indicator']}"
-            )
-        codes = [reason["code"] for reason in data["override_reasons"]]
-        for code in outcome["override_reasons"] or ():
-            if code not in codes:
-                raise ConfigError(path, f"{where}.override_reasons", f"unknown code {code!r}")
-        if outcome["override_reasons"] == []:
-            raise ConfigError(path, f"{where}.override_reasons", "leave it out or name one")
+    if outcome["override_reasons"] == []:
+        problems.add(path, f"{where}.override_reasons", "leave it out or name one")
 
 
 def _check_template(path: Path, where: str, text: str, allowed: frozenset[str]) -> None:
@@ -787,43 +959,62 @@ def _check_template(path: Path, where: str, text: str, allowed: frozenset[str]) 
         raise ConfigError(
             path, where, "invalid template: use ${name} for variables and $$ for a dollar sign"
         )
-    unknown = set(template.get_identifiers()) - allowed
-    if unknown:
+    strangers = sorted(set(template.get_identifiers()) - allowed)
+    if strangers:
+        hints = "".join(did_you_mean(name, allowed) for name in strangers)
         raise ConfigError(
-            path, where, f"unknown variable(s) {sorted(unknown)}; available: {sorted(allowed)}"
+            path,
+            where,
+            f"unknown variable(s) {strangers}{hints}; available: {sorted(allowed)}",
         )
 
 
-def _load_services(directory: Path, rules: Mapping[str, RuleConfig]) -> dict[str, ServiceConfig]:
+def _load_services(
+    directory: Path, rules: Mapping[str, RuleConfig], problems: Problems
+) -> dict[str, ServiceConfig]:
     services: dict[str, ServiceConfig] = {}
+    # a rule whose file has a problem is reported there, not again for every service naming it
+    rule_files = {path.stem for path in (directory.parent / "rules").glob("*.yaml")}
     for path in sorted(directory.glob("*.yaml")):
-        data = _validate(ServiceSchema(), _read_yaml(path), path)
-        if data["id"] in services:
-            raise ConfigError(path, "id", f"duplicate service id {data['id']!r}")
-        for index, rule_id in enumerate(data["rules"]):
-            rule = rules.get(rule_id)
-            if rule is None:
-                raise ConfigError(path, f"rules.{index}", f"no rule file for {rule_id!r}")
-            if data["hook"] not in rule.spec.hooks:
-                raise ConfigError(
-                    path, f"rules.{index}", f"{rule_id} does not run on {data['hook']}"
-                )
-            kinds = {prefetch_resource_type(t) for t in data["prefetch"].values()}
-            missing = {k.value for k in rule.spec.needs} - kinds
-            if missing:
-                raise ConfigError(
-                    path, "prefetch", f"{rule_id} needs {sorted(missing)}: add a prefetch template"
-                )
-        services[data["id"]] = ServiceConfig(
-            id=data["id"],
-            hook=data["hook"],
-            title=data["title"],
-            description=data["description"],
-            usage_requirements=data.get("usageRequirements"),
-            prefetch=data["prefetch"],
-            rules=tuple(data["rules"]),
-            file=str(path),
-        )
-    if not services:
+        with problems.collect():
+            service = _load_service(path, rules, rule_files, problems)
+            if service.id in services:
+                raise ConfigError(path, "id", f"duplicate service id {service.id!r}")
+            services[service.id] = service
+    if not services and not problems.errors:
         raise ConfigError(directory, "-", "no service files (*.yaml) found")
     return services
+
+
+def _load_service(
+    path: Path, rules: Mapping[str, RuleConfig], rule_files: Collection[str], problems: Problems
+) -> ServiceConfig:
+    data = _validate(ServiceSchema(), _read_yaml(path), path)
+    kinds = {prefetch_resource_type(t) for t in data["prefetch"].values()}
+    for index, rule_id in enumerate(data["rules"]):
+        rule = rules.get(rule_id)
+        if rule is None:
+            if rule_id not in rule_files:
+                problems.add(
+                    path,
+                    f"rules.{index}",
+                    f"no rule file for {rule_id!r}{did_you_mean(rule_id, rule_files)}",
+                )
+            continue
+        if data["hook"] not in rule.spec.hooks:
+            problems.add(path, f"rules.{index}", f"{rule_id} does not run on {data['hook']}")
+        missing = {k.value for k in rule.spec.needs} - kinds
+        if missing:
+            problems.add(
+                path, "prefetch", f"{rule_id} needs {sorted(missing)}: add a prefetch template"
+            )
+    return ServiceConfig(
+        id=data["id"],
+        hook=data["hook"],
+        title=data["title"],
+        description=data["description"],
+        usage_requirements=data.get("usageRequirements"),
+        prefetch=data["prefetch"],
+        rules=tuple(data["rules"]),
+        file=str(path),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -65,6 +65,25 @@ class ValueSet:
     displays: Mapping[tuple[str, str], str] = field(default_factory=dict)
     # entries that also match their descendants (ICD-10 prefixes), keyed like ``codes``
     ancestors: frozenset[tuple[str, str]] = frozenset()
+    # ids of the value sets this one includes (``compose.include.valueSet``), directly
+    includes: tuple[str, ...] = ()
+    # this file's own entries (``expansion.contains``), before the included value sets
+    own_codes: frozenset[tuple[str, str]] = frozenset()
+
+    def with_members(self, members: Sequence[ValueSet]) -> ValueSet:
+        """This value set with the (already composed) value sets it includes: their codes,
+        ancestors and displays join its own (its own displays win)."""
+        displays: dict[tuple[str, str], str] = {}
+        for member in members:
+            displays.update(member.displays)
+        displays.update(self.displays)
+        return replace(
+            self,
+            codes=self.codes.union(*(m.codes for m in members)),
+            ancestors=self.ancestors.union(*(m.ancestors for m in members)),
+            displays=displays,
+            includes=tuple(m.id for m in members),
+        )
 
     def contains(self, system: str, code: str) -> bool:
         return self.matches_keys(frozenset({code_key(system, code)}))
@@ -273,7 +292,8 @@ class Terminology:
 
 
 def valueset_from_fhir(resource: Mapping[str, Any]) -> ValueSet:
-    """Build a ValueSet from validated FHIR JSON (validation happens in configuration)."""
+    """Build a ValueSet from validated FHIR JSON (validation happens in configuration): its own
+    entries only; ``compose.include.valueSet`` is resolved by the loader (``with_members``)."""
     codes: set[tuple[str, str]] = set()
     ancestors: set[tuple[str, str]] = set()
     displays: dict[tuple[str, str], str] = {}
@@ -290,6 +310,7 @@ def valueset_from_fhir(resource: Mapping[str, Any]) -> ValueSet:
         codes=frozenset(codes),
         displays=displays,
         ancestors=frozenset(ancestors),
+        own_codes=frozenset(codes),
     )
 
 

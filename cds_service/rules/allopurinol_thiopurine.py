@@ -45,10 +45,13 @@ class Ceiling(Schema):
 
     ingredient = fields.String(required=True, validate=validate.Length(min=1))
     names = fields.List(fields.String(validate=validate.Length(min=3)), required=True)
-    max_mg_per_day = fields.Decimal(required=True, validate=validate.Range(0, min_inclusive=False))
+    # azathioprine's full dose is at most about 300 mg/day; a reduced ceiling is far below 1000
+    max_mg_per_day = fields.Decimal(
+        required=True, validate=validate.Range(0, 1000, min_inclusive=False)
+    )
     # with a recent body weight this ceiling (times the weight) is used instead
     max_mg_per_kg_per_day = fields.Decimal(
-        load_default=None, allow_none=True, validate=validate.Range(0, min_inclusive=False)
+        load_default=None, allow_none=True, validate=validate.Range(0, 10, min_inclusive=False)
     )
 
 
@@ -252,4 +255,5 @@ SPEC = RuleSpec(
     parameters=Parameters,
     triggered=triggered,
     evaluate=evaluate,
+    terminology=frozenset({THIOPURINE}),
 )

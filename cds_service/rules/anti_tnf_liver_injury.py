@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from cds_service.patient.record import DraftOrder, LabResult, PatientRecord
 from cds_service.patient.terminology import Terminology
@@ -47,6 +47,8 @@ from cds_service.rules.series import (
 )
 
 RULE_ID = "anti-tnf-liver-injury"
+# multiples of the upper limit of normal; DILI criteria use 2 to 10, so above 50 is a typing error
+ULN_MULTIPLE = validate.Range(1, 50)
 
 
 class Parameters(Schema):
@@ -63,19 +65,33 @@ class Parameters(Schema):
     # with a baseline above ULN, a latest ALT below it is a response, not injury: no card
     falling_alt_no_card = fields.Boolean(load_default=True)
     baseline_window_days = fields.Integer(load_default=180, validate=validate.Range(1, 3650))
-    critical_alt_multiple = fields.Decimal(load_default=Decimal(5), validate=validate.Range(1))
+    critical_alt_multiple = fields.Decimal(load_default=Decimal(5), validate=ULN_MULTIPLE)
     recent_window_days = fields.Integer(load_default=90, validate=validate.Range(1, 3650))
-    combined_alt_multiple = fields.Decimal(load_default=Decimal(3), validate=validate.Range(1))
-    combined_bilirubin_multiple = fields.Decimal(
-        load_default=Decimal(2), validate=validate.Range(1)
-    )
+    combined_alt_multiple = fields.Decimal(load_default=Decimal(3), validate=ULN_MULTIPLE)
+    combined_bilirubin_multiple = fields.Decimal(load_default=Decimal(2), validate=ULN_MULTIPLE)
     combined_max_days_apart = fields.Integer(load_default=7, validate=validate.Range(0, 90))
-    warning_alt_multiple = fields.Decimal(load_default=Decimal(3), validate=validate.Range(1))
+    warning_alt_multiple = fields.Decimal(load_default=Decimal(3), validate=ULN_MULTIPLE)
     persistent_min_days_apart = fields.Integer(load_default=28, validate=validate.Range(1, 365))
     aih_condition_valueset = fields.String(load_default="autoimmune-hepatitis")
     # hooks on which the card offers to remove the anti-TNF draft (the specification: order-sign)
     removal_hooks = fields.List(fields.String(), load_default=lambda: ["order-sign"])
     alt_results_shown = fields.Integer(load_default=8, validate=validate.Range(1, 50))
+
+    @validates_schema(skip_on_field_errors=False)  # reported beside any other problem
+    def _thresholds_ordered(self, data: dict[str, Any], **_: object) -> None:
+        """A warning below the critical multiple, else the warning card could never show."""
+        critical = data.get("critical_alt_multiple")
+        warning, combined = data.get("warning_alt_multiple"), data.get("combined_alt_multiple")
+        if critical is None:  # invalid itself: reported as such
+            return
+        if warning is not None and warning >= critical:
+            raise ValidationError(
+                f"must be below critical_alt_multiple ({critical})", "warning_alt_multiple"
+            )
+        if combined is not None and combined > critical:
+            raise ValidationError(
+                f"must not exceed critical_alt_multiple ({critical})", "combined_alt_multiple"
+            )
 
 
 def triggered(drafts: tuple[DraftOrder, ...], hook: str, params: Mapping[str, Any]) -> bool:
@@ -320,4 +336,5 @@ SPEC = RuleSpec(
     parameters=Parameters,
     triggered=triggered,
     evaluate=evaluate,
+    terminology=frozenset({"alt", "bilirubin-total"}),
 )

@@ -77,6 +77,9 @@ class RuleSpec:
     # (drafts, hook, params) -> whether the rule runs; decided before any data is fetched
     triggered: Callable[[tuple[DraftOrder, ...], str, Mapping[str, Any]], bool]
     evaluate: Callable[[RuleInput], Finding | None]
+    # drug classes and lab analytes (terminology.yaml ids) the rule reads by name, besides those
+    # its parameters name; ``aih-cds valueset where`` lists the rules a code matters to
+    terminology: frozenset[str] = frozenset()
     # variables every outcome gets from the engine
     common_variables: frozenset[str] = field(
         default_factory=lambda: frozenset({"evidence", "data_gaps"})

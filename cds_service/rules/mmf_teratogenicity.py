@@ -59,8 +59,11 @@ class Parameters(Schema):
     # rev 2: delivery / pregnancy-outcome records end a pregnancy; breastfeeding note after it
     pregnancy_ended_valueset = fields.String(load_default="pregnancy-ended")
     postpartum_note_days = fields.Integer(load_default=365, validate=validate.Range(0, 1000))
-    hcg_positive_at_or_above = fields.Decimal(load_default=Decimal(25), validate=validate.Range(0))
-    hcg_negative_below = fields.Decimal(load_default=Decimal(5), validate=validate.Range(0))
+    # mIU/mL; qualitative kits detect 10-25, so a cut-off above 100 is a typing error
+    hcg_positive_at_or_above = fields.Decimal(
+        load_default=Decimal(25), validate=validate.Range(0, 100)
+    )
+    hcg_negative_below = fields.Decimal(load_default=Decimal(5), validate=validate.Range(0, 100))
     pregnancy_status_valueset = fields.String(load_default="pregnancy-status")
     pregnant_answer_valueset = fields.String(load_default="pregnancy-status-pregnant")
     not_pregnant_answer_valueset = fields.String(load_default="pregnancy-status-not-pregnant")
@@ -348,4 +351,5 @@ SPEC = RuleSpec(
     parameters=Parameters,
     triggered=triggered,
     evaluate=evaluate,
+    terminology=frozenset({"hcg", DRUG_CLASS}),
 )

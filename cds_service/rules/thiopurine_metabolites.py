@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 RULE_ID = "thiopurine-metabolites"
 
+# 6-TGN / 6-MMP thresholds in the reporting unit (235-450 and 5700 pmol/8x10^8 RBC at Mayo);
+# above 100000 in any unit in use is a typing error
+METABOLITE_LEVEL = validate.Range(0, 100000)
+
 
 class UnitThresholds(Schema):
     class Meta:
@@ -50,9 +54,9 @@ class UnitThresholds(Schema):
     spellings = fields.List(
         fields.String(validate=validate.Length(min=1)), required=True, validate=validate.Length(1)
     )
-    tgn_low_below = fields.Decimal(load_default=None, allow_none=True, validate=validate.Range(0))
-    tgn_high_above = fields.Decimal(load_default=None, allow_none=True, validate=validate.Range(0))
-    mmp_high_above = fields.Decimal(load_default=None, allow_none=True, validate=validate.Range(0))
+    tgn_low_below = fields.Decimal(load_default=None, allow_none=True, validate=METABOLITE_LEVEL)
+    tgn_high_above = fields.Decimal(load_default=None, allow_none=True, validate=METABOLITE_LEVEL)
+    mmp_high_above = fields.Decimal(load_default=None, allow_none=True, validate=METABOLITE_LEVEL)
 
     @validates_schema
     def _order(self, data: dict[str, Any], **_: object) -> None:
@@ -265,4 +269,5 @@ SPEC = RuleSpec(
     parameters=Parameters,
     triggered=triggered,
     evaluate=evaluate,
+    terminology=frozenset({THIOPURINE, "alt", "igg"}),  # ALT, IgG: remission
 )

@@ -332,4 +332,5 @@ SPEC = RuleSpec(
     parameters=Parameters,
     triggered=triggered,
     evaluate=evaluate,
+    terminology=frozenset({THIOPURINE}),
 )

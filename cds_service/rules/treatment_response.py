@@ -184,6 +184,15 @@ class InsufficientParameters(TreatmentParameters):
         load_default=Decimal(1), validate=validate.Range(1, 20)
     )
 
+    @validates_schema(skip_on_field_errors=False)  # reported beside any other problem
+    def _window_order(self, data: dict[str, Any], **_: object) -> None:
+        """Results counted from day measured_after_days must exist by the assessment day."""
+        after, assess = data.get("measured_after_days"), data.get("assess_from_days")
+        if after is not None and assess is not None and after >= assess:
+            raise ValidationError(
+                f"must be below assess_from_days ({assess})", "measured_after_days"
+            )
+
 
 def evaluate_insufficient(inp: RuleInput) -> Finding | None:
     course = _course_for(inp)
@@ -359,6 +368,7 @@ def _spec(
     outcomes: Mapping[str, frozenset[str]],
     parameters: type[TreatmentParameters],
     evaluate: Any,
+    terminology: frozenset[str] = frozenset({"alt", "igg"}),  # the course facts read both
 ) -> RuleSpec:
     return RuleSpec(
         id=rule_id,
@@ -368,6 +378,7 @@ def _spec(
         parameters=parameters,
         triggered=trigger,
         evaluate=evaluate,
+        terminology=terminology,
     )
 
 
@@ -398,6 +409,7 @@ INSUFFICIENT_SPEC = _spec(
     },
     InsufficientParameters,
     evaluate_insufficient,
+    frozenset({"alt", "igg", "ast"}),
 )
 REFRACTORY_SPEC = _spec(
     REFRACTORY,

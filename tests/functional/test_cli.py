@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,8 @@ def test_rules_validate_names_file_and_field(
     captured = capsys.readouterr()
     assert status != 0
     assert not captured.out.startswith("OK")
-    assert f"{target}: {breakage.field}: " in captured.err
+    # file:line: field: message (the line where the field is, counted from 1)
+    assert re.search(rf"{re.escape(str(target))}:\d+: {re.escape(breakage.field)}: ", captured.err)
     assert breakage.message in captured.err
 
 

@@ -21,7 +21,7 @@ def test_rule_shows_mode_and_described_parameters(capsys: pytest.CaptureFixture[
         "value": 3,
         "meaning": "latest ALT at or above this is a warning",
         "unit": "x upper limit of normal",
-        "allowed": "at least 1",
+        "allowed": "1 to 50",
     }
     assert rule["parameters"]["combined_max_days_apart"]["allowed"] == "0 to 90"
 

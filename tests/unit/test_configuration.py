@@ -87,7 +87,7 @@ def test_bundled_configuration_loads() -> None:
         (
             RULE,
             lambda d: d["outcomes"]["pregnant"].update(suggestions=["ghost"]),
-            "outcomes.pregnant.suggestions",
+            "outcomes.pregnant.suggestions.0",
             "unknown suggestion",
         ),
         (

@@ -283,8 +283,9 @@ def test_outcome_override_reasons_must_name_the_rules_reasons(cards: Path) -> No
 
     edit_rule(cards, "mmf-teratogenicity", typo)
     error = load_error(cards)
-    assert error.field == "outcomes.pregnant.override_reasons"
+    assert error.field == "outcomes.pregnant.override_reasons.0"
     assert "pregnancy-endd" in error.message
+    assert "did you mean 'pregnancy-ended'?" in error.message
 
 
 def test_a_warning_outcome_cannot_offer_no_override_reason(cards: Path) -> None:
