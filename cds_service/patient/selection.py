@@ -54,14 +54,14 @@ def code_keys(resource: Mapping[str, Any]) -> frozenset[tuple[str, str]] | None:
     """The value-set keys of the resource's ``code``; None when they cannot be known without
     reading the resource under the policy (a shape the reader might repair or refuse)."""
     code = resource.get("code")
-    if not isinstance(code, Mapping):
+    if not isinstance(code, dict):  # parsed JSON: dict, not the (slower to test) Mapping ABC
         return None
     codings = code.get("coding", [])
     if not isinstance(codings, list):
         return None
     keys = []
     for coding in codings:
-        if not isinstance(coding, Mapping):
+        if not isinstance(coding, dict):
             return None
         system, value = coding.get("system"), coding.get("code")
         if not isinstance(system, str) or not isinstance(value, str):
