@@ -167,7 +167,7 @@ def table(results: Mapping[str, Any]) -> str:
         f"median of {meta.get('rounds', 1)} interleaved rounds, "
         f"{meta['gunicorn_workers']} workers, {meta['gunicorn_config']}"
         f"{_worker_class(meta)}, "
-        f"FHIR: {meta['fhir_server']})",
+        f"FHIR: {meta['fhir_server']}; load average at the end: {_load(meta)})",
         "",
         "ceiling: POST /bench/echo, json.loads of the same body and a fixed empty answer; "
         "fast ceiling: the same with the service's own parser (orjson where exact)",
@@ -213,6 +213,12 @@ def table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _load(meta: Mapping[str, Any]) -> str:
+    """The 1-minute load average when the run ended: above ~1 other work shared the cores."""
+    load = meta.get("machine", {}).get("load_average_at_end") or ["?"]
+    return str(round(load[0], 2)) if isinstance(load[0], float) else str(load[0])
+
+
 def _worker_class(meta: Mapping[str, Any]) -> str:
     """ " (sync, 1 thread(s) per worker)" when the run recorded them (older results did not)."""
     worker_class, threads = meta.get("gunicorn_worker_class"), meta.get("gunicorn_threads")
@@ -222,26 +228,32 @@ def _worker_class(meta: Mapping[str, Any]) -> str:
 
 
 def readme_table(results: Mapping[str, Any]) -> str:
-    """The README's short table: every scenario and the fetch path, with the ceiling ratio."""
-    lines = [
-        "| request | connections | req/s | p50 ms | p99 ms | ratio to the echo ceiling |",
-        "|---|---|---|---|---|---|",
-    ]
+    """The README's short table: one row per scenario (and the fetch path), figures at each
+    connection count side by side ("1 / 8"), then the targets met or not."""
+    rows: dict[str, list[Mapping[str, Any]]] = {}
     for s in results["scenarios"]:
         size, hook = s["scenario"].split(" ", 1)
-        svc = s["service"]
-        lines.append(
-            f"| {size} chart, {hook}, with prefetch | {s['connections']} | {svc['rps']} | "
-            f"{svc['p50_ms']} | {svc['p99_ms']} | {s['ratio_rps']} |"
+        rows.setdefault(f"{size} chart, {hook}, with prefetch", []).append(
+            s["service"] | {"ratio": s["ratio_rps"], "connections": s["connections"]}
         )
     for f in results["fetch_path"]:
-        svc = f["service"]
-        lines.append(
-            f"| large chart, patient-view, read from the FHIR server | {f['connections']} | "
-            f"{svc['rps']} | {svc['p50_ms']} | {svc['p99_ms']} | - |"
+        rows.setdefault("large chart, patient-view, read from the FHIR server", []).append(
+            f["service"] | {"ratio": "-", "connections": f["connections"]}
         )
+    conns = sorted({run["connections"] for runs in rows.values() for run in runs})
+    shown = " / ".join(str(c) for c in conns)
+    lines = [
+        f"| request ({shown} connections) | req/s | p50 ms | p99 ms | ratio to the echo ceiling |",
+        "|---|---|---|---|---|",
+    ]
+    for name, runs in rows.items():
+        ordered = sorted(runs, key=lambda run: int(run["connections"]))
+        cells = [" / ".join(str(r[key]) for r in ordered) for key in ("rps", "p50_ms", "p99_ms")]
+        ratio = " / ".join(str(r["ratio"]) for r in ordered)
+        lines.append(f"| {name} | {' | '.join(cells)} | {ratio} |")
     met = [f"{name} {'yes' if t['met'] else 'NO'}" for name, t in results["targets"].items()]
-    lines += ["", f"Targets ({results['meta'].get('when', '')}): " + "; ".join(met) + "."]
+    when, load = results["meta"].get("when", ""), _load(results["meta"])
+    lines += ["", f"Targets ({when}, load average {load} at the end): " + "; ".join(met) + "."]
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@
 
 Read by gunicorn as a configuration module: the names below are gunicorn settings. Workers are
 sync with ``CDS_THREADS=1`` (the default: a hook call is CPU-bound, and one call per process
-means no call waits for the GIL behind another: p99 stays within ~1.5x p50 at 8 connections,
+means no call waits for the GIL behind another: p99 stayed within ~1.8x p50 at 8 connections,
 against ~4-8x with 4 threads), gthread with more threads (a site whose calls mostly wait on a
 slow FHIR server; docs/operations.md#sizing-and-scaling). The application is built once in the
 master (preload) and the loaded objects are frozen out of the garbage collector before forking: cold
