@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.docs_tables import regenerate
 from bench.fhir_server import FhirServer, given_server, start_medplum, start_sekmet
 from bench.patients import (
     Patient,
@@ -38,6 +39,7 @@ from bench.patients import (
 )
 from bench.processes import children, free_port, rss_mb, stop_process_group
 from bench.report import print_table, summarise
+from cds_service.common.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -126,6 +128,15 @@ def require_wrk() -> str:
 
 def gunicorn_config() -> Path:
     return SHIPPED_GUNICORN_CONF
+
+
+def _threads() -> int:
+    return int(os.environ.get("CDS_THREADS") or Settings().threads)
+
+
+def shipped_worker_class() -> str:
+    """What deploy/gunicorn.conf.py chooses for the thread count the service is started with."""
+    return "sync" if _threads() == 1 else "gthread"
 
 
 # ---------------------------------------------------------------- the service
@@ -336,7 +347,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rounds": plan.rounds,
             "gunicorn_config": str(gunicorn_config().relative_to(REPO)),
             "gunicorn_workers": plan.workers,
-            "gunicorn_worker_class": args.worker_class or "from the configuration",
+            "gunicorn_worker_class": args.worker_class or shipped_worker_class(),
+            "gunicorn_threads": _threads(),
             "fhir_server": fhir.name,
             "anchor_date": anchor.isoformat(),
             "patients": {
@@ -392,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         print(f"\nwritten: {output}")
+        if output == DEFAULT_OUTPUT and not results["errors"]:
+            for path in regenerate(results):  # the README's and docs' tables come from the run
+                print(f"written: {path.relative_to(REPO)}")
     if results["errors"]:
         print(
             f"benchmark failed: the service answered errors: {results['errors']}", file=sys.stderr

@@ -86,7 +86,7 @@ class Settings:
     otel_service_name: str = "aih-cds"
     bind: str = "127.0.0.1:8080"
     workers: int = 2
-    threads: int = 4
+    threads: int = 1
     # log and state on cards what a strict R4B check finds; never drops data (fhir_strict.py)
     strict_fhir_report: bool = False
     bench_echo: bool = False  # POST /bench/echo for the load benchmark's ceiling (bench/ only)

@@ -22,6 +22,7 @@ from cds_service.patient.record import (
     RecordInputs,
     SkippedResource,
 )
+from cds_service.patient.selection import CodeIndex, observations_rules_may_read
 from cds_service.rules.base import Finding, RuleInput
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,13 @@ class Engine:
         self.clock = clock
         self.new_uuid = new_uuid
         self.builder = RecordBuilder(config.terminology, config.analytes)
+        # the codes rules may read Observations by (cds_service/patient/selection.py)
+        self.codes_read = CodeIndex.of(
+            [
+                *config.terminology.valuesets.values(),
+                *(a.valueset for a in config.analytes.values()),
+            ]
+        )
 
     def service(self, service_id: str) -> ServiceConfig:
         service = self.config.services.get(service_id)
@@ -115,7 +123,7 @@ class Engine:
                 )
             )
             rules = [r for r in rules if r.spec.triggered(drafts, request.hook, r.params)]
-        record = self.builder.build(_inputs(request, data))
+        record = self.builder.build(_inputs(request, data, self.codes_read))
         # (a prefetched Medication left out is met twice: by the drafts and by the record)
         record.skipped[:0] = [item for item in skipped if item not in record.skipped]
         gaps = _record_gaps(record, data, needed)
@@ -185,12 +193,18 @@ def _needed(rules: list[RuleConfig]) -> set[str]:
     return needed
 
 
-def _inputs(request: HookRequest, data: ResolvedData) -> RecordInputs:
+def _inputs(request: HookRequest, data: ResolvedData, codes_read: CodeIndex) -> RecordInputs:
     patients = [p for p in data.of_type("Patient") if p.get("id") == request.patient_id]
+    # Only Observations some value set selects are checked and built (read what rules need).
+    observations, unread = observations_rules_may_read(
+        _for_patient(data.of_type("Observation"), request.patient_id), codes_read
+    )
+    if unread:
+        log.debug("%d Observation(s) no rule reads were not read", unread)
     return RecordInputs(
         patient_id=request.patient_id,
         patient=patients[0] if patients else None,
-        observations=_for_patient(data.of_type("Observation"), request.patient_id),
+        observations=observations,
         medication_requests=_for_patient(data.of_type("MedicationRequest"), request.patient_id),
         medications=data.of_type("Medication"),
         conditions=_for_patient(data.of_type("Condition"), request.patient_id),

@@ -1,9 +1,12 @@
 """gunicorn configuration shared by ``aih-cds serve`` and ``deploy/gunicorn.conf.py``.
 
 Read by gunicorn as a configuration module: the names below are gunicorn settings. Workers are
-gthread (a call may wait on the FHIR server), whose own error answers carry the security headers
-(gunicorn_worker.py). The application is built once in the master
-(preload) and the loaded objects are frozen out of the garbage collector before forking: cold
+sync with ``CDS_THREADS=1`` (the default: a hook call is CPU-bound, and one call per process
+means no call waits for the GIL behind another: p99 stayed within ~1.8x p50 at 8 connections,
+against ~4-8x with 4 threads), gthread with more threads (a site whose calls mostly wait on a
+slow FHIR server; docs/operations.md#sizing-and-scaling); either way the answers gunicorn writes
+itself carry the security headers (gunicorn_worker.py). The application is built once in the
+master (preload) and the loaded objects are frozen out of the garbage collector before forking: cold
 start falls from 3-6 s to ~1.5 s and a large hook call costs 15-20 % less CPU (bench/, issue 7).
 Nothing that must not be shared survives the fork: the database engine drops inherited
 connections in each child (store.py), the FHIR session opens no connection in the master, and
@@ -37,8 +40,14 @@ workers = _settings.workers
 # CDS_WORKERS instead.)
 wsgi_app = f"cds_service:create_app({{'serving_processes': {workers}}})"
 threads = _settings.threads
-# gthread, plus the security headers on the answers gunicorn writes itself (431, 400, ...).
-worker_class = "cds_service.ops.gunicorn_worker.SecureHeadersWorker"
+# sync: the kernel hands each new connection to an idle worker (no keep-alive), so a worker never
+# queues calls behind its own busy thread while another worker is free.
+# Either class also puts the security headers on the answers gunicorn writes itself (431, 400).
+worker_class = (
+    "cds_service.ops.gunicorn_worker.SecureHeadersSyncWorker"
+    if threads == 1
+    else "cds_service.ops.gunicorn_worker.SecureHeadersThreadWorker"
+)
 # X-Forwarded-Proto and friends only from the configured proxies (gunicorn's default trusts
 # loopback, which lets anything on the host choose the scheme the application sees).
 forwarded_allow_ips = ",".join(_settings.trusted_proxies)

@@ -1,5 +1,5 @@
-"""The gunicorn worker of the service: gthread, whose own error answers carry the security
-headers too.
+"""The gunicorn workers of the service (sync, or gthread with several threads), whose own error
+answers carry the security headers too.
 
 gunicorn answers some requests itself, before the application sees them: a header longer than
 ``limit_request_field_size`` or too many of them (431), an over-long or malformed request line
@@ -18,6 +18,7 @@ from typing import Any
 
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.sync import SyncWorker
 
 from cds_service.common.errors import operation_outcome
 from cds_service.common.security_headers import HSTS, SECURITY_HEADERS, wants_hsts
@@ -47,12 +48,27 @@ def error_answer(status: int, reason: str, *, hsts: bool) -> bytes:
     return (head + "\r\n").encode("latin-1") + body
 
 
-class SecureHeadersWorker(ThreadWorker):  # type: ignore[misc] # gunicorn has no type hints
+def install_error_writer() -> None:
+    """In this worker process, gunicorn's own error answers go through ``error_answer``."""
+    hsts = wants_hsts(Settings.load().public_base_url)
+
+    def write_error(sock: Any, status_int: int, reason: str, _mesg: str) -> None:
+        util.write_nonblock(sock, error_answer(int(status_int), str(reason), hsts=hsts))
+
+    util.write_error = write_error  # this worker process only: its own answers
+
+
+class SecureHeadersSyncWorker(SyncWorker):  # type: ignore[misc] # gunicorn has no type hints
+    """The default (``CDS_THREADS=1``): one call per process."""
+
     def init_process(self) -> None:
-        hsts = wants_hsts(Settings.load().public_base_url)
+        install_error_writer()
+        super().init_process()
 
-        def write_error(sock: Any, status_int: int, reason: str, _mesg: str) -> None:
-            util.write_nonblock(sock, error_answer(int(status_int), str(reason), hsts=hsts))
 
-        util.write_error = write_error  # this worker process only: its own answers
+class SecureHeadersThreadWorker(ThreadWorker):  # type: ignore[misc] # gunicorn has no type hints
+    """``CDS_THREADS`` > 1: several calls per process (for FHIR servers that are often slow)."""
+
+    def init_process(self) -> None:
+        install_error_writer()
         super().init_process()

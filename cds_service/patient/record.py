@@ -390,6 +390,15 @@ class RecordBuilder:
         self.terminology = terminology
         self.analytes = analytes
         self.qualitative_analytes = tuple(a for a in qualitative_analytes if a in analytes)
+        # analytes by code, so an Observation is matched by lookups instead of one value-set
+        # test per analyte (ICD-10 descendant entries still need the value set's own test)
+        self._analytes_by_key: dict[tuple[str, str], set[str]] = {}
+        for analyte in analytes.values():
+            for key in analyte.valueset.codes:
+                self._analytes_by_key.setdefault(key, set()).add(analyte.id)
+        self._analytes_with_descendants = tuple(
+            a for a in analytes.values() if a.valueset.ancestors
+        )
 
     # -- public
 
@@ -662,9 +671,7 @@ class RecordBuilder:
         when = _observation_time(obs)
         obs_id = str(obs.get("id", ""))
         record.observed.append(ObservedCode(obs_id, code, when))
-        for analyte in self.analytes.values():
-            if not code.in_valueset(analyte.valueset):
-                continue
+        for analyte in self._analytes_of(code):
             if "valueQuantity" in obs:
                 lab = self._lab_result(obs, analyte, when, record)
                 if lab is not None:
@@ -679,6 +686,12 @@ class RecordBuilder:
                     obs_id, code, when, CodedConcept.from_fhir(obs["valueCodeableConcept"])
                 )
             )
+
+    def _analytes_of(self, code: CodedConcept) -> list[Analyte]:
+        """The analytes whose value set holds the code, in configuration order."""
+        found = {aid for key in code.keys for aid in self._analytes_by_key.get(key, ())}
+        found |= {a.id for a in self._analytes_with_descendants if code.in_valueset(a.valueset)}
+        return [a for a in self.analytes.values() if a.id in found] if found else []
 
     def _lab_result(
         self, obs: Mapping[str, Any], analyte: Analyte, when: datetime | None, record: PatientRecord

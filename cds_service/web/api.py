@@ -62,7 +62,7 @@ def read_json_body(parse: Callable[..., Any] = jsonparse.loads, *, limits: bool 
         raise PayloadTooLarge(f"request body exceeds {limit} bytes")
     document = parse_json(raw, parse)
     if limits:
-        check_limits(document, runtime().json_limits)
+        check_limits(document, runtime().json_limits, raw)
     return document
 
 

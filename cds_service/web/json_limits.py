@@ -77,15 +77,67 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def check_limits(document: Any, limits: JsonLimits) -> None:
+def check_limits(document: Any, limits: JsonLimits, raw: bytes | None = None) -> None:
     """Raise 400 when ``document`` nests deeper than allowed, 413 when a Bundle is too large.
 
-    Iterative (an explicit stack), so it cannot itself hit the recursion limit. The common
-    case (within limits) is checked without building member paths; only a violation is walked
-    again to name where it is.
+    With the body ``raw`` it was parsed from, no Python walk of every node: the depth is read
+    from the bytes (``_depth_within``, a few C-level passes) and the Bundles are those the
+    service reads (``_known_bundles``: each prefetch value and ``context.draftOrders``); a
+    Bundle anywhere else is never iterated, so its size costs nothing but its bytes, which
+    ``CDS_MAX_REQUEST_BYTES`` bounds. Without ``raw``, every node is walked, iteratively (an
+    explicit stack cannot hit the recursion limit). Either way only a violation is walked again
+    to name where it is.
     """
-    if not _within_limits(document, limits):
+    if raw is not None and b"\x00" not in raw[:4]:  # UTF-8 (json.loads reads UTF-16/32 too)
+        within = _depth_within(raw, limits.max_depth) and not any(
+            _oversized_bundle(bundle, limits) for bundle in _known_bundles(document)
+        )
+    else:
+        within = _within_limits(document, limits)
+    if not within:
         _raise_first_violation(document, limits)
+
+
+# Only " { } [ ] are kept (after escapes are gone), and [ ] are read as { }: nesting is all
+# that matters once the parser has accepted the body.
+_STRUCTURE = bytes.maketrans(b"[]", b"{}")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"{}[]')
+
+
+def _depth_within(raw: bytes, max_depth: int) -> bool:
+    """Whether no container of the (valid JSON) body nests deeper than ``max_depth``.
+
+    Escaped backslashes, then escaped quotes, are removed, so every quote left delimits a
+    string; everything but quotes and brackets is dropped; strings are dropped with what they
+    hold; then each pass removes the innermost pairs: the body nests ``max_depth`` levels at
+    most exactly when ``max_depth`` passes leave nothing. Every step is one C-level pass over
+    bytes (~1 ms for 1.7 MB), where a walk of the parsed nodes takes ~20-30 ms.
+    """
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Quotes alternate open, close: removing two adjacent ones drops an empty string or joins
+    # two strings, so the strings left are those holding brackets (rare), dropped one by one.
+    quoted = raw.translate(_STRUCTURE, _NOT_STRUCTURE).replace(b'""', b"")
+    nesting = b"".join(quoted.split(b'"')[::2]) if b'"' in quoted else quoted
+    for _ in range(max_depth):
+        if not nesting:
+            return True
+        nesting = nesting.replace(b"{}", b"")
+    return not nesting
+
+
+def _known_bundles(document: Any) -> list[dict[str, Any]]:
+    """The Bundles the service iterates: prefetch values and the draft orders."""
+    if not isinstance(document, dict):
+        return []
+    found: list[Any] = []
+    prefetch = document.get("prefetch")
+    if isinstance(prefetch, dict):
+        found += prefetch.values()
+    context = document.get("context")
+    if isinstance(context, dict):
+        found.append(context.get("draftOrders"))
+    return [bundle for bundle in found if isinstance(bundle, dict)]
 
 
 _CONTAINERS = (dict, list)

@@ -18,9 +18,14 @@ from tests.security.served import gunicorn_served
 SECRET = "s3cr3t-header-value"
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[str, int]]:
-    env = {"CDS_AUTH": "off", "CDS_PUBLIC_BASE_URL": "https://cds.example.org"}
+@pytest.fixture(scope="module", params=["1", "4"], ids=["sync", "gthread"])
+def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    """The shipped configuration with either worker class (CDS_THREADS 1 or 4)."""
+    env = {
+        "CDS_AUTH": "off",
+        "CDS_PUBLIC_BASE_URL": "https://cds.example.org",
+        "CDS_THREADS": request.param,
+    }
     with gunicorn_served(env) as url:
         parts = urlsplit(url)
         yield str(parts.hostname), int(parts.port or 80)
