@@ -2,13 +2,13 @@
 
 Read by gunicorn as a configuration module: the names below are gunicorn settings. Workers are
 gthread (a call may wait on the FHIR server); with several threads the application holds a
-per-process CPU gate (``ops/cpu_gate.py``, CDS_CPU_GATE) so that its calls compute one at a time,
-in arrival order, as in a sync worker, and overlap only their waits. The application is built once in the master
-(preload) and the loaded objects are frozen out of the garbage collector before forking: cold
-start falls from 3-6 s to ~1.5 s and a large hook call costs 15-20 % less CPU (bench/, issue 7).
-Nothing that must not be shared survives the fork: the database engine drops inherited
-connections in each child (store.py), the FHIR session opens no connection in the master, and
-metric values follow the worker's pid.
+per-process CPU gate (``ops/cpu_gate.py``, CDS_CPU_GATE) so that its calls compute one at a
+time, in arrival order, as in a sync worker, and overlap only their waits. The application is
+built once in the master (preload) and the loaded objects are frozen out of the garbage
+collector before forking: cold start falls from 3-6 s to ~1.5 s and a large hook call costs
+15-20 % less CPU (bench/, issue 7). Nothing that must not be shared survives the fork: the
+database engine drops inherited connections in each child (store.py), the FHIR session opens no
+connection in the master, and metric values follow the worker's pid.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,11 @@ from cds_service.common.settings import Settings
 from cds_service.fhir.client import FetchLimits, FetchResult, FhirFetcher
 from cds_service.fhir.upstream_guard import HostGuard
 from cds_service.ops.cpu_gate import CpuGate, current, holding, released
+from cds_service.storage.card_log import CardLogWriter
+from cds_service.storage.spool import Spool
+from cds_service.storage.store import CardLogEntry, LoggedCard, Store
 from cds_service.web.cpu_gating import CpuGated, install_cpu_gate, read_body_first
+from tests import factories as f
 from tests.security.upstreams import healthy_server
 
 BOUND_S = 20.0  # how long a step may take on a loaded machine before the test calls it stuck
@@ -206,6 +211,31 @@ def test_a_call_waiting_for_a_slot_at_a_busy_server_does_not_hold_the_gate() -> 
     fetcher.close()
     assert isinstance(results[0]["patient"], FetchResult), results
     assert results[1] is True
+
+
+def test_the_card_log_is_written_outside_the_gate(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'cards.sqlite'}", b"key")
+    store.create_schema()
+    written_under: list[CpuGate | None] = []
+    write = store.write_card_log
+
+    def noting(entry: CardLogEntry) -> None:
+        written_under.append(current())
+        write(entry)
+
+    store.write_card_log = noting  # type: ignore[method-assign]
+    writer = CardLogWriter(
+        store, Spool(tmp_path / "spool", max_entries=10, max_age_s=60), retry_interval_s=0.1
+    )
+    card = LoggedCard("c1", "mmf-teratogenicity", "pregnant", "critical", ())
+    entry = store.card_log_entry("svc", "hook-1", "pt", [card], f.NOW)
+    assert entry is not None
+    gate = CpuGate()
+    with holding(gate):
+        assert writer.record(entry) == "logged"
+        assert current() is gate
+    assert written_under == [None]  # a wait for the database (or SQLite's lock) frees the CPU
+    writer.stop()
 
 
 # ------------------------------------------------------------------ the WSGI side
