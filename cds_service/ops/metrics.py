@@ -115,8 +115,8 @@ def _create_metrics() -> Metrics:
         ),
         cpu_gate_wait=Histogram(
             "cds_cpu_gate_wait_seconds",
-            "Time a hook call waited for its worker's CPU gate: once when it starts and once "
-            "after each wait on a FHIR server (CDS_CPU_GATE)",
+            "Time a hook call waited for its worker's CPU gate: when it starts and after each "
+            "wait on a FHIR server, a JWKS endpoint or the card-log database (CDS_CPU_GATE)",
             buckets=LATENCY_BUCKETS,
         ),
     )
