@@ -18,6 +18,17 @@ PATH = "/cds-services/aih-order-sign"
 CLIENT_BOUND_S = 20.0  # a bound on a loaded machine, not a measurement
 
 
+def one_worker(tmp_path: Path, gate: str) -> dict[str, str]:
+    return {
+        "CDS_AUTH": "off",
+        "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'gate.sqlite'}",
+        "CDS_PATIENT_HASH_KEY": "gate-test",
+        "CDS_WORKERS": "1",
+        "CDS_THREADS": "8",
+        "CDS_CPU_GATE": gate,
+    }
+
+
 def _gate_acquisitions(url: str) -> int:
     text = requests.get(url + "/metrics", timeout=CLIENT_BOUND_S).text
     found = re.search(r"^cds_cpu_gate_wait_seconds_count (\S+)$", text, re.MULTILINE)
@@ -37,15 +48,7 @@ def _hook_call(url: str) -> int:
 def test_each_hook_call_takes_the_gate_and_probes_never(
     tmp_path: Path, switch: str, per_call: int
 ) -> None:
-    env = {
-        "CDS_AUTH": "off",
-        "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'gate.sqlite'}",
-        "CDS_PATIENT_HASH_KEY": "gate-test",
-        "CDS_WORKERS": "1",
-        "CDS_THREADS": "8",
-        "CDS_CPU_GATE": switch,
-    }
-    with gunicorn_served(env) as url:
+    with gunicorn_served(one_worker(tmp_path, switch)) as url:
         for _ in range(3):
             requests.get(url + "/healthz", timeout=CLIENT_BOUND_S)
             requests.get(url + "/readyz", timeout=CLIENT_BOUND_S)
@@ -57,16 +60,8 @@ def test_each_hook_call_takes_the_gate_and_probes_never(
 
 
 def test_a_client_trickling_its_body_does_not_stop_the_other_calls(tmp_path: Path) -> None:
-    env = {
-        "CDS_AUTH": "off",
-        "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'gate.sqlite'}",
-        "CDS_PATIENT_HASH_KEY": "gate-test",
-        "CDS_WORKERS": "1",
-        "CDS_THREADS": "8",
-        "CDS_CPU_GATE": "on",
-    }
     body = json.dumps(_body()).encode()
-    with gunicorn_served(env) as url:
+    with gunicorn_served(one_worker(tmp_path, "on")) as url:
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=CLIENT_BOUND_S) as slow:
             slow.sendall(

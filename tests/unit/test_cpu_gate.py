@@ -24,7 +24,7 @@ from cds_service.storage.spool import Spool
 from cds_service.storage.store import CardLogEntry, LoggedCard, Store
 from cds_service.web.cpu_gating import CpuGated, install_cpu_gate, read_body_first
 from tests import factories as f
-from tests.security.upstreams import healthy_server
+from tests.security.upstreams import answer_json, healthy_server
 
 BOUND_S = 20.0  # how long a step may take on a loaded machine before the test calls it stuck
 
@@ -134,12 +134,7 @@ class _HeldServer:
             def do_GET(self) -> None:
                 outer.asked.set()
                 outer.answer.wait(BOUND_S)
-                data = b'{"resourceType": "Patient", "id": "p1"}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/fhir+json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                answer_json(self, b'{"resourceType": "Patient", "id": "p1"}')
 
             def log_message(self, *_args: Any) -> None:
                 pass
