@@ -21,7 +21,7 @@ from cds_service.fhir.upstream_guard import HostGuard
 from cds_service.ops.cpu_gate import CpuGate, current, holding, released
 from cds_service.storage.card_log import CardLogWriter
 from cds_service.storage.spool import Spool
-from cds_service.storage.store import CardLogEntry, LoggedCard, Store
+from cds_service.storage.store import CardLogEntry, DatabaseReplayCache, LoggedCard, Store
 from cds_service.web.cpu_gating import CpuGated, install_cpu_gate, read_body_first
 from tests import factories as f
 from tests.security.upstreams import answer_json, healthy_server
@@ -231,6 +231,26 @@ def test_the_card_log_is_written_outside_the_gate(tmp_path: Path) -> None:
         assert current() is gate
     assert written_under == [None]  # a wait for the database (or SQLite's lock) frees the CPU
     writer.stop()
+
+
+def test_the_shared_replay_cache_is_consulted_outside_the_gate(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'jti.sqlite'}", b"key")
+    store.create_schema()
+    cache = DatabaseReplayCache(store)
+    consulted_under: list[CpuGate | None] = []
+    consult = cache._seen_in_database
+
+    def noting(jti: str, iss: str, expires_at: float) -> bool:
+        consulted_under.append(current())
+        return consult(jti, iss, expires_at)
+
+    cache._seen_in_database = noting  # type: ignore[method-assign]
+    gate = CpuGate()
+    with holding(gate):
+        assert cache.seen_before("j1", "iss", time.time() + 60) is False
+        assert cache.seen_before("j1", "iss", time.time() + 60) is True
+        assert current() is gate
+    assert consulted_under == [None, None]
 
 
 # ------------------------------------------------------------------ the WSGI side
