@@ -43,6 +43,7 @@ from cds_service.storage.spool import Spool
 from cds_service.storage.store import DatabaseReplayCache, PoolSettings, Store
 from cds_service.web.api import bp, json_response, service_error
 from cds_service.web.bench_echo import echo_bp
+from cds_service.web.cpu_gating import install_cpu_gate
 from cds_service.web.evidence_page import evidence_bp
 from cds_service.web.http_headers import register_response_headers
 from cds_service.web.runtime import Runtime, Unauthorized, patient_hash_key, random_uuid, utc_now
@@ -112,6 +113,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _register_errors(app)
     _one_fetch_deadline_per_call(app)
     register_response_headers(app, settings)
+    install_cpu_gate(app, settings)
     log.info(
         "AIH CDS service ready: %d services, %d rules, %d value sets",
         len(configuration.services),

@@ -86,7 +86,10 @@ class Settings:
     otel_service_name: str = "aih-cds"
     bind: str = "127.0.0.1:8080"
     workers: int = 2
-    threads: int = 1
+    threads: int = 8
+    # With threads > 1: hook calls in one worker compute one at a time, in arrival order, and
+    # let go while they wait on a FHIR server (ops/cpu_gate.py). Off: threads share the GIL freely.
+    cpu_gate: bool = True
     # log and state on cards what a strict R4B check finds; never drops data (fhir_strict.py)
     strict_fhir_report: bool = False
     bench_echo: bool = False  # POST /bench/echo for the load benchmark's ceiling (bench/ only)
@@ -177,6 +180,11 @@ class Settings:
     @property
     def fhir_calls_per_host(self) -> int:
         return self.fhir_max_calls_per_host or max(1, self.threads // 2)
+
+    @property
+    def cpu_gate_active(self) -> bool:
+        """The gate only matters when a worker serves several calls at once."""
+        return self.cpu_gate and self.threads > 1
 
     @property
     def demo_enabled(self) -> bool:

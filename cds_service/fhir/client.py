@@ -4,6 +4,12 @@ Never logs or returns the access token. Next links are followed only on the same
 hostile Bundle cannot send our bearer token elsewhere. The time budget is one deadline per hook
 call, enforced on the sockets (``fhir_transport``); each server is admitted per call by a
 concurrency cap and a circuit breaker (``upstream_guard``).
+
+With the worker's CPU gate (``ops/cpu_gate``): the calling thread lets go of it while it waits
+for its queries (and for a slot at a busy server); each query's thread takes it for its own
+Python work (parsing the answer) and lets go of it while it waits on the network. So the
+queries' parsing never runs beside another call's computation, and nothing waits on a FHIR
+server while holding the gate.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from cds_service.fhir.transport import (
     guarded_session,
 )
 from cds_service.fhir.upstream_guard import HostGuard, Refused
-from cds_service.ops import tracing
+from cds_service.ops import cpu_gate, tracing
 from cds_service.ops.metrics import metrics
 
 log = logging.getLogger(__name__)
@@ -172,7 +178,7 @@ class FhirFetcher:
             address_check = self.policy.address_check(entry)
         host = _origin(base_url)
         try:
-            trial = self.guard.enter(host, self._deadline(time.monotonic()))
+            trial = self._enter(host)
         except Refused as refused:
             log.warning("FHIR server not contacted: %s", refused.reason)
             return _refused_all(keys, FetchError(str(refused), refused.reason))
@@ -185,6 +191,20 @@ class FhirFetcher:
             )
             self.guard.leave(host, failed=failed, trial=trial)
         return results
+
+    def _enter(self, host: str) -> bool:
+        """The host guard's admission. A call that must wait for a slot lets go of the CPU gate
+        meanwhile: first a try that never waits (the gate is not given up for nothing), then the
+        wait outside the gate (never inside the guard's lock: no lock-order inversion)."""
+        deadline = self._deadline(time.monotonic())
+        if cpu_gate.current() is not None:
+            try:
+                return self.guard.enter(host)
+            except Refused as refused:
+                if refused.reason != "saturated":
+                    raise
+        with cpu_gate.released():
+            return self.guard.enter(host, deadline)
 
     def _deadline(self, now: float) -> float:
         current = _hook_call.get()
@@ -206,24 +226,35 @@ class FhirFetcher:
         deadline = self._deadline(started)
         call = CallSockets(deadline, address_check)
         base = base_url.rstrip("/") + "/"
+        gate = cpu_gate.current()  # the queries' threads take it for their own Python work
         futures: dict[str, Future[FetchResult]] = {
             key: self._pool.submit(
-                _on_call, call, self._search, base, access_token, base + query.lstrip("/"), None
+                _on_call,
+                call,
+                gate,
+                self._search,
+                base,
+                access_token,
+                base + query.lstrip("/"),
+                None,
             )
             for key, query in queries.items()
         }
         for key, bundle in (continuations or {}).items():
             futures[key] = self._pool.submit(
-                _on_call, call, self._search, base, access_token, None, bundle
+                _on_call, call, gate, self._search, base, access_token, None, bundle
             )
-        wait(
-            futures.values(),
-            timeout=max(0.0, deadline - time.monotonic()),
-            return_when=FIRST_EXCEPTION,
-        )
-        wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
-        late = {key for key, future in futures.items() if not future.done()}
-        cut = call.close()  # abandoned reads end now, and free their threads
+        # Waiting for the queries (which need the gate) and cutting them at the deadline (which
+        # must not queue behind other calls' computation) happen outside the gate.
+        with cpu_gate.released():
+            wait(
+                futures.values(),
+                timeout=max(0.0, deadline - time.monotonic()),
+                return_when=FIRST_EXCEPTION,
+            )
+            wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
+            late = {key for key, future in futures.items() if not future.done()}
+            cut = call.close()  # abandoned reads end now, and free their threads
         if cut:
             log.info("closed %d FHIR connection(s) still open at the deadline", cut)
         results: dict[str, FetchResult | FetchError] = {}
@@ -308,13 +339,14 @@ class FhirFetcher:
             if remaining <= 0:
                 raise FetchError("time budget exhausted", "timeout")
             try:
-                response = self.session.get(
-                    url,
-                    headers=headers,
-                    timeout=(min(remaining, 1.0), remaining),
-                    stream=True,
-                    allow_redirects=False,  # a redirect could lead the token to another host
-                )
+                with cpu_gate.released():  # connect, send, wait for the headers
+                    response = self.session.get(
+                        url,
+                        headers=headers,
+                        timeout=(min(remaining, 1.0), remaining),
+                        stream=True,
+                        allow_redirects=False,  # a redirect could lead the token elsewhere
+                    )
             except PolicyRefused as exc:  # an address the fhirServer policy refuses
                 log.warning("fhirServer not contacted: %s", exc)
                 raise FetchError(str(exc), "policy") from exc
@@ -347,7 +379,8 @@ class FhirFetcher:
                     raise FetchError(
                         f"the FHIR server answered HTTP {response.status_code}", "http-status"
                     )
-                body = self._read_limited(response, deadline)
+                with cpu_gate.released():  # the body, as fast as the server sends it
+                    body = self._read_limited(response, deadline)
             finally:
                 response.close()
             try:
@@ -406,9 +439,12 @@ def _refused_all(keys: list[str], error: FetchError) -> dict[str, FetchResult | 
     return results
 
 
-def _on_call(call: CallSockets, search: Callable[..., _T], *args: Any) -> _T:
-    """Run one query in a pool thread, its connections registered with the hook call."""
-    with bound_to(call):
+def _on_call(
+    call: CallSockets, gate: cpu_gate.CpuGate | None, search: Callable[..., _T], *args: Any
+) -> _T:
+    """Run one query in a pool thread, its connections registered with the hook call, holding
+    the calling worker's CPU gate (if any) except while it waits on the network."""
+    with bound_to(call), cpu_gate.holding(gate):
         return search(*args, call.deadline)
 
 

@@ -1,16 +1,17 @@
 """gunicorn configuration shared by ``aih-cds serve`` and ``deploy/gunicorn.conf.py``.
 
 Read by gunicorn as a configuration module: the names below are gunicorn settings. Workers are
-sync with ``CDS_THREADS=1`` (the default: a hook call is CPU-bound, and one call per process
-means no call waits for the GIL behind another: p99 stayed within ~1.8x p50 at 8 connections,
-against ~4-8x with 4 threads), gthread with more threads (a site whose calls mostly wait on a
-slow FHIR server; docs/operations.md#sizing-and-scaling); either way the answers gunicorn writes
-itself carry the security headers (gunicorn_worker.py). The application is built once in the
-master (preload) and the loaded objects are frozen out of the garbage collector before forking: cold
-start falls from 3-6 s to ~1.5 s and a large hook call costs 15-20 % less CPU (bench/, issue 7).
-Nothing that must not be shared survives the fork: the database engine drops inherited
-connections in each child (store.py), the FHIR session opens no connection in the master, and
-metric values follow the worker's pid.
+gthread with ``CDS_THREADS`` > 1 (the default, 8: a call may wait on a slow FHIR server, and
+threads keep the worker answering meanwhile), where the application holds a per-process CPU gate
+(``ops/cpu_gate.py``, CDS_CPU_GATE) so that its calls compute one at a time, in arrival order, as
+in a sync worker, and overlap only their waits; sync with ``CDS_THREADS=1`` (an EHR that always
+sends prefetch). Either way the answers gunicorn writes itself carry the security headers
+(gunicorn_worker.py). The application is built once in the master (preload) and the loaded
+objects are frozen out of the garbage collector before forking: cold start falls from 3-6 s to
+~1.5 s and a large hook call costs 15-20 % less CPU (bench/, issue 7). Nothing that must not be
+shared survives the fork: the database engine drops inherited connections in each child
+(store.py), the FHIR session opens no connection in the master, and metric values follow the
+worker's pid.
 """
 
 from __future__ import annotations

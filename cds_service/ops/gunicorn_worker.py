@@ -59,7 +59,7 @@ def install_error_writer() -> None:
 
 
 class SecureHeadersSyncWorker(SyncWorker):  # type: ignore[misc] # gunicorn has no type hints
-    """The default (``CDS_THREADS=1``): one call per process."""
+    """``CDS_THREADS=1``: one call per process (an EHR that always sends prefetch)."""
 
     def init_process(self) -> None:
         install_error_writer()
@@ -67,7 +67,8 @@ class SecureHeadersSyncWorker(SyncWorker):  # type: ignore[misc] # gunicorn has 
 
 
 class SecureHeadersThreadWorker(ThreadWorker):  # type: ignore[misc] # gunicorn has no type hints
-    """``CDS_THREADS`` > 1: several calls per process (for FHIR servers that are often slow)."""
+    """``CDS_THREADS`` > 1 (the default, 8): calls wait on FHIR servers side by side; the CPU gate
+    (ops/cpu_gate.py) lets one compute at a time."""
 
     def init_process(self) -> None:
         install_error_writer()

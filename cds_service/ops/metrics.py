@@ -37,6 +37,7 @@ class Metrics:
     spool_depth: Gauge
     spool_oldest_age: Gauge
     spool_dropped: Gauge
+    cpu_gate_wait: Histogram
 
 
 _creating = threading.Lock()
@@ -111,6 +112,12 @@ def _create_metrics() -> Metrics:
         ),
         spool_dropped=state(
             "cds_card_log_spool_dropped", "Entries the spool dropped since it was created"
+        ),
+        cpu_gate_wait=Histogram(
+            "cds_cpu_gate_wait_seconds",
+            "Time a hook call waited for its worker's CPU gate: when it starts and after each "
+            "wait on a FHIR server, a JWKS endpoint or the card-log database (CDS_CPU_GATE)",
+            buckets=LATENCY_BUCKETS,
         ),
     )
 

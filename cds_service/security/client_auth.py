@@ -41,6 +41,7 @@ import yaml
 from jwt.types import Options
 
 from cds_service.fhir.server_policy import PolicyRefused, parse_entries
+from cds_service.ops import cpu_gate
 
 __all__ = [
     "AuthError",
@@ -731,7 +732,18 @@ class ClientAuthenticator:
             return lock
 
     def _remote_keys(self, url: str, kid: str) -> _KeySet:
-        with self._url_lock(url):
+        entry = self._jwks_cache.get(url)
+        if (
+            entry is not None
+            and entry.keys is not None
+            and kid in entry.keys
+            and self._clock() - entry.fetched_at < self._jwks_ttl_s
+        ):
+            return entry.keys  # fresh and knows the kid: no lock, no fetch
+        # A fetch may follow: the worker's CPU gate is let go of before the URL's lock is taken
+        # and taken back after it is left (a gate holder never waits for this lock while the
+        # lock's holder waits for the gate).
+        with cpu_gate.released(), self._url_lock(url):
             now = self._clock()
             entry = self._jwks_cache.get(url)
             fresh = (

@@ -26,6 +26,7 @@ from typing import IO
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from cds_service.ops import cpu_gate
 from cds_service.ops.metrics import metrics
 from cds_service.storage.scope import ClientScope
 from cds_service.storage.spool import Spool, SpoolFull, SpoolStatus
@@ -90,7 +91,11 @@ class CardLogWriter:
         self._first_use()
         if not self._spooling:
             try:
-                self.store.write_card_log(entry)
+                # One transaction, begun and ended outside the worker's CPU gate: a wait for
+                # the database (or SQLite's write lock, held by another worker) does not stop
+                # the worker's other calls, and no thread waits for the gate holding a lock.
+                with cpu_gate.released():
+                    self.store.write_card_log(entry)
             except IntegrityError as exc:  # a card uuid already logged: a bug, not an outage
                 return self._dropped("duplicate-uuid", exc, len(entry.cards))
             except SQLAlchemyError as exc:

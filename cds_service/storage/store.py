@@ -46,6 +46,7 @@ from sqlalchemy.sql import Select
 
 from cds_service.common.errors import DatabaseUnavailable
 from cds_service.hooks.protocol import FeedbackItem
+from cds_service.ops import cpu_gate
 from cds_service.security.client_auth import AuthError, InMemoryReplayCache
 from cds_service.storage.scope import NO_CLIENT, ClientScope
 
@@ -532,7 +533,10 @@ class DatabaseReplayCache:
 
     def seen_before(self, jti: str, iss: str, expires_at: float) -> bool:
         try:
-            seen = self._seen_in_database(jti, iss, expires_at)
+            # Its transactions begin and end outside the worker's CPU gate (ops/cpu_gate.py):
+            # a wait for the database does not stop the worker's other calls.
+            with cpu_gate.released():
+                seen = self._seen_in_database(jti, iss, expires_at)
         except SQLAlchemyError as exc:
             return self._seen_during_outage(jti, iss, expires_at, exc)
         if self._failing_since is not None:

@@ -1,5 +1,5 @@
 """The shipped gunicorn configuration (deploy/gunicorn.conf.py): the worker class follows
-CDS_THREADS (sync for one thread, the default: no GIL convoys; gthread for more), and everything
+CDS_THREADS (gthread for several, the default, with the CPU gate; sync for one), and everything
 else it did before stays: preload, gc.freeze before forking, the worker count handed to the
 application (shared replay cache), the metrics directory, no control socket."""
 
@@ -44,12 +44,12 @@ def configuration(tmp_path: Path, **env: str) -> dict[str, Any]:
     return loaded
 
 
-def test_default_is_sync_workers_with_everything_the_configuration_did_before(
+def test_default_is_gated_threads_with_everything_the_configuration_did_before(
     tmp_path: Path,
 ) -> None:
     conf = configuration(tmp_path)
-    assert issubclass(worker_class(conf), SyncWorker)
-    assert (conf["threads"], conf["workers"]) == (1, 2)
+    assert issubclass(worker_class(conf), ThreadWorker)  # with the CPU gate (ops/cpu_gate.py)
+    assert (conf["threads"], conf["workers"]) == (8, 2)
     assert conf["wsgi_app"] == "cds_service:create_app({'serving_processes': 2})"
     assert conf["preload_app"] is True
     assert conf["control_socket_disable"] is True

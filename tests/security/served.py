@@ -55,9 +55,10 @@ def serving(command: Sequence[str], env: Mapping[str, str], port: int, what: str
 
 @contextmanager
 def gunicorn_served(env: Mapping[str, str]) -> Iterator[str]:
-    """``gunicorn -c deploy/gunicorn.conf.py``: the container's command, 2 workers."""
+    """``gunicorn -c deploy/gunicorn.conf.py``: the container's command, 2 workers, the shipped
+    threads and CPU gate (unless ``env`` says otherwise)."""
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
-    settings = {"CDS_BIND": f"127.0.0.1:{port}", "CDS_WORKERS": "2", "CDS_THREADS": "4", **env}
+    settings = {"CDS_BIND": f"127.0.0.1:{port}", "CDS_WORKERS": "2", **env}
     with serving(command, settings, port, "gunicorn") as url:
         yield url

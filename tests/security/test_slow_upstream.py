@@ -1,5 +1,6 @@
-"""Under gunicorn (2 workers, 4 threads): 16 calls whose FHIR server trickles its answer do
-not stop a call to a healthy server, and their connections are closed at the deadline."""
+"""Under gunicorn as shipped (2 workers; gthread, CDS_THREADS and the CPU gate at their
+defaults): 16 calls whose FHIR server trickles its answer do not stop a call to a healthy
+server, and their connections are closed at the deadline."""
 
 from __future__ import annotations
 

@@ -82,15 +82,19 @@ class _Healthy(BaseHTTPRequestHandler):
             body = {"resourceType": "Patient", "id": path.split("/")[1].split("?")[0]}
         else:
             body = {"resourceType": "Bundle", "type": "searchset", "entry": []}
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/fhir+json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        answer_json(self, json.dumps(body).encode())
 
     def log_message(self, *_args: Any) -> None:
         pass
+
+
+def answer_json(handler: BaseHTTPRequestHandler, data: bytes) -> None:
+    """A 200 with a FHIR JSON body."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/fhir+json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
 
 
 @contextmanager
