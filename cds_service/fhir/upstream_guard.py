@@ -5,7 +5,9 @@ servers. Each hook call asks ``enter`` before contacting a server (scheme, host 
 
 - at most ``max_calls`` calls per server are in progress at once; one more waits for a slot
   until its hook call's deadline, then is refused ("saturated"): a busy but healthy server
-  queues calls, a slow one cannot hold more than ``max_calls`` of the process's threads;
+  queues calls. At most ``max_waiting`` calls wait; any more are refused at once, so a slow
+  server holds at most ``max_calls + max_waiting`` of the process's threads and the others
+  stay free for calls to other servers;
 - after ``failures_to_open`` calls in a row fail on the network (timeout, connection, 5xx), the
   server is not contacted for ``open_s`` seconds ("circuit-open"); then one trial call is let
   through, and its outcome closes or re-opens the circuit.
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 @dataclass
 class _HostState:
     in_flight: int = 0
+    waiting: int = 0
     failures: int = 0
     open_until: float = 0.0
     trial_running: bool = False
@@ -40,10 +43,14 @@ class HostGuard:
         self,
         max_calls: int,
         failures_to_open: int = 3,
+        *,
+        max_waiting: int | None = None,
         open_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_calls = max_calls
+        # Default: half as many as may be in progress (threads / 2 + threads / 4 of 8 threads).
+        self.max_waiting = max(1, max_calls // 2) if max_waiting is None else max_waiting
         self.failures_to_open = failures_to_open
         self.open_s = open_s
         self._clock = clock
@@ -64,10 +71,9 @@ class HostGuard:
                         "circuit-open",
                     )
                 trial = state.trial_running = True
-            while state.in_flight >= self.max_calls and deadline is not None:
-                remaining = deadline - self._clock()
-                if remaining <= 0 or not self._slot_freed.wait(remaining):
-                    break
+            full = state.in_flight >= self.max_calls
+            if full and deadline is not None and state.waiting < self.max_waiting:
+                self._wait_for_slot(state, deadline)
             if state.in_flight >= self.max_calls:
                 if trial:
                     state.trial_running = False
@@ -77,6 +83,17 @@ class HostGuard:
                 )
             state.in_flight += 1
             return trial
+
+    def _wait_for_slot(self, state: _HostState, deadline: float) -> None:
+        """Wait (the lock released meanwhile) until a slot is free or the deadline passes."""
+        state.waiting += 1
+        try:
+            while state.in_flight >= self.max_calls:
+                remaining = deadline - self._clock()
+                if remaining <= 0 or not self._slot_freed.wait(remaining):
+                    return
+        finally:
+            state.waiting -= 1
 
     def leave(self, host: str, *, failed: bool, trial: bool) -> None:
         with self._lock:

@@ -70,6 +70,39 @@ def test_a_call_waits_for_a_slot_freed_before_its_deadline() -> None:
     assert refused.value.reason == "saturated"
 
 
+def test_calls_beyond_the_waiting_room_are_refused_at_once() -> None:
+    """A slow server holds at most max_calls + max_waiting threads: the next call to it is
+    refused without waiting, so the process keeps threads for calls to other servers."""
+    guard = HostGuard(max_calls=1, max_waiting=1)
+    host = "https://slow.example.org"
+    guard.enter(host)  # in progress
+    outcome: list[str] = []
+
+    def wait_for_a_slot() -> None:
+        try:
+            guard.enter(host, time.monotonic() + 30)
+            outcome.append("admitted")
+        except Refused as refused:
+            outcome.append(refused.reason)
+
+    waiting = threading.Thread(target=wait_for_a_slot)
+    waiting.start()
+    while not guard_waiting(guard, host):  # the waiting room is full
+        time.sleep(0.01)
+    started = time.monotonic()
+    with pytest.raises(Refused) as refused:
+        guard.enter(host, started + 30)  # would wait 30 s if it were let in to wait
+    assert refused.value.reason == "saturated"
+    assert guard_waiting(guard, host)  # refused while the other call still waits
+    guard.leave(host, failed=False, trial=False)
+    waiting.join(timeout=30)
+    assert outcome == ["admitted"]
+
+
+def guard_waiting(guard: HostGuard, host: str) -> bool:
+    return guard._hosts[host].waiting > 0  # the guard's own state
+
+
 def test_repeated_network_failures_open_the_circuit_then_one_trial_closes_it() -> None:
     now = [0.0]
     guard = HostGuard(max_calls=4, failures_to_open=2, open_s=10.0, clock=lambda: now[0])
