@@ -47,10 +47,9 @@ def test_a_healthy_server_is_answered_while_sixteen_slow_calls_are_in_flight(
         hook_call(url, healthy)  # both workers warm (imports, first connection)
         slow_calls = [clients.submit(hook_call, url, slow.url) for _ in range(16)]
         assert slow.wait_until(lambda s: s.open_connections > 0), "no slow call reached the server"
-        # A 200 means its fetch finished within the service's budget (else 412). The client
-        # gives up at that budget: a call that had to queue for a thread until the slow calls
-        # reached their deadline would not be answered in time (a bound, not a measurement;
-        # the guard's waiting room keeps threads free for other servers).
+        # A 200 means its fetch finished within the service's budget (else 412); the client
+        # gives up well before the slow calls would free every thread of a worker (a bound,
+        # not a measurement; the guard's waiting room keeps threads free for other servers).
         status, text, elapsed = hook_call(url, healthy, timeout_s=BUDGET_S + 3.0)
         print(f"healthy call while 16 slow calls in flight: HTTP {status} in {elapsed:.2f} s")
         assert status == 200, text
