@@ -67,7 +67,10 @@ def race_two_outcomes(monkeypatch: pytest.MonkeyPatch, apps: Sequence[Flask]) ->
 def test_two_simultaneous_outcomes_store_one_and_report_a_conflict(
     app_factory: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    race_two_outcomes(monkeypatch, [app_factory()])
+    # Without the CPU gate: with it, one process judges and stores feedback one request at a
+    # time, so the race needs two processes (the PostgreSQL test runs two replicas) or threads
+    # without the gate (CDS_CPU_GATE=off), as here.
+    race_two_outcomes(monkeypatch, [app_factory(cpu_gate=False)])
 
 
 def test_the_database_refuses_a_second_outcome_for_a_card(tmp_path: Path) -> None:
