@@ -1,0 +1,88 @@
+"""Loading the trusted-client allowlist: the shapes it accepts and the exact errors it names.
+
+Written for the survivors of a mutation run over cds_service.security.client_auth
+(docs/testing.md): each test fails on a changed field name, a dropped message, or a form of
+the configuration that was accepted by the code but loaded by no test.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from cds_service.security.client_auth import TrustedClient, load_trusted_clients
+from tests.unit.test_security import SANDBOX_ISS, SANDBOX_JKU
+
+EHR = "https://ehr.example.org/fhir"
+EHR_2 = "https://ehr-2.example.org/fhir"
+
+
+def load_one(**entry: Any) -> TrustedClient:
+    """The single client of a configuration holding only ``{iss, jku, **entry}``."""
+    (client,) = load_trusted_clients(
+        json.dumps([{"iss": SANDBOX_ISS, "jku": [SANDBOX_JKU], **entry}])
+    )
+    return client
+
+
+def refused(match: str, **entry: Any) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_one(**entry)
+
+
+# ------------------------------------------------------------------------------------------
+# fhirServers
+# ------------------------------------------------------------------------------------------
+
+
+def test_fhir_servers_as_a_list_apply_to_every_tenant() -> None:
+    client = load_one(fhirServers=[EHR])
+    assert client.fhir_servers == {"": (EHR,)}
+    assert client.fhir_servers_for("any-tenant") == (EHR,)
+    assert client.fhir_servers_for(None) == (EHR,)
+
+
+def test_fhir_servers_by_tenant_with_a_star_for_every_tenant() -> None:
+    client = load_one(tenants=["a", "b"], fhirServers={"*": [EHR], "a": [EHR_2]})
+    assert client.fhir_servers == {"": (EHR,), "a": (EHR_2,)}
+    assert client.fhir_servers_for("a") == (EHR, EHR_2)
+    assert client.fhir_servers_for("b") == (EHR,)
+
+
+@pytest.mark.parametrize(
+    ("fhir_servers", "field"),
+    [
+        (["ftp://ehr.example.org"], "fhirServers"),
+        ({"*": ["ftp://ehr.example.org"]}, "fhirServers"),
+        ({"a": ["ftp://ehr.example.org"]}, "fhirServers.a"),
+    ],
+)
+def test_a_refused_fhir_server_names_its_field_and_the_reason(
+    fhir_servers: object, field: str
+) -> None:
+    refused(
+        rf"entry 0: field '{field}': only http and https URLs are allowed$",
+        fhirServers=fhir_servers,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fhir_servers", "field"),
+    [("not-a-list", "fhirServers"), ({"a": [""]}, "fhirServers.a"), ([7], "fhirServers")],
+)
+def test_fhir_servers_must_be_lists_of_non_empty_strings(fhir_servers: object, field: str) -> None:
+    refused(
+        rf"entry 0: field '{field}': must be a list of non-empty strings$", fhirServers=fhir_servers
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# lists and field errors
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tenants", [["a", ""], ["a", 3]])
+def test_every_tenant_must_be_a_non_empty_string(tenants: list[object]) -> None:
+    refused(r"entry 0: field 'tenants': must be a list of non-empty strings$", tenants=tenants)
