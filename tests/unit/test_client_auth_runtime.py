@@ -1,0 +1,139 @@
+"""Client JWT verification at run time: the replay cache, the JWKS cache and what each refusal
+says.
+
+Written for the survivors of a mutation run over cds_service.security.client_auth
+(docs/testing.md): the refusal messages are what an operator reads in the log (the client only
+gets a bare 401), so each is matched whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import requests
+
+from cds_service.security.client_auth import (
+    AuthError,
+    ClientAuthenticator,
+    InMemoryReplayCache,
+    TrustedClient,
+)
+from tests.unit.test_security import (
+    AUD,
+    CRD_EC_PRIVATE,
+    CRD_ISS,
+    CRD_JKU,
+    CRD_PUBLIC_JWKS,
+    SANDBOX_ISS,
+    SANDBOX_JKU,
+    SANDBOX_JWKS,
+    FakeClock,
+    FakeJwksAdapter,
+    bearer,
+    make_auth,
+    mint,
+)
+
+LOGGER = "cds_service.security.client_auth"
+
+
+# ------------------------------------------------------------------------------------------
+# replay cache
+# ------------------------------------------------------------------------------------------
+
+
+def test_a_full_replay_cache_warns_with_its_size(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    cache = InMemoryReplayCache(max_entries=2, clock=FakeClock(0.0))
+    cache.seen_before("j1", "iss", expires_at=10.0)
+    cache.seen_before("j2", "iss", expires_at=20.0)
+    assert caplog.messages == []
+    cache.seen_before("j3", "iss", expires_at=30.0)
+    assert caplog.messages == ["replay cache full (2 entries): evicted an entry"]
+
+
+# ------------------------------------------------------------------------------------------
+# JWKS fetches: one at a time per URL, never one URL waiting for another
+# ------------------------------------------------------------------------------------------
+
+#: How long a test waits for something that happens at once when the code is right (a fetch
+#: from a free URL, a released fetch finishing): only a broken lock reaches it.
+WAIT_S = 5.0
+#: How long a test watches for a second fetch of a URL that must not happen: without the lock
+#: it starts within milliseconds; with it, never (a loaded machine can only hide the fault).
+NO_SECOND_FETCH_S = 0.5
+
+
+class HeldJwksAdapter(FakeJwksAdapter):
+    """Holds every fetch of ``held_url`` until ``release`` is set; says when one started."""
+
+    def __init__(self, documents: dict[str, Mapping[str, Any]], held_url: str) -> None:
+        super().__init__(documents)
+        self.held_url = held_url
+        self.release = threading.Event()
+        self.fetches_of_held_url = threading.Semaphore(0)
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        if request.url == self.held_url:
+            self.fetches_of_held_url.release()
+            assert self.release.wait(WAIT_S * 4), "test never released the held fetch"
+        return super().send(request, **kwargs)
+
+
+def verify_in_thread(
+    auth: ClientAuthenticator, token: str
+) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(auth.verify(bearer(token), AUD))
+        except AuthError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_concurrent_verifies_fetch_a_jwks_url_once() -> None:
+    adapter = HeldJwksAdapter({SANDBOX_JKU: SANDBOX_JWKS}, held_url=SANDBOX_JKU)
+    auth = make_auth(adapter=adapter)
+    first, first_outcome = verify_in_thread(auth, mint())
+    assert adapter.fetches_of_held_url.acquire(timeout=WAIT_S)  # the first fetch is in flight
+    second, second_outcome = verify_in_thread(auth, mint())
+
+    # the second verify waits for the first fetch instead of fetching again
+    assert not adapter.fetches_of_held_url.acquire(timeout=NO_SECOND_FETCH_S)
+    adapter.release.set()
+    first.join(WAIT_S)
+    second.join(WAIT_S)
+    assert len(adapter.calls) == 1
+    assert [type(o) for o in first_outcome + second_outcome] == [dict, dict]
+
+
+def test_a_slow_jwks_url_does_not_hold_up_another_client() -> None:
+    adapter = HeldJwksAdapter({SANDBOX_JKU: SANDBOX_JWKS, CRD_JKU: CRD_PUBLIC_JWKS}, SANDBOX_JKU)
+    clients = [
+        TrustedClient(iss=SANDBOX_ISS, jku=(SANDBOX_JKU,)),
+        TrustedClient(iss=CRD_ISS, jku=(CRD_JKU,)),
+    ]
+    auth = make_auth(clients, adapter)
+    held, held_outcome = verify_in_thread(auth, mint())
+    assert adapter.fetches_of_held_url.acquire(timeout=WAIT_S)
+    try:
+        other, other_outcome = verify_in_thread(
+            auth, mint(CRD_EC_PRIVATE, iss=CRD_ISS, jku=CRD_JKU)
+        )
+        other.join(WAIT_S)
+        assert [type(o) for o in other_outcome] == [dict]  # done while the other URL hangs
+    finally:
+        adapter.release.set()
+        held.join(WAIT_S)
+    assert [type(o) for o in held_outcome] == [dict]
