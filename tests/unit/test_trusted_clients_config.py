@@ -12,8 +12,18 @@ from typing import Any
 
 import pytest
 
-from cds_service.security.client_auth import TrustedClient, load_trusted_clients
-from tests.unit.test_security import SANDBOX_ISS, SANDBOX_JKU
+from cds_service.security.client_auth import (
+    ClientAuthenticator,
+    TrustedClient,
+    load_trusted_clients,
+)
+from tests.unit.test_security import (
+    CRD_ISS,
+    CRD_PUBLIC_JWKS,
+    SANDBOX_ISS,
+    SANDBOX_JKU,
+    SANDBOX_JWKS,
+)
 
 EHR = "https://ehr.example.org/fhir"
 EHR_2 = "https://ehr-2.example.org/fhir"
@@ -51,6 +61,33 @@ def test_fhir_servers_by_tenant_with_a_star_for_every_tenant() -> None:
     assert client.fhir_servers_for("b") == (EHR,)
 
 
+def test_fhir_servers_of_one_tenant_only() -> None:
+    client = load_one(tenants=["a"], fhirServers={"a": [EHR_2]})
+    assert client.fhir_servers_for("a") == (EHR_2,)
+    assert client.fhir_servers_for("b") == ()
+    assert client.fhir_servers_for(None) == ()
+
+
+def test_an_empty_or_non_string_tenant_gets_the_client_wide_list_once() -> None:
+    client = load_one(fhirServers={"*": [EHR], "a": [EHR_2]})
+    assert client.fhir_servers_for("") == (EHR,)
+    assert client.fhir_servers_for(7) == (EHR,)
+
+
+def test_the_authenticator_answers_with_the_servers_of_the_verified_issuer_and_tenant() -> None:
+    servers = {"": (EHR,), "a": (EHR_2,)}
+    auth = ClientAuthenticator(
+        [
+            TrustedClient(iss=SANDBOX_ISS, jwks=SANDBOX_JWKS, fhir_servers=servers),
+            TrustedClient(iss=CRD_ISS, jwks=CRD_PUBLIC_JWKS),
+        ]
+    )
+    assert auth.fhir_servers({"iss": SANDBOX_ISS, "tenant": "a"}) == (EHR, EHR_2)
+    assert auth.fhir_servers({"iss": SANDBOX_ISS}) == (EHR,)
+    assert auth.fhir_servers({"iss": CRD_ISS, "tenant": "a"}) == ()
+    assert auth.fhir_servers({"iss": "https://unknown.example.org", "tenant": "a"}) == ()
+
+
 @pytest.mark.parametrize(
     ("fhir_servers", "field"),
     [
@@ -86,3 +123,13 @@ def test_fhir_servers_must_be_lists_of_non_empty_strings(fhir_servers: object, f
 @pytest.mark.parametrize("tenants", [["a", ""], ["a", 3]])
 def test_every_tenant_must_be_a_non_empty_string(tenants: list[object]) -> None:
     refused(r"entry 0: field 'tenants': must be a list of non-empty strings$", tenants=tenants)
+
+
+# ------------------------------------------------------------------------------------------
+# jwks_file
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["", 5])
+def test_jwks_file_must_be_a_non_empty_path(name: object) -> None:
+    refused(r"entry 0: field 'jwks_file': must be a non-empty path string$", jwks_file=name)
