@@ -56,6 +56,38 @@ def test_a_full_replay_cache_warns_with_its_size(caplog: pytest.LogCaptureFixtur
     assert caplog.messages == ["replay cache full (2 entries): evicted an entry"]
 
 
+def test_an_entry_is_forgotten_at_its_expiry_time() -> None:
+    """At ``exp + leeway`` the token is refused as expired: its jti need not be kept."""
+    clock = FakeClock(100.0)
+    cache = InMemoryReplayCache(clock=clock)
+    assert cache.seen_before("a", "iss", expires_at=150.0) is False
+    clock.value = 149.9
+    assert cache.seen_before("a", "iss", expires_at=150.0) is True
+    clock.value = 150.0
+    assert cache.seen_before("b", "iss", expires_at=300.0) is False
+    assert len(cache) == 1
+
+
+# ------------------------------------------------------------------------------------------
+# refusal messages
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("iss", "shown"),
+    [
+        ("h" * 62, "'" + "h" * 62 + "'"),  # its repr fills the 64 characters
+        ("h" * 63, "'" + "h" * 60 + "..."),  # one more: cut to 61 and marked
+    ],
+)
+def test_an_attacker_chosen_value_is_cut_to_64_characters_in_the_message(
+    iss: str, shown: str
+) -> None:
+    with pytest.raises(AuthError) as info:
+        make_auth().verify(bearer(mint(iss=iss)), AUD)
+    assert str(info.value) == f"untrusted iss {shown}"
+
+
 # ------------------------------------------------------------------------------------------
 # JWKS fetches: one at a time per URL, never one URL waiting for another
 # ------------------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ the configuration that was accepted by the code but loaded by no test.
 from __future__ import annotations
 
 import json
+import logging
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +22,7 @@ from cds_service.security.client_auth import (
 )
 from tests.unit.test_security import (
     CRD_ISS,
+    CRD_JWKS_ALL,
     CRD_PUBLIC_JWKS,
     SANDBOX_ISS,
     SANDBOX_JKU,
@@ -133,3 +137,93 @@ def test_every_tenant_must_be_a_non_empty_string(tenants: list[object]) -> None:
 @pytest.mark.parametrize("name", ["", 5])
 def test_jwks_file_must_be_a_non_empty_path(name: object) -> None:
     refused(r"entry 0: field 'jwks_file': must be a non-empty path string$", jwks_file=name)
+
+
+def write_jwks_file(tmp_path: Path, content: str) -> Path:
+    path = tmp_path / "keys.json"
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", " is not valid JSON: "),
+        (json.dumps([SANDBOX_JWKS]), " must contain a JSON object$"),
+        (json.dumps(CRD_JWKS_ALL), r": keys\[1\] contains private key material$"),
+        (json.dumps({"keys": []}), ": JWKS contains no keys$"),
+    ],
+)
+def test_an_unusable_jwks_file_is_named_with_its_problem(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    path = write_jwks_file(tmp_path, content)
+    field = r"^trusted clients \(inline JSON\): entry 0: field 'jwks_file': "
+    refused(field + re.escape(str(path)) + problem, jwks_file=str(path))
+
+
+# ------------------------------------------------------------------------------------------
+# the document
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("  ", "trusted clients: empty source"),
+        ('{"iss": "x"}', "trusted clients (inline JSON): must be a list of client entries"),
+    ],
+)
+def test_document_errors_are_named_whole(source: str, message: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{re.escape(message)}$"):
+        load_trusted_clients(source)
+
+
+def test_a_file_that_cannot_be_read_or_parsed_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(
+        ValueError, match=rf"^trusted clients \({re.escape(str(missing))}\): cannot read file: "
+    ):
+        load_trusted_clients(str(missing))
+    broken = tmp_path / "clients.yaml"
+    broken.write_text("- iss: [unclosed", encoding="utf-8")
+    with pytest.raises(
+        ValueError, match=rf"^trusted clients \({re.escape(str(broken))}\): cannot parse file: "
+    ):
+        load_trusted_clients(str(broken))
+
+
+def test_a_json_file_is_parsed_as_json_not_yaml(tmp_path: Path) -> None:
+    """YAML reads this document; a ``.json`` file must be JSON (any case of the suffix)."""
+    yaml_document = f"- iss: {SANDBOX_ISS}\n  jku: [{SANDBOX_JKU}]\n"
+    for name in ("clients.json", "clients.JSON"):
+        path = tmp_path / name
+        path.write_text(yaml_document, encoding="utf-8")
+        with pytest.raises(ValueError, match=r"cannot parse file: Expecting value"):
+            load_trusted_clients(str(path))
+    as_yaml = tmp_path / "clients.yml"
+    as_yaml.write_text(yaml_document, encoding="utf-8")
+    assert load_trusted_clients(str(as_yaml))[0].jku == (SANDBOX_JKU,)
+
+
+def test_a_relative_path_is_a_file_whatever_its_first_letter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("X-clients.yaml", "clients.yaml"):
+        (tmp_path / name).write_text(
+            f"- iss: {SANDBOX_ISS}\n  jku: [{SANDBOX_JKU}]\n", encoding="utf-8"
+        )
+        assert load_trusted_clients(name)[0].iss == SANDBOX_ISS
+
+
+def test_only_an_empty_list_warns_that_every_token_will_be_rejected(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="cds_service.security.client_auth")
+    assert load_trusted_clients(json.dumps([{"iss": SANDBOX_ISS, "jku": [SANDBOX_JKU]}]))
+    assert caplog.messages == []
+    assert load_trusted_clients("[]") == ()
+    assert caplog.messages == [
+        "trusted clients (inline JSON): no trusted clients configured; every token will be rejected"
+    ]
