@@ -169,3 +169,72 @@ def test_a_slow_jwks_url_does_not_hold_up_another_client() -> None:
         adapter.release.set()
         held.join(WAIT_S)
     assert [type(o) for o in held_outcome] == [dict]
+
+
+# ------------------------------------------------------------------------------------------
+# JWKS cache: its boundaries, a rotation, an endpoint that goes down
+# ------------------------------------------------------------------------------------------
+
+
+def cached_auth(**kwargs: Any) -> tuple[ClientAuthenticator, FakeJwksAdapter, FakeClock]:
+    clock = FakeClock()
+    adapter = FakeJwksAdapter({SANDBOX_JKU: SANDBOX_JWKS})
+    return make_auth(adapter=adapter, clock=clock, **kwargs), adapter, clock
+
+
+def refusal(auth: ClientAuthenticator, token: str) -> str:
+    with pytest.raises(AuthError) as info:
+        auth.verify(bearer(token), AUD)
+    return str(info.value)
+
+
+def test_cached_keys_are_refetched_when_exactly_the_ttl_has_passed() -> None:
+    auth, adapter, clock = cached_auth(jwks_cache_ttl_s=300)
+    assert auth.verify(bearer(mint()), AUD)
+    clock.value += 300
+    assert auth.verify(bearer(mint()), AUD)
+    assert len(adapter.calls) == 2
+
+
+def test_a_failed_fetch_is_retried_when_exactly_10_s_have_passed() -> None:
+    auth, adapter, clock = cached_auth()
+    adapter.status = 503
+    assert refusal(auth, mint()) == f"JWKS {SANDBOX_JKU} unavailable"
+    adapter.status = 200
+    clock.value += 10
+    assert auth.verify(bearer(mint()), AUD)
+    assert len(adapter.calls) == 2
+
+
+def test_an_unknown_kid_refetch_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    auth, _, clock = cached_auth()
+    assert auth.verify(bearer(mint()), AUD)
+    clock.value += 11
+    assert refusal(auth, mint(kid="new-kid")).startswith("unknown kid 'new-kid'")
+    assert f"unknown kid 'new-kid' for JWKS {SANDBOX_JKU}: refetching (key rotation)" in (
+        caplog.messages
+    )
+
+
+def test_fresh_keys_are_kept_when_a_rotation_refetch_fails() -> None:
+    auth, adapter, clock = cached_auth()
+    assert auth.verify(bearer(mint()), AUD)
+    adapter.status = 503
+    clock.value += 11
+    assert refusal(auth, mint(kid="new-kid")) == f"unknown kid 'new-kid' for iss {SANDBOX_ISS!r}"
+    assert auth.verify(bearer(mint()), AUD)  # the cached key still verifies, without a fetch
+    assert len(adapter.calls) == 2
+
+
+def test_expired_keys_are_not_used_when_the_endpoint_is_down() -> None:
+    auth, adapter, clock = cached_auth(jwks_cache_ttl_s=300)
+    assert auth.verify(bearer(mint()), AUD)
+    adapter.status = 503
+    clock.value += 305
+    assert refusal(auth, mint()) == (
+        f"JWKS {SANDBOX_JKU} unavailable and its cached keys expired 5 s ago (CDS_JWKS_CACHE_TTL_S)"
+    )
+    clock.value += 1  # within 10 s of the failed fetch: not fetched again
+    assert refusal(auth, mint()) == f"JWKS {SANDBOX_JKU} unavailable (recent fetch failed)"
+    assert len(adapter.calls) == 2

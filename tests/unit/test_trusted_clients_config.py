@@ -227,3 +227,29 @@ def test_only_an_empty_list_warns_that_every_token_will_be_rejected(
     assert caplog.messages == [
         "trusted clients (inline JSON): no trusted clients configured; every token will be rejected"
     ]
+
+
+# ------------------------------------------------------------------------------------------
+# inline JWKS
+# ------------------------------------------------------------------------------------------
+
+
+def test_a_jwks_without_a_keys_array_is_named() -> None:
+    refused(
+        r"entry 0: field 'jwks': JWKS must be a JSON object with a 'keys' array$",
+        jwks={"keys": SANDBOX_JWKS["keys"][0]},
+    )
+
+
+def test_a_duplicate_kid_is_named() -> None:
+    key = SANDBOX_JWKS["keys"][0]
+    refused(
+        rf"entry 0: field 'jwks': keys\[1\] duplicates kid {re.escape(repr(key['kid']))}$",
+        jwks={"keys": [key, key]},
+    )
+
+
+def test_an_rsa_key_with_a_stray_crv_member_is_usable() -> None:
+    rsa_key = next(k for k in CRD_PUBLIC_JWKS["keys"] if k["kty"] == "RSA")
+    client = load_one(jwks={"keys": [{**rsa_key, "crv": "P-256"}]})
+    assert client.jwks is not None
