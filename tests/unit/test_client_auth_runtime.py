@@ -8,6 +8,7 @@ gets a bare 401), so each is matched whole.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from cds_service.security.client_auth import (
     AuthError,
@@ -238,3 +240,104 @@ def test_expired_keys_are_not_used_when_the_endpoint_is_down() -> None:
     clock.value += 1  # within 10 s of the failed fetch: not fetched again
     assert refusal(auth, mint()) == f"JWKS {SANDBOX_JKU} unavailable (recent fetch failed)"
     assert len(adapter.calls) == 2
+
+
+# ------------------------------------------------------------------------------------------
+# the JWKS request and why a fetch failed
+# ------------------------------------------------------------------------------------------
+
+
+class CountedBody(io.RawIOBase):
+    """``size`` bytes of JSON-ish filler that count how much was read; ``error`` on a read."""
+
+    def __init__(self, size: int, error: Exception | None = None) -> None:
+        self.remaining = size
+        self.read_bytes = 0
+        self.error = error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.error is not None:
+            raise self.error
+        count = min(len(buffer), self.remaining)
+        buffer[:count] = b" " * count
+        self.remaining -= count
+        self.read_bytes += count
+        return count
+
+
+class ScriptedJwksAdapter(FakeJwksAdapter):
+    """Records each request's headers; answers with ``body`` or a redirect when set."""
+
+    def __init__(self, documents: dict[str, Mapping[str, Any]]) -> None:
+        super().__init__(documents)
+        self.headers: list[Mapping[str, str]] = []
+        self.body: CountedBody | None = None
+        self.redirect_to: str | None = None
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        self.headers.append(request.headers.copy())  # names are case-insensitive
+        if self.redirect_to is not None and request.url != self.redirect_to:
+            self.calls.append((str(request.url), kwargs.get("timeout")))
+            response = requests.Response()
+            response.url, response.request = str(request.url), request
+            response.status_code = 302
+            response.headers = CaseInsensitiveDict({"Location": self.redirect_to})
+            response.raw = io.BytesIO(b"")
+            return response
+        response = super().send(request, **kwargs)
+        if self.body is not None:
+            response.raw = self.body
+        return response
+
+
+def scripted_auth() -> tuple[ClientAuthenticator, ScriptedJwksAdapter]:
+    adapter = ScriptedJwksAdapter({SANDBOX_JKU: SANDBOX_JWKS})
+    return make_auth(adapter=adapter), adapter
+
+
+def test_the_jwks_is_requested_as_json() -> None:
+    auth, adapter = scripted_auth()
+    assert auth.verify(bearer(mint()), AUD)
+    assert adapter.headers[0]["Accept"] == "application/json"
+
+
+def test_a_redirect_from_the_jku_is_not_followed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    auth, adapter = scripted_auth()
+    elsewhere = "https://elsewhere.example.org/jwks.json"
+    adapter.documents[elsewhere] = SANDBOX_JWKS
+    adapter.redirect_to = elsewhere
+    assert refusal(auth, mint()) == f"JWKS {SANDBOX_JKU} unavailable"
+    assert adapter.urls == [SANDBOX_JKU]
+    assert caplog.messages == [f"JWKS fetch from {SANDBOX_JKU}: HTTP 302"]
+
+
+def test_an_oversized_jwks_is_not_read_past_the_limit(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    auth, adapter = scripted_auth()
+    adapter.body = CountedBody(16 * 1024 * 1024)
+    assert refusal(auth, mint()) == f"JWKS {SANDBOX_JKU} unavailable"
+    assert adapter.body.read_bytes <= 1024 * 1024
+    assert caplog.messages == [
+        f"JWKS from {SANDBOX_JKU} is invalid: larger than {512 * 1024} bytes"
+    ]
+
+
+@pytest.mark.parametrize("while_reading", [False, True])
+def test_a_failed_jwks_request_is_logged_with_the_error_type(
+    caplog: pytest.LogCaptureFixture, *, while_reading: bool
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    auth, adapter = scripted_auth()
+    if while_reading:
+        adapter.body = CountedBody(10, error=requests.exceptions.ConnectionError("reset"))
+    else:
+        adapter.error = requests.exceptions.ConnectTimeout("no answer")
+    assert refusal(auth, mint()) == f"JWKS {SANDBOX_JKU} unavailable"
+    error = "ConnectionError" if while_reading else "ConnectTimeout"
+    assert caplog.messages == [f"JWKS fetch from {SANDBOX_JKU} failed: {error}"]
