@@ -341,3 +341,81 @@ def test_a_failed_jwks_request_is_logged_with_the_error_type(
     assert refusal(auth, mint()) == f"JWKS {SANDBOX_JKU} unavailable"
     error = "ConnectionError" if while_reading else "ConnectTimeout"
     assert caplog.messages == [f"JWKS fetch from {SANDBOX_JKU} failed: {error}"]
+
+
+# ------------------------------------------------------------------------------------------
+# claims: each time boundary, and what each refusal says
+# ------------------------------------------------------------------------------------------
+
+T = 1_800_000_000.0  # iat of the tokens below (epoch s); leeway 60 s, lifetime 300 s
+
+
+def at(now: float, **claims: Any) -> dict[str, Any]:
+    """verify() at ``now`` of a token issued at T: its claims, or the refusal's message."""
+    try:
+        return make_auth(leeway_s=60).verify(bearer(mint(now=T, **claims)), AUD, now=now)
+    except AuthError as exc:
+        return {"refused": str(exc)}
+
+
+def test_exp_is_honoured_up_to_the_leeway() -> None:
+    exp = T + 300
+    assert "jti" in at(exp + 59)
+    assert at(exp + 60) == {"refused": "token expired (exp)"}
+
+
+def test_iat_may_be_in_the_future_by_the_leeway() -> None:
+    assert "jti" in at(T - 60)
+    assert at(T - 61) == {"refused": "token issued in the future (iat)"}
+
+
+def test_nbf_is_honoured_with_the_leeway() -> None:
+    assert "jti" in at(T, nbf=T)
+    assert "jti" in at(T, nbf=T + 60)
+    assert at(T, nbf=T + 61) == {"refused": "token not yet valid (nbf)"}
+
+
+def test_exp_not_after_iat_is_named() -> None:
+    assert at(T, exp=T) == {"refused": "exp is not after iat"}
+
+
+@pytest.mark.parametrize(
+    ("exp", "message"),
+    [
+        (10**400, "claim exp is out of range"),
+        (float("inf"), "claim exp is not finite"),
+        ("soon", "claim exp missing or not a number"),
+    ],
+)
+def test_an_unusable_exp_is_named(exp: object, message: str) -> None:
+    assert at(T, exp=exp) == {"refused": message}
+
+
+@pytest.mark.parametrize(
+    ("aud", "message"),
+    [
+        ([], "claim aud missing or malformed"),
+        ([AUD, 1], "claim aud missing or malformed"),
+        (
+            "https://other.example.org",
+            f"aud 'https://other.example.org' does not match this endpoint {AUD!r}",
+        ),
+    ],
+)
+def test_a_wrong_aud_is_named(aud: object, message: str) -> None:
+    assert at(T, aud=aud) == {"refused": message}
+
+
+def test_jti_up_to_256_characters_is_accepted() -> None:
+    assert at(T, jti="j" * 256)["jti"] == "j" * 256
+    assert at(T, jti="j" * 257) == {"refused": "claim jti missing, empty or too long"}
+
+
+@pytest.mark.parametrize("jti", ["", 5, None])
+def test_an_empty_or_non_string_jti_is_refused(jti: object) -> None:
+    assert at(T, jti=jti) == {"refused": "claim jti missing, empty or too long"}
+
+
+@pytest.mark.parametrize("jti", ["caf\u00e9", "a\x01b", "a\tb"])
+def test_a_jti_of_other_than_printable_ascii_is_refused(jti: str) -> None:
+    assert at(T, jti=jti) == {"refused": "claim jti has characters other than printable ASCII"}

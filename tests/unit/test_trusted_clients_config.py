@@ -253,3 +253,33 @@ def test_an_rsa_key_with_a_stray_crv_member_is_usable() -> None:
     rsa_key = next(k for k in CRD_PUBLIC_JWKS["keys"] if k["kty"] == "RSA")
     client = load_one(jwks={"keys": [{**rsa_key, "crv": "P-256"}]})
     assert client.jwks is not None
+
+
+# ------------------------------------------------------------------------------------------
+# jku URLs
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["", " https://ehr.example.org/jwks.json", 5])
+def test_a_jku_must_be_a_url_string_without_surrounding_spaces(url: object) -> None:
+    client = TrustedClient(iss=SANDBOX_ISS, jku=(url,))  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match=r"^trusted client 0: field 'jku': \[0\] must be a non-empty URL string$"
+    ):
+        ClientAuthenticator([client])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://ehr.example.org/jwks.json",
+        "https://ehr.example.org/jwks.json#keys",
+        "https:///jwks.json",
+    ],
+)
+def test_a_jku_must_be_an_absolute_http_url_without_fragment(url: str) -> None:
+    refused(
+        rf"^trusted clients \(inline JSON\): entry 0: field 'jku': \[1\] {re.escape(repr(url))} "
+        r"is not an absolute http\(s\) URL without fragment$",
+        jku=[SANDBOX_JKU, url],
+    )
