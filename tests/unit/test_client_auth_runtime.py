@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ from cds_service.security.client_auth import (
     TrustedClient,
 )
 from tests.unit.test_security import (
+    _DROP,
     AUD,
     CRD_EC_PRIVATE,
     CRD_ISS,
@@ -39,6 +41,7 @@ from tests.unit.test_security import (
     make_auth,
     mint,
 )
+from tests.unit.test_security_checks import SANDBOX_HEADER, b64json, b64url, sandbox_payload, signed
 
 LOGGER = "cds_service.security.client_auth"
 
@@ -419,3 +422,56 @@ def test_an_empty_or_non_string_jti_is_refused(jti: object) -> None:
 @pytest.mark.parametrize("jti", ["caf\u00e9", "a\x01b", "a\tb"])
 def test_a_jti_of_other_than_printable_ascii_is_refused(jti: str) -> None:
     assert at(T, jti=jti) == {"refused": "claim jti has characters other than printable ASCII"}
+
+
+# ------------------------------------------------------------------------------------------
+# header and payload: what each refusal says
+# ------------------------------------------------------------------------------------------
+
+
+def sandbox_signed(header: Mapping[str, Any], **claims: Any) -> str:
+    """An ES384 token of the Sandbox with these header members and claims (``_DROP``: left out)."""
+    payload = {**sandbox_payload(time.time()), **claims}
+    merged = {**SANDBOX_HEADER, **header}
+    return signed(
+        {k: v for k, v in merged.items() if v is not _DROP},
+        {k: v for k, v in payload.items() if v is not _DROP},
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ({"kid": ""}, "kid header missing"),
+        ({"kid": _DROP}, "kid header missing"),
+        ({"crit": ["b64"], "b64": True}, "crit header not supported"),
+        ({"jku": 5}, "jku header is not a string"),
+    ],
+)
+def test_a_refused_header_is_named(header: dict[str, Any], message: str) -> None:
+    assert refusal(make_auth(), sandbox_signed(header)) == message
+
+
+HEADER = b64json({"alg": "ES384", "kid": "k"})
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("!!.e30.c2ln", "malformed JWT header (DecodeError)"),
+        (f"{HEADER}.{b64url(b'not json')}.c2ln", "malformed JWT payload (DecodeError)"),
+        (f"{HEADER}.{b64url(b'[1, 2]')}.c2ln", "malformed JWT payload (DecodeError)"),
+    ],
+)
+def test_a_malformed_token_is_named(token: str, message: str) -> None:
+    assert refusal(make_auth(), token) == message
+
+
+@pytest.mark.parametrize("iss", [_DROP, 5])
+def test_a_missing_or_non_string_iss_is_named(iss: object) -> None:
+    assert refusal(make_auth(), sandbox_signed({}, iss=iss)) == "claim iss missing or not a string"
+
+
+def test_the_audience_to_check_is_required() -> None:
+    with pytest.raises(ValueError, match=r"^audience must be the endpoint URL$"):
+        make_auth().verify(bearer(mint()), "")
