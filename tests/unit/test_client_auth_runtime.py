@@ -475,3 +475,56 @@ def test_a_missing_or_non_string_iss_is_named(iss: object) -> None:
 def test_the_audience_to_check_is_required() -> None:
     with pytest.raises(ValueError, match=r"^audience must be the endpoint URL$"):
         make_auth().verify(bearer(mint()), "")
+
+
+# ------------------------------------------------------------------------------------------
+# the Authorization header, keys and replays: what each refusal says
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "missing Authorization header"),
+        ("Basic dXNlcjpwdw==", "Authorization scheme is not Bearer"),
+        ("Bearer    ", "empty Bearer token"),
+        ("Bearer \u00a0\u00a0", "empty Bearer token"),
+        ("Bearer " + "x" * 16_384, "Bearer token is not a compact JWS"),  # the largest allowed
+        ("Bearer " + "x" * 16_385, "Bearer token too large"),
+    ],
+)
+def test_a_refused_authorization_header_is_named(header: str | None, message: str) -> None:
+    with pytest.raises(AuthError) as info:
+        make_auth().verify(header, AUD)
+    assert str(info.value) == message
+
+
+def test_key_and_replay_refusals_are_named() -> None:
+    auth = make_auth([TrustedClient(iss=CRD_ISS, jwks=CRD_PUBLIC_JWKS)])
+    rsa_kid = next(k["kid"] for k in CRD_PUBLIC_JWKS["keys"] if k["kty"] == "RSA")
+    assert refusal(auth, mint(CRD_EC_PRIVATE, iss=CRD_ISS, jku=_DROP, kid=rsa_kid)) == (
+        f"key {rsa_kid!r} of iss {CRD_ISS!r} does not fit alg ES384"
+    )
+    assert refusal(auth, mint(CRD_EC_PRIVATE, iss=CRD_ISS, jku=_DROP, kid="nope")) == (
+        f"unknown kid 'nope' for iss {CRD_ISS!r}"
+    )
+    token = mint(CRD_EC_PRIVATE, iss=CRD_ISS, jku=_DROP, jti="once")
+    assert auth.verify(bearer(token), AUD)
+    assert refusal(auth, token) == f"replayed jti 'once' from iss {CRD_ISS!r}"
+
+
+def test_a_jku_not_allowlisted_is_named() -> None:
+    other = "https://elsewhere.example.org/jwks.json"
+    assert refusal(make_auth(), mint(jku=other)) == (
+        f"jku {other!r} not allowlisted for iss {SANDBOX_ISS!r}"
+    )
+
+
+def test_an_accepted_token_is_logged_with_its_iss_kid_and_jti(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    auth = make_auth([TrustedClient(iss=CRD_ISS, jwks=CRD_PUBLIC_JWKS)])
+    assert auth.verify(bearer(mint(CRD_EC_PRIVATE, iss=CRD_ISS, jku=_DROP, jti="j-1")), AUD)
+    kid = CRD_EC_PRIVATE["kid"]
+    assert caplog.messages == [f"accepted client JWT iss={CRD_ISS!r} kid={kid!r} jti='j-1'"]
