@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -528,3 +529,75 @@ def test_an_accepted_token_is_logged_with_its_iss_kid_and_jti(
     assert auth.verify(bearer(mint(CRD_EC_PRIVATE, iss=CRD_ISS, jku=_DROP, jti="j-1")), AUD)
     kid = CRD_EC_PRIVATE["kid"]
     assert caplog.messages == [f"accepted client JWT iss={CRD_ISS!r} kid={kid!r} jti='j-1'"]
+
+
+# ------------------------------------------------------------------------------------------
+# the authenticator's and the replay cache's settings: defaults and limits
+# ------------------------------------------------------------------------------------------
+
+
+def test_default_leeway_is_60_s_and_default_lifetime_3600_s() -> None:
+    auth = make_auth()
+    assert auth.verify(bearer(mint(now=T)), AUD, now=T + 300 + 59)
+    assert refusal_at(auth, mint(now=T), T + 300 + 60) == "token expired (exp)"
+    assert auth.verify(bearer(mint(now=T, lifetime=3600)), AUD, now=T)
+    assert refusal_at(auth, mint(now=T, lifetime=3601), T) == (
+        "token lifetime 3601s exceeds maximum 3600s"
+    )
+
+
+def refusal_at(auth: ClientAuthenticator, token: str, now: float) -> str:
+    with pytest.raises(AuthError) as info:
+        auth.verify(bearer(token), AUD, now=now)
+    return str(info.value)
+
+
+def test_default_jwks_cache_lifetime_is_300_s() -> None:
+    clock = FakeClock()
+    adapter = FakeJwksAdapter({SANDBOX_JKU: SANDBOX_JWKS})
+    auth = make_auth(adapter=adapter, clock=clock)
+    assert auth.verify(bearer(mint()), AUD)
+    clock.value += 299
+    assert auth.verify(bearer(mint()), AUD)
+    assert len(adapter.calls) == 1
+    clock.value += 1
+    assert auth.verify(bearer(mint()), AUD)
+    assert len(adapter.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"algorithms": ()}, "algorithms must be a non-empty sequence of algorithm names"),
+        ({"algorithms": "ES384"}, "algorithms must be a non-empty sequence of algorithm names"),
+        (
+            {"algorithms": ("ES384", "HS256")},
+            "algorithm 'HS256' is not allowed: only asymmetric JWS algorithms (ES256, ES384, "
+            "ES512, RS256, RS384, RS512, PS256, PS384, PS512) may be used",
+        ),
+        ({"leeway_s": -1}, "leeway_s must be >= 0"),
+        ({"max_token_lifetime_s": 0}, "max_token_lifetime_s must be > 0"),
+        ({"jwks_timeout_s": 0}, "jwks_timeout_s must be > 0"),
+        ({"jwks_cache_ttl_s": -1}, "jwks_cache_ttl_s must be >= 0"),
+    ],
+)
+def test_an_unusable_setting_is_refused_by_name(setting: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{re.escape(message)}$"):
+        make_auth(**setting)
+
+
+def test_the_smallest_settings_are_usable() -> None:
+    auth = make_auth(leeway_s=0, max_token_lifetime_s=1, jwks_cache_ttl_s=0, jwks_timeout_s=0.01)
+    assert auth.verify(bearer(mint(now=T, lifetime=1)), AUD, now=T)
+
+
+def test_the_replay_cache_holds_at_least_one_and_100_000_by_default() -> None:
+    with pytest.raises(ValueError, match=r"^max_entries must be >= 1$"):
+        InMemoryReplayCache(max_entries=0)
+    single = InMemoryReplayCache(max_entries=1, clock=FakeClock(0.0))
+    assert single.seen_before("a", "iss", expires_at=10.0) is False
+    assert single.seen_before("a", "iss", expires_at=10.0) is True
+    default = InMemoryReplayCache(clock=FakeClock(0.0))
+    for number in range(100_001):
+        default.seen_before(str(number), "iss", expires_at=10.0 + number)
+    assert len(default) == 100_000
