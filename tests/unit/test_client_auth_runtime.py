@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -601,3 +602,11 @@ def test_the_replay_cache_holds_at_least_one_and_100_000_by_default() -> None:
     for number in range(100_001):
         default.seen_before(str(number), "iss", expires_at=10.0 + number)
     assert len(default) == 100_000
+
+
+def test_without_a_session_the_authenticator_fetches_with_its_own() -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on: the fetch is refused
+        probe.bind(("127.0.0.1", 0))
+        jku = f"http://127.0.0.1:{probe.getsockname()[1]}/jwks.json"
+    auth = ClientAuthenticator([TrustedClient(iss=SANDBOX_ISS, jku=(jku,))], jwks_timeout_s=5)
+    assert refusal(auth, mint(jku=jku)) == f"JWKS {jku} unavailable"

@@ -283,3 +283,30 @@ def test_a_jku_must_be_an_absolute_http_url_without_fragment(url: str) -> None:
         r"is not an absolute http\(s\) URL without fragment$",
         jku=[SANDBOX_JKU, url],
     )
+
+
+# ------------------------------------------------------------------------------------------
+# a TrustedClient built in code is checked like a loaded one
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("client", "message"),
+    [
+        (
+            TrustedClient(iss=SANDBOX_ISS, jku=[SANDBOX_JKU]),  # type: ignore[arg-type]
+            "field 'jku': must be a tuple of URLs",
+        ),
+        (
+            TrustedClient(iss=SANDBOX_ISS, jku=(SANDBOX_JKU, SANDBOX_JKU)),
+            "field 'jku': contains duplicates",
+        ),
+        (
+            TrustedClient(iss=SANDBOX_ISS, jku=(SANDBOX_JKU,), tenants=["a"]),  # type: ignore[arg-type]
+            "field 'tenants': must be a list of non-empty strings",
+        ),
+    ],
+)
+def test_a_client_built_in_code_is_checked(client: TrustedClient, message: str) -> None:
+    with pytest.raises(ValueError, match=rf"^trusted client 0: {re.escape(message)}$"):
+        ClientAuthenticator([client])
