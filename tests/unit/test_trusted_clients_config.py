@@ -305,6 +305,10 @@ def test_a_jku_must_be_an_absolute_http_url_without_fragment(url: str) -> None:
             TrustedClient(iss=SANDBOX_ISS, jku=(SANDBOX_JKU,), tenants=["a"]),  # type: ignore[arg-type]
             "field 'tenants': must be a list of non-empty strings",
         ),
+        (
+            TrustedClient(iss=SANDBOX_ISS, jku=(SANDBOX_JKU,), tenants=("a", "")),
+            "field 'tenants': must be a list of non-empty strings",
+        ),
     ],
 )
 def test_a_client_built_in_code_is_checked(client: TrustedClient, message: str) -> None:
