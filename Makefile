@@ -61,14 +61,16 @@ test: $(STAMP) fhir-servers browser-deps postgres bench-deps
 	$(BIN)/coverage run -m pytest -p randomly --randomly-seed=$(TEST_SEED)
 	$(BIN)/coverage report
 
-## mutation: on demand, not part of make test (slow): mutmut on the rules, the protocol layer and the
-## security module ([tool.mutmut] in pyproject.toml); MUTANTS='cds_service.security.client_auth*' narrows the run,
-## MUTATION_JOBS sets parallel children. Prints the score and every surviving mutant (docs/testing.md).
+## mutation: on demand, not part of make test (slow): mutmut on the security module, the rules and the
+## protocol layer ([tool.mutmut] in pyproject.toml); each mutant runs only the tests that execute
+## its function. MUTANTS='cds_service.security.*' narrows the run (a module, or one function:
+## 'cds_service.rules.series.*'); MUTATION_JOBS sets parallel children (1 on a shared machine).
+## Prints the score per module and every mutant not killed (docs/testing.md).
 MUTANTS ?=
-MUTATION_JOBS ?= 2
+MUTATION_JOBS ?= 1
 mutation: $(STAMP)
 	$(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
-	$(BIN)/mutmut results
+	$(BIN)/python scripts/mutation_report.py
 
 ## postgres: install PostgreSQL from Debian for the integration tests (skipped when present)
 postgres:
