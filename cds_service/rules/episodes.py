@@ -64,13 +64,3 @@ def episodes(courses: Iterable[MedicationCourse], gap_days: int, now: datetime) 
         else:
             chains.append(Episode(start, last, (course,)))
     return chains
-
-
-def current_episode(
-    courses: Iterable[MedicationCourse], gap_days: int, now: datetime, ended_within_days: int
-) -> Episode | None:
-    """The latest episode when it is current (open now or ended within the days given)."""
-    chains = episodes(courses, gap_days, now)
-    if chains and chains[-1].current(now, ended_within_days):
-        return chains[-1]
-    return None
