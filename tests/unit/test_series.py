@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -139,6 +140,66 @@ def test_describe_shows_the_converted_value_for_other_units() -> None:
     assert "g/L" in text
 
 
+def test_describe_prints_the_converted_value_and_uln_to_two_places() -> None:
+    """The whole line as a card prints it: the value converted to the rule's unit and the upper
+    limit rounded to two places (never three, never every digit the conversion produced)."""
+    bilirubin = lab(
+        "0.87654",
+        NOW,
+        unit="mg/dL",
+        uln="1.23456",
+        source="reference range",
+        reported=("14.99", "umol/L"),
+    )
+    assert series.describe(bilirubin, "Bilirubin") == (
+        f"Bilirubin 14.99 umol/L (= 0.88 mg/dL) on {NOW.date().isoformat()}"
+        f" (0.7{series.TIMES}ULN; ULN 1.23 mg/dL)"
+    )
+
+
+def test_describe_adds_no_conversion_when_reported_in_the_rules_unit() -> None:
+    text = series.describe(lab("112.5", NOW, source="reference range"), "ALT")
+    assert text == (f"ALT 112.5 U/L on {NOW.date().isoformat()} (2.8{series.TIMES}ULN; ULN 40 U/L)")
+
+
+def test_describe_with_a_zero_uln_says_no_upper_limit_is_known() -> None:
+    """A reference range with a high of 0 cannot give a multiple: said, not divided by."""
+    text = series.describe(lab(50, NOW, uln=0, source="reference range"), "ALT")
+    assert text == f"ALT 50 U/L on {NOW.date().isoformat()} (no upper limit of normal known)"
+
+
+def test_value_text_puts_the_comparator_before_the_value() -> None:
+    below = replace(lab("0.5", NOW, unit="mg/dL"), comparator="<")
+    assert series.value_text(below) == "< 0.5 mg/dL"
+    assert series.describe(below, "Bilirubin").startswith("Bilirubin < 0.5 mg/dL on ")
+    assert series.value_text(lab("0.5", NOW, unit="mg/dL")) == "0.5 mg/dL"
+
+
+@pytest.mark.parametrize(
+    ("value", "places", "text"),
+    [
+        ("1.2345", 2, "1.23"),
+        ("1.2345", None, "1.2345"),
+        ("2.500", None, "2.5"),
+        ("2.50", 1, "2.5"),
+        ("3.001", 2, "3"),
+        ("1E+2", None, "100"),
+        ("40", 2, "40"),
+        ("120", None, "120"),
+    ],
+)
+def test_fmt_number_rounds_only_when_asked_and_drops_trailing_zeros(
+    value: str, places: int | None, text: str
+) -> None:
+    assert series.fmt_number(Decimal(value), places) == text
+
+
+def test_times_uln_with_an_upper_limit_between_zero_and_one() -> None:
+    """Bilirubin in mg/dL has a ULN near 1: a ULN of 0.5 is a real limit, not a missing one."""
+    assert series.times_uln(lab("1.5", NOW, unit="mg/dL", uln="0.5")) == Decimal(3)
+    assert series.ratio_text(lab("1.5", NOW, unit="mg/dL", uln="0.5")) == f"3.0{series.TIMES}ULN"
+
+
 def test_describe_without_uln_or_date_says_so() -> None:
     text = series.describe(lab(90, None, uln=None), "ALT")
     assert "no upper limit of normal" in text
@@ -154,6 +215,14 @@ def test_default_uln_note_only_for_results_judged_on_the_default() -> None:
     assert "40" in notes[0]
 
 
+def test_default_uln_note_lists_each_default_once_in_order() -> None:
+    results = [lab(60, NOW), lab(70, NOW, uln=35), lab(80, NOW), lab(90, NOW, uln="33.5")]
+    assert series.default_uln_note(results, "ALT") == [
+        "ALT: no reference range on 4 result(s); the configured default ULN"
+        " (33.5 U/L, 35 U/L, 40 U/L) was used."
+    ]
+
+
 @pytest.mark.parametrize(
     ("days", "text"),
     [(0, "0 days"), (1, "1 day"), (13, "13 days"), (14, "2 weeks"), (111, "15 weeks")],
@@ -165,3 +234,17 @@ def test_duration_text_granularity(days: int, text: str) -> None:
 def test_duration_text_in_months_from_16_weeks() -> None:
     assert series.duration_text(NOW - 112 * DAY, NOW) == "3 months"
     assert series.duration_text(NOW - 245 * DAY, NOW) == "8 months"
+
+
+@pytest.mark.parametrize(
+    ("days", "text"),
+    [
+        (730, "23 months"),  # 23.98 months of 30.44 days
+        (731, "2 years"),  # 24.01 months: years from 24 months on
+        (1095, "2 years"),  # 2.998 years, rounded down
+        (1096, "3 years"),  # 3.0007 years (of 365.25 days)
+        (3653, "10 years"),
+    ],
+)
+def test_duration_text_in_years_from_24_months(days: int, text: str) -> None:
+    assert series.duration_text(NOW - days * DAY, NOW) == text

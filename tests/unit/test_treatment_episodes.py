@@ -8,12 +8,16 @@ g/L against 16 g/L; days are days before NOW.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from cds_service.patient.record import MedicationCourse
+from cds_service.patient.terminology import CodedConcept
 from cds_service.rules.aih_treatment import treatment_course
 from cds_service.rules.base import Finding
+from cds_service.rules.episodes import episodes, last_exposure
 from tests import factories as f
 from tests.rule_harness import build_record, configuration, outcome_of, run_rule
 
@@ -52,6 +56,69 @@ def chart(*courses: dict[str, Any], alts: tuple[tuple[float, int], ...] = ()) ->
         medication_requests=courses,
         conditions=(f.aih_condition(),),
     )
+
+
+# ---------------------------------------------------------------- episodes() and last_exposure()
+
+DAY = timedelta(days=1)
+
+
+def med(
+    start: datetime | None, end: datetime | None = None, status: str = "active"
+) -> MedicationCourse:
+    return MedicationCourse(
+        id=f"mr-{start}-{end}-{status}",
+        concept=CodedConcept(text="azathioprine"),
+        classes=frozenset({"thiopurine"}),
+        status=status,
+        start=start,
+        end=end,
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "counted"),
+    [
+        (f.NOW - 30 * DAY, True),
+        (f.NOW, True),  # starts today
+        (f.NOW + 12 * timedelta(hours=1), True),  # the EHR's clock a little ahead
+        (f.NOW + DAY, True),  # the whole day of clock skew allowed
+        (f.NOW + DAY + timedelta(seconds=1), False),  # beyond it: an order for later
+        (f.NOW + 2 * DAY, False),
+    ],
+    ids=["30-days-ago", "now", "in-12-hours", "in-1-day", "in-1-day-1-second", "in-2-days"],
+)
+def test_a_course_starting_up_to_a_day_after_now_is_part_of_an_episode(
+    start: datetime, counted: bool
+) -> None:
+    course = med(start)
+    chains = episodes([course], gap_days=180, now=f.NOW)
+    assert [c.members for c in chains] == ([(course,)] if counted else [])
+
+
+@pytest.mark.parametrize(
+    ("course", "last"),
+    [
+        (med(f.NOW - 30 * DAY), f.NOW),  # open: taken now
+        (med(f.NOW - 30 * DAY, end=f.NOW + 30 * DAY), f.NOW),  # open until a later end
+        (med(f.NOW - 30 * DAY, end=f.NOW - 10 * DAY), f.NOW - 10 * DAY),  # active, period over
+        (med(f.NOW - 30 * DAY, end=f.NOW - 10 * DAY, status="completed"), f.NOW - 10 * DAY),
+        (med(f.NOW - 30 * DAY, end=f.NOW + 5 * DAY, status="stopped"), f.NOW),  # stopped early
+        (med(f.NOW - 30 * DAY, status="completed"), f.NOW - 30 * DAY),  # one exposure: its start
+        (med(None), None),
+    ],
+    ids=[
+        "open",
+        "open-until-later",
+        "active-period-over",
+        "completed",
+        "stopped-end-ahead",
+        "completed-no-end",
+        "undated",
+    ],
+)
+def test_last_exposure(course: MedicationCourse, last: datetime | None) -> None:
+    assert last_exposure(course, f.NOW) == last
 
 
 # ---------------------------------------------------------------- T0 and episodes
