@@ -36,7 +36,7 @@ class Model:
 
 MODELS = (
     Model("gthread 4 threads, no gate", {"CDS_THREADS": "4", "CDS_CPU_GATE": "off"}),
-    Model("gthread 8 threads, CPU gate", {"CDS_THREADS": "8", "CDS_CPU_GATE": "on"}),
+    Model("gthread 16 threads, CPU gate", {"CDS_THREADS": "16", "CDS_CPU_GATE": "on"}),
     Model("sync (CDS_THREADS=1)", {"CDS_THREADS": "1"}, "sync"),
 )
 

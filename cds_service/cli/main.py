@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", help="default: host of CDS_BIND (127.0.0.1)")
     serve.add_argument("--port", type=int, help="default: port of CDS_BIND (8080)")
     serve.add_argument("--workers", type=int, help="default: CDS_WORKERS (2)")
-    serve.add_argument("--threads", type=int, help="default: CDS_THREADS (8)")
+    serve.add_argument("--threads", type=int, help="default: CDS_THREADS (16)")
 
     evaluate = commands.add_parser("evaluate", help="run one hook request file and print the cards")
     evaluate.add_argument("request", type=Path)

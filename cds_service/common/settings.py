@@ -86,7 +86,7 @@ class Settings:
     otel_service_name: str = "aih-cds"
     bind: str = "127.0.0.1:8080"
     workers: int = 2
-    threads: int = 8
+    threads: int = 16
     # With threads > 1: hook calls in one worker compute one at a time, in arrival order, and
     # let go while they wait on a FHIR server (ops/cpu_gate.py). Off: threads share the GIL freely.
     cpu_gate: bool = True

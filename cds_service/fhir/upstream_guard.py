@@ -49,7 +49,7 @@ class HostGuard:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_calls = max_calls
-        # Default: half as many as may be in progress (threads / 2 + threads / 4 of 8 threads).
+        # Default: half as many as may be in progress (with 16 threads: 8 fetching, 4 waiting).
         self.max_waiting = max(1, max_calls // 2) if max_waiting is None else max_waiting
         self.failures_to_open = failures_to_open
         self.open_s = open_s

@@ -1,7 +1,7 @@
 """gunicorn configuration shared by ``aih-cds serve`` and ``deploy/gunicorn.conf.py``.
 
 Read by gunicorn as a configuration module: the names below are gunicorn settings. Workers are
-gthread with ``CDS_THREADS`` > 1 (the default, 8: a call may wait on a slow FHIR server, and
+gthread with ``CDS_THREADS`` > 1 (the default, 16: a call may wait on a slow FHIR server, and
 threads keep the worker answering meanwhile), where the application holds a per-process CPU gate
 (``ops/cpu_gate.py``, CDS_CPU_GATE) so that its calls compute one at a time, in arrival order, as
 in a sync worker, and overlap only their waits; sync with ``CDS_THREADS=1`` (an EHR that always
@@ -55,7 +55,12 @@ forwarded_allow_ips = ",".join(_settings.trusted_proxies)
 # A hook call is bounded by CDS_FHIR_TIMEOUT_S; 30 s only catches a stuck worker.
 timeout = 30
 graceful_timeout = 20
-keepalive = 5
+# No keep-alive: a gthread worker keeps every connection it accepted, so with keep-alive one
+# worker may serve most of a client's connections while another idles (151 against 14 calls in
+# one benchmark run), and CPU-bound calls queue on the busy worker's gate. Closing after each
+# answer lets every call go to whichever worker accepts first (as sync workers do); the TLS
+# proxy in front keeps its own connections to the EHR.
+keepalive = 0
 # The application logs every request itself (text or JSON, with the request id).
 accesslog = None
 preload_app = True

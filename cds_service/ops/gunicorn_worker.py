@@ -67,7 +67,7 @@ class SecureHeadersSyncWorker(SyncWorker):  # type: ignore[misc] # gunicorn has 
 
 
 class SecureHeadersThreadWorker(ThreadWorker):  # type: ignore[misc] # gunicorn has no type hints
-    """``CDS_THREADS`` > 1 (the default, 8): calls wait on FHIR servers side by side; the CPU gate
+    """``CDS_THREADS`` > 1 (the default, 16): calls wait on FHIR servers side by side; the CPU gate
     (ops/cpu_gate.py) lets one compute at a time."""
 
     def init_process(self) -> None:

@@ -49,7 +49,7 @@ def test_default_is_gated_threads_with_everything_the_configuration_did_before(
 ) -> None:
     conf = configuration(tmp_path)
     assert issubclass(worker_class(conf), ThreadWorker)  # with the CPU gate (ops/cpu_gate.py)
-    assert (conf["threads"], conf["workers"]) == (8, 2)
+    assert (conf["threads"], conf["workers"]) == (16, 2)
     assert conf["wsgi_app"] == "cds_service:create_app({'serving_processes': 2})"
     assert conf["preload_app"] is True
     assert conf["control_socket_disable"] is True
