@@ -140,14 +140,6 @@ class Spool:
         with self._transaction() as connection:
             return connection.execute("SELECT 1 FROM entry LIMIT 1").fetchone() is None
 
-    def holds_any(self, card_uuids: Iterable[str]) -> bool:
-        keys = [(uuid,) for uuid in card_uuids]
-        with self._transaction() as connection:
-            return any(
-                connection.execute("SELECT 1 FROM card WHERE uuid = ?", key).fetchone()
-                for key in keys
-            )
-
     def payloads_holding(self, card_uuids: Iterable[str]) -> list[dict[str, Any]]:
         """The entries (payloads) that hold any of these cards."""
         keys = sorted(set(card_uuids))

@@ -48,11 +48,11 @@ def test_spool_keeps_order_and_survives_reopening(tmp_path: Path) -> None:
         spool.append(entry(f"c{n}"), [f"c{n}"])
     reopened = Spool(tmp_path, max_entries=10, max_age_s=60)  # a restarted process
     assert uuids_of(reopened) == ["c0", "c1", "c2"]
-    assert reopened.holds_any(["x", "c1"])
-    assert not reopened.holds_any(["x"])
+    assert [p["cards"][0]["uuid"] for p in reopened.payloads_holding(["x", "c1"])] == ["c1"]
+    assert reopened.payloads_holding(["x"]) == []
     reopened.remove(item.id for item in reopened.head(2))
     assert uuids_of(spool) == ["c2"]
-    assert not spool.holds_any(["c0", "c1"])
+    assert spool.payloads_holding(["c0", "c1"]) == []
 
 
 def test_full_spool_keeps_the_oldest_and_counts_the_dropped(tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ def test_entries_past_the_age_limit_are_dropped_and_counted(tmp_path: Path) -> N
     assert spool.expire() == 1
     assert uuids_of(spool) == ["young"]
     assert spool.status().dropped == 1
-    assert not spool.holds_any(["old"])
+    assert spool.payloads_holding(["old"]) == []
 
 
 def test_default_spool_directory_is_per_database(tmp_path: Path) -> None:
