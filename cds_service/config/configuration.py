@@ -515,8 +515,8 @@ def _placeholder(vs_id: str) -> ValueSet:
 def _load_valuesets(directory: Path, problems: Problems) -> dict[str, ValueSet]:
     files: dict[str, ValueSetFile] = {}
     broken_urls = []
-    for path in sorted(directory.glob("*.json")):
-        broken_urls.append(_raw_url(path))  # dropped below once the file loads
+    paths = sorted(directory.glob("*.json"))
+    for path in paths:
         with problems.collect():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
@@ -528,12 +528,10 @@ def _load_valuesets(directory: Path, problems: Problems) -> dict[str, ValueSet]:
             files[loaded["id"]] = ValueSetFile(
                 path, valueset_from_fhir(loaded), include_references(loaded.get("compose"))
             )
-            broken_urls.pop()
+        if path.stem not in files:  # its problem is reported: includes of it fail quietly
+            broken_urls.append(_raw_url(path))
     composed = compose_valuesets(files, problems, broken_urls)
-    return {
-        path.stem: composed.get(path.stem) or _placeholder(path.stem)
-        for path in sorted(directory.glob("*.json"))
-    }
+    return {path.stem: composed.get(path.stem) or _placeholder(path.stem) for path in paths}
 
 
 def _raw_url(path: Path) -> str:
