@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -411,11 +411,14 @@ def load_configuration(cards_dir: Path, registry: Mapping[str, RuleSpec]) -> Con
         sources = _load_sources(cards_dir / EVIDENCE_FILE)
     warnings: list[str] = []
     context = _RuleContext(registry, snippets, sources, warnings, problems)
-    rules = _load_rules(cards_dir / "rules", context)
+    rule_paths = sorted((cards_dir / "rules").glob("*.yaml"))
+    # a rule whose file has a problem is reported there, not again where it is named
+    rule_files = {path.stem for path in rule_paths}
+    rules = _load_rules(rule_paths, rule_files, context)
     if loaded_terminology is not None:
         for rule in rules.values():
             _check_terminology_references(rule, *loaded_terminology, problems)
-    services = _load_services(cards_dir / "services", rules, problems)
+    services = _load_services(cards_dir / "services", rules, rule_files, problems)
     problems.raise_if_any()
     if loaded_terminology is None or sources is None:  # pragma: no cover - reported above
         raise ConfigError(cards_dir, "-", "the terminology or evidence file has a problem")
@@ -629,17 +632,19 @@ class _RuleContext:
     problems: Problems
 
 
-def _load_rules(directory: Path, context: _RuleContext) -> dict[str, RuleConfig]:
+def _load_rules(
+    paths: Sequence[Path], rule_files: Collection[str], context: _RuleContext
+) -> dict[str, RuleConfig]:
     """Every rule file that has no problem; the problems of the others are collected."""
     problems = context.problems
     rules: dict[str, RuleConfig] = {}
-    for path in sorted(directory.glob("*.yaml")):
+    for path in paths:
         before = len(problems.errors)
         with problems.collect():
             rule = _load_rule(path, context)
             if rule is not None and len(problems.errors) == before:
                 rules[rule.id] = rule
-    _check_supersedes(rules, {p.stem for p in directory.glob("*.yaml")}, problems)
+    _check_supersedes(rules, rule_files, problems)
     return rules
 
 
@@ -968,11 +973,12 @@ def _check_template(path: Path, where: str, text: str, allowed: frozenset[str]) 
 
 
 def _load_services(
-    directory: Path, rules: Mapping[str, RuleConfig], problems: Problems
+    directory: Path,
+    rules: Mapping[str, RuleConfig],
+    rule_files: Collection[str],
+    problems: Problems,
 ) -> dict[str, ServiceConfig]:
     services: dict[str, ServiceConfig] = {}
-    # a rule whose file has a problem is reported there, not again for every service naming it
-    rule_files = {path.stem for path in (directory.parent / "rules").glob("*.yaml")}
     for path in sorted(directory.glob("*.yaml")):
         with problems.collect():
             service = _load_service(path, rules, rule_files, problems)
