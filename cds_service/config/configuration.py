@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -844,25 +844,40 @@ def _check_supersedes(
                 pending.extend(rules[current].supersedes)
 
 
+# Parameters that name terminology, by the suffix of their name: (suffixes, kind).
+_TERMINOLOGY_PARAMETERS = (
+    (("_valueset", "_valuesets"), "value set"),
+    (("_analyte",), "analyte"),
+    (("_class", "_classes"), "drug class"),
+)
+
+
+def terminology_parameters(params: Mapping[str, Any]) -> Iterator[tuple[str, str, list[str]]]:
+    """(parameter, kind, names) of each parameter named ``*_valueset(s)`` / ``*_analyte`` /
+    ``*_class(es)``: the value sets, analytes or drug classes a rule reads by configuration."""
+    for name, value in params.items():
+        for suffixes, kind in _TERMINOLOGY_PARAMETERS:
+            if name.endswith(suffixes):
+                yield name, kind, [str(v) for v in (value if isinstance(value, list) else [value])]
+                break
+
+
 def _check_terminology_references(
     rule: RuleConfig,
     terminology: Terminology,
     analytes: Mapping[str, Analyte],
     problems: Problems,
 ) -> None:
-    """Parameters named ``*_valueset(s)`` / ``*_class(es)`` / ``*_analyte`` must name a loaded
-    value set / drug class / analyte, so a typo stops start-up instead of failing a request."""
-    for name, value in rule.params.items():
-        known: Collection[str]
-        if name.endswith(("_valueset", "_valuesets")):
-            known, kind = terminology.valuesets.keys(), "value set"
-        elif name.endswith("_analyte"):
-            known, kind = analytes.keys(), "analyte"
-        elif name.endswith(("_class", "_classes")):
-            known, kind = terminology.drug_classes.keys(), "drug class"
-        else:
-            continue
-        for item in value if isinstance(value, list) else [value]:
+    """Every name a terminology parameter gives must be a loaded value set / analyte / drug
+    class, so a typo stops start-up instead of failing a request."""
+    known_by_kind: dict[str, Collection[str]] = {
+        "value set": terminology.valuesets.keys(),
+        "analyte": analytes.keys(),
+        "drug class": terminology.drug_classes.keys(),
+    }
+    for name, kind, items in terminology_parameters(rule.params):
+        known = known_by_kind[kind]
+        for item in items:
             if item not in known:
                 problems.add(rule.file, f"parameters.{name}", unknown(kind, item, known))
 

@@ -8,7 +8,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from cds_service.config.configuration import Configuration, RuleConfig
+from cds_service.config.configuration import Configuration, RuleConfig, terminology_parameters
 from cds_service.patient.terminology import ValueSet, code_key, normalise_system
 
 
@@ -99,11 +99,10 @@ def _how(config: Configuration, valueset: ValueSet, system: str, code: str) -> s
 
 def _terminology_read(rule: RuleConfig) -> set[str]:
     """Value sets, drug classes and analytes the rule names in its parameters or reads by name."""
-    named: set[str] = set(rule.spec.terminology)
-    for name, value in rule.params.items():
-        if name.endswith(("_valueset", "_valuesets", "_analyte", "_class", "_classes")):
-            named.update(value if isinstance(value, list) else [value])
-    return {str(n) for n in named}
+    named = {str(n) for n in rule.spec.terminology}
+    for _name, _kind, items in terminology_parameters(rule.params):
+        named.update(items)
+    return named
 
 
 def _rule_label(rule: RuleConfig) -> str:
