@@ -66,13 +66,9 @@ class Engine:
         self.clock = clock
         self.new_uuid = new_uuid
         self.builder = RecordBuilder(config.terminology, config.analytes)
-        # the codes rules may read Observations by (cds_service/patient/selection.py)
-        self.codes_read = CodeIndex.of(
-            [
-                *config.terminology.valuesets.values(),
-                *(a.valueset for a in config.analytes.values()),
-            ]
-        )
+        # the codes rules may read Observations by (cds_service/patient/selection.py): every
+        # value set of the configuration (the analytes' among them)
+        self.codes_read = CodeIndex.of(config.terminology.valuesets.values())
 
     def service(self, service_id: str) -> ServiceConfig:
         service = self.config.services.get(service_id)
