@@ -41,9 +41,8 @@ workers = _settings.workers
 # CDS_WORKERS instead.)
 wsgi_app = f"cds_service:create_app({{'serving_processes': {workers}}})"
 threads = _settings.threads
-# sync: the kernel hands each new connection to an idle worker (no keep-alive), so a worker never
-# queues calls behind its own busy thread while another worker is free.
-# Either class also puts the security headers on the answers gunicorn writes itself (431, 400).
+# gthread (with the CPU gate) for several threads, sync for one (docstring above); either class
+# also puts the security headers on the answers gunicorn writes itself (431, 400).
 worker_class = (
     "cds_service.ops.gunicorn_worker.SecureHeadersSyncWorker"
     if threads == 1

@@ -48,28 +48,24 @@ def error_answer(status: int, reason: str, *, hsts: bool) -> bytes:
     return (head + "\r\n").encode("latin-1") + body
 
 
-def install_error_writer() -> None:
-    """In this worker process, gunicorn's own error answers go through ``error_answer``."""
-    hsts = wants_hsts(Settings.load().public_base_url)
+class SecureHeaders:
+    """Mixed into a gunicorn worker class: in its process, gunicorn's own error answers go
+    through ``error_answer``."""
 
-    def write_error(sock: Any, status_int: int, reason: str, _mesg: str) -> None:
-        util.write_nonblock(sock, error_answer(int(status_int), str(reason), hsts=hsts))
+    def init_process(self) -> None:
+        hsts = wants_hsts(Settings.load().public_base_url)
 
-    util.write_error = write_error  # this worker process only: its own answers
+        def write_error(sock: Any, status_int: int, reason: str, _mesg: str) -> None:
+            util.write_nonblock(sock, error_answer(int(status_int), str(reason), hsts=hsts))
+
+        util.write_error = write_error  # this worker process only: its own answers
+        super().init_process()  # type: ignore[misc] # the gunicorn worker class mixed with
 
 
-class SecureHeadersSyncWorker(SyncWorker):  # type: ignore[misc] # gunicorn has no type hints
+class SecureHeadersSyncWorker(SecureHeaders, SyncWorker):  # type: ignore[misc] # untyped gunicorn
     """``CDS_THREADS=1``: one call per process (an EHR that always sends prefetch)."""
 
-    def init_process(self) -> None:
-        install_error_writer()
-        super().init_process()
 
-
-class SecureHeadersThreadWorker(ThreadWorker):  # type: ignore[misc] # gunicorn has no type hints
+class SecureHeadersThreadWorker(SecureHeaders, ThreadWorker):  # type: ignore[misc] # untyped
     """``CDS_THREADS`` > 1 (the default, 16): calls wait on FHIR servers side by side; the CPU gate
     (ops/cpu_gate.py) lets one compute at a time."""
-
-    def init_process(self) -> None:
-        install_error_writer()
-        super().init_process()
