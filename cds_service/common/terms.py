@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 
 def term_pattern(terms: Iterable[str], *, whole_word: bool = True) -> re.Pattern[str] | None:
     """Any of ``terms``, starting at a word start; with ``whole_word`` also ending at a word end
     (otherwise "inhal" matches inhaler and inhalation). None when there are no terms."""
+    # Rules ask for their configured lists once per course per call: built once per list.
+    return _compiled(tuple(terms), whole_word)
+
+
+@lru_cache(maxsize=256)
+def _compiled(terms: tuple[str, ...], whole_word: bool) -> re.Pattern[str] | None:
     cleaned = sorted({t.strip() for t in terms if t.strip()}, key=len, reverse=True)
     if not cleaned:
         return None

@@ -27,6 +27,7 @@ ICD10_SYSTEMS = frozenset({"http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/
 # K74.60 and K74.69, O26 covers O26.8 and O26.891.
 DESCENDANTS_EXTENSION = "urn:aih-cds:includes-descendants"
 _ICD10_CATEGORY_LENGTH = 3
+_MAX_MEMO = 4096  # concepts remembered by Terminology.classes_of
 
 
 def normalise_system(system: str) -> str:
@@ -253,6 +254,9 @@ class Terminology:
     default_course_gap_days: int = 30
     course_gap_days_by_class: Mapping[str, int] = field(default_factory=dict)
     routes: RoutePolicy = field(default_factory=RoutePolicy)
+    _classes_memo: dict[CodedConcept, frozenset[str]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def valueset(self, vs_id: str) -> ValueSet:
         return self.valuesets[vs_id]
@@ -265,11 +269,20 @@ class Terminology:
         return max(gaps, default=self.default_course_gap_days)
 
     def classes_of(self, concept: CodedConcept) -> frozenset[str]:
-        return frozenset(
-            cid
-            for cid, drug_class in self.drug_classes.items()
-            if drug_class.matches(concept, name_fallback=self.name_fallback)
-        )
+        # A chart names few drugs many times (30 orders, a handful of products): each concept
+        # is matched against every class once. Bounded, forgotten wholesale when full.
+        memo = self._classes_memo
+        found = memo.get(concept)
+        if found is None:
+            found = frozenset(
+                cid
+                for cid, drug_class in self.drug_classes.items()
+                if drug_class.matches(concept, name_fallback=self.name_fallback)
+            )
+            if len(memo) >= _MAX_MEMO:
+                memo.clear()
+            memo[concept] = found
+        return found
 
     def short_name(self, concept: CodedConcept, drug_class: str) -> str:
         """A short drug name for summaries: "azathioprine" rather than "Imuran 50 MG Oral

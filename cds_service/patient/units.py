@@ -14,11 +14,13 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 
 
+@lru_cache(maxsize=1024)  # a few dozen spellings recur in every chart; each costs ~1 us
 def normalise_unit(unit: str) -> str:
     """Without spaces, case-folded, micro signs (U+00B5, U+03BC) as ``u`` and the
     multiplication sign as ``x``."""
