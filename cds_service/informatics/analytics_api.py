@@ -10,7 +10,6 @@ from flask import Blueprint, Response, request
 
 from cds_service.common.errors import BadRequest
 from cds_service.informatics.analytics import ReportScope, feedback_report
-from cds_service.informatics.override_plot import override_rate_svg
 from cds_service.web.api import json_response, runtime
 
 analytics_bp = Blueprint("analytics", __name__)
@@ -24,6 +23,10 @@ def feedback_json() -> Response:
 
 @analytics_bp.get("/analytics/feedback/override-rate.svg")
 def override_rate_plot() -> Response:
+    # matplotlib (with numpy, ~55 MB per worker) is loaded by the first plot, not at start-up:
+    # most workers never draw one.
+    from cds_service.informatics.override_plot import override_rate_svg  # noqa: PLC0415
+
     scope = ReportScope.of(runtime().authenticate(request))
     svg = override_rate_svg(feedback_report(runtime().store, _since(), scope=scope))
     return Response(svg, mimetype="image/svg+xml")
