@@ -2,12 +2,13 @@
 it, one thread per worker (sync).
 
     .venv/bin/python -m bench.worker_models [--rounds 2] [--duration 5] [--connections 8]
+                                            [--chart large small]
 
 Each model is started in turn under gunicorn (the shipped configuration, 2 workers, the same
-settings as ``python -m bench``) and loaded with wrk on the large chart (order-sign and
-patient-view, full prefetch); the models are interleaved round by round so that the load of a
-shared machine falls on all of them alike. Prints p50, p99 and p99/p50 of every run; judges
-nothing.
+settings as ``python -m bench``) and loaded with wrk on the large and/or small chart
+(``--chart``; order-sign and patient-view, full prefetch); the models are interleaved round by
+round so that the load of a shared machine falls on all of them alike. Prints p50, p99 and
+p99/p50 of every run; judges nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.patients import hook_request, large_patient, today
+from bench.patients import hook_request, large_patient, small_patient, today
 from bench.processes import stop_process_group
 from bench.run import LOG_DIR, SERVICES, call, require_wrk, start_service, wrk
 
@@ -34,6 +35,7 @@ class Model:
     worker_class: str | None = None
 
 
+CHARTS = {"large": large_patient, "small": small_patient}
 MODELS = (
     Model("gthread 4 threads, no gate", {"CDS_THREADS": "4", "CDS_CPU_GATE": "off"}),
     Model("gthread 16 threads, CPU gate", {"CDS_THREADS": "16", "CDS_CPU_GATE": "on"}),
@@ -65,7 +67,7 @@ def measure(
     rows = []
     try:
         for hook, body in bodies.items():
-            url = f"{service.base_url}/cds-services/{SERVICES[hook]}"
+            url = f"{service.base_url}/cds-services/{SERVICES[hook.split()[-1]]}"
             call(url, body)  # answers 200 (else BenchError)
             wrk(wrk_path, url, args.connections, 1, workdir, body=body)  # warm-up, not kept
             result = wrk(wrk_path, url, args.connections, args.duration, workdir, body=body)
@@ -73,7 +75,7 @@ def measure(
             rows.append(
                 {
                     "model": model.name,
-                    "scenario": f"large {hook}",
+                    "scenario": hook,
                     "connections": args.connections,
                     "requests_per_s": round(result["requests"] / result["duration_us"] * 1e6, 1),
                     "p50_ms": round(latency["p50"] / 1000, 1),
@@ -93,17 +95,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--chart", choices=sorted(CHARTS), nargs="+", default=["large"])
     parser.add_argument("--output", type=Path, help="also write the rows as JSON")
     args = parser.parse_args(argv)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    patient = large_patient(today())
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="aih-bench-models-") as tmp:
         workdir = Path(tmp)
         bodies = {}
-        for hook, service_id in SERVICES.items():
-            bodies[hook] = workdir / f"large-{hook}.json"
-            bodies[hook].write_text(json.dumps(hook_request(patient, service_id)))
+        for chart in args.chart:
+            patient = CHARTS[chart](today())
+            for hook, service_id in SERVICES.items():
+                bodies[f"{chart} {hook}"] = workdir / f"{chart}-{hook}.json"
+                bodies[f"{chart} {hook}"].write_text(json.dumps(hook_request(patient, service_id)))
         print("round | model | scenario | req/s | p50 ms | p99 ms | p99/p50 | errors")
         for round_number in range(1, args.rounds + 1):
             for model in MODELS:
