@@ -140,35 +140,34 @@ def import_through(
     return importlib.import_module(name)
 
 
-def test_the_finder_imports_the_source_when_the_hash_differs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+# (package, why the source runs): a build of an older source (its extension is never opened),
+# or a build of this source whose extension cannot be loaded
+FALLBACKS = [
+    ("stalepkg", "the compiled build is stale (mod.py changed"),
+    ("brokenpkg", "the compiled module failed to load"),
+]
+
+
+@pytest.mark.parametrize(("package_name", "why"), FALLBACKS)
+def test_the_finder_falls_back_to_the_source_and_says_why(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    package_name: str,
+    why: str,
 ) -> None:
-    package, _digest = make_module(tmp_path, "stalepkg", "ANSWER = 42\n")
-    build = compiled.Build("0" * 64, {"stalepkg.mod": tmp_path / f"mod{SUFFIX}"})
-    finder = compiled.CompiledFinder({"stalepkg.mod": build})
+    package, digest = make_module(tmp_path, package_name, "ANSWER = 42\n")
+    name = f"{package_name}.mod"
+    extension = tmp_path / f"mod{SUFFIX}"
+    extension.write_bytes(b"not a shared object")
+    recorded = "0" * 64 if package_name == "stalepkg" else digest
+    finder = compiled.CompiledFinder({name: compiled.Build(recorded, {name: extension})})
     with caplog.at_level(logging.WARNING, "cds_service.compiled"):
-        module = import_through(finder, "stalepkg.mod", monkeypatch, tmp_path)
+        module = import_through(finder, name, monkeypatch, tmp_path)
     assert module.ANSWER == 42
     assert module.__file__ == str(package / "mod.py")
-    assert finder.status["stalepkg.mod"].startswith("pure Python: the compiled build is stale")
-    assert "stalepkg.mod: the compiled build is stale (mod.py changed" in caplog.text
-
-
-def test_an_extension_that_fails_to_load_falls_back_to_the_source(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    package, digest = make_module(tmp_path, "brokenpkg", "ANSWER = 7\n")
-    broken = tmp_path / f"mod{SUFFIX}"
-    broken.write_bytes(b"not a shared object")
-    finder = compiled.CompiledFinder(
-        {"brokenpkg.mod": compiled.Build(digest, {"brokenpkg.mod": broken})}
-    )
-    with caplog.at_level(logging.WARNING, "cds_service.compiled"):
-        module = import_through(finder, "brokenpkg.mod", monkeypatch, tmp_path)
-    assert module.ANSWER == 7
-    assert module.__file__ == str(package / "mod.py")
-    assert finder.status["brokenpkg.mod"].startswith("pure Python: the compiled module failed")
-    assert "brokenpkg.mod: the compiled module failed to load" in caplog.text
+    assert finder.status[name].startswith("pure Python: " + why.partition(" (")[0])
+    assert f"{name}: {why}" in caplog.text
 
 
 def test_a_manifest_for_another_interpreter_is_not_used(tmp_path: Path) -> None:
