@@ -37,6 +37,7 @@ SWITCH = "AIH_CDS_COMPILE"  # "0": never load (nor build) compiled modules
 DIRECTORY = "AIH_CDS_COMPILED_DIR"  # where the build is; default <repository>/build/mypyc
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
+NOT_BUILT = "not built (make compiled)"
 
 
 def build_directory() -> Path:
@@ -61,19 +62,22 @@ def read_manifest(directory: Path) -> dict[str, Build] | str:
     try:
         manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return "not built (make compiled)"
+        return NOT_BUILT
     except (OSError, ValueError) as error:
         return f"unreadable manifest: {error}"
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("suffix") != suffix:
-        return f"built for another interpreter ({manifest.get('suffix')}, this one {suffix})"
-    return {
-        name: Build(
-            source_sha256=entry["source_sha256"],
-            extensions={k: directory / v for k, v in entry["extensions"].items()},
-        )
-        for name, entry in manifest["modules"].items()
-    }
+    try:
+        if manifest["format"] != MANIFEST_FORMAT or manifest["suffix"] != suffix:
+            return f"built for another interpreter ({manifest['suffix']}, this one {suffix})"
+        return {
+            name: Build(
+                source_sha256=str(entry["source_sha256"]),
+                extensions={k: directory / v for k, v in entry["extensions"].items()},
+            )
+            for name, entry in manifest["modules"].items()
+        }
+    except (KeyError, TypeError, AttributeError) as error:
+        return f"unreadable manifest: {error!r}"
 
 
 class _ExtensionOrSource(importlib.abc.Loader):
@@ -172,8 +176,8 @@ def install() -> None:
     directory = build_directory()
     builds = read_manifest(directory)
     if isinstance(builds, str):
-        if "interpreter" in builds or "unreadable" in builds:
-            log.warning("compiled modules not used: %s", builds)
+        if builds != NOT_BUILT:  # not built: the normal case without a compiler, said by make
+            log.warning("compiled modules not used, %s: running the pure-Python modules", builds)
         return
     finder = CompiledFinder(builds)
     _installed.append(finder)

@@ -170,13 +170,21 @@ def test_the_finder_falls_back_to_the_source_and_says_why(
     assert f"{name}: {why}" in caplog.text
 
 
-def test_a_manifest_for_another_interpreter_is_not_used(tmp_path: Path) -> None:
-    (tmp_path / compiled.MANIFEST).write_text(
-        json.dumps({"format": 1, "suffix": ".cpython-39-x86_64-linux-gnu.so", "modules": {}}),
-        encoding="utf-8",
-    )
-    assert "another interpreter" in str(compiled.read_manifest(tmp_path))
-    assert compiled.read_manifest(tmp_path / "absent") == "not built (make compiled)"
+@pytest.mark.parametrize(
+    ("manifest", "why"),
+    [
+        ({"format": 1, "suffix": ".cpython-39-x86_64-linux-gnu.so", "modules": {}}, "another"),
+        ({"format": 1, "suffix": SUFFIX, "modules": {MODULE: {"extensions": {}}}}, "unreadable"),
+        ({"format": 1, "suffix": SUFFIX, "modules": []}, "unreadable"),
+        ([], "unreadable"),
+    ],
+)
+def test_a_manifest_this_interpreter_cannot_use_is_refused(
+    tmp_path: Path, manifest: Any, why: str
+) -> None:
+    (tmp_path / compiled.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    assert why in str(compiled.read_manifest(tmp_path))
+    assert compiled.read_manifest(tmp_path / "absent") == compiled.NOT_BUILT
 
 
 BUILD_SCRIPT = [sys.executable, str(REPO / "scripts" / "build_compiled.py"), str(SOURCE)]
