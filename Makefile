@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the modules compiled with mypyc when possible (see `compiled` below)
+COMPILED_SOURCES := cds_service/fhir/fastcheck.py
+COMPILED := build/mypyc/manifest.json
 
 .PHONY: run test lint typecheck unit venv clean fhir-servers browser-deps postgres bench-deps mutation
+.PHONY: compiled compiler-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +16,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+venv: $(STAMP) $(COMPILED)
+
+## compiled: mypyc builds of pure-Python hot spots into build/mypyc/ (docs/performance.md), made by
+## venv, test, run and bench. Optional: with AIH_CDS_COMPILE=0, or without a C compiler or the Python
+## headers, the script says so and the pure-Python modules run. Rebuilt when a source is newer than
+## the build; a build whose source has changed is never loaded (cds_service/common/compiled.py).
+$(COMPILED): $(STAMP) $(COMPILED_SOURCES) scripts/build_compiled.py
+	@$(BIN)/python scripts/build_compiled.py $(COMPILED_SOURCES)
+
+compiled: $(COMPILED)
+
+## compiler-deps: gcc (and Debian's Python headers for Debian's python3) so make test runs the
+## compiled modules (skipped when present)
+compiler-deps:
+	sh scripts/install-compiler.sh $(PYTHON)
 
 ## fhir-servers: install the local FHIR test servers (Medplum via npm ci, SEKMET in its own venv)
 fhir-servers:
@@ -35,6 +53,8 @@ $(RUN_STAMP): pyproject.toml
 run:
 	@PORT=$(PORT) FHIR_PORT=$(FHIR_PORT) scripts/check-ports.sh
 	@$(MAKE) --no-print-directory $(RUN_STAMP)
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then \
+	    $(MAKE) --no-print-directory $(COMPILED); fi
 	@scripts/install-fhir-servers.sh medplum
 	PORT=$(PORT) FHIR_PORT=$(FHIR_PORT) scripts/run-demo.sh
 
@@ -52,7 +72,7 @@ TEST_SEED ?= $(shell printf '%d' 0x$$(git rev-parse HEAD 2>/dev/null | cut -c1-7
 
 ## test: set up (every install happens here, none inside a test), then lint, type-check and run
 ## every test with coverage
-test: $(STAMP) fhir-servers browser-deps postgres bench-deps
+test: $(STAMP) compiler-deps $(COMPILED) fhir-servers browser-deps postgres bench-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy cds_service
@@ -80,8 +100,8 @@ postgres:
 ## against the local Medplum FHIR server); writes bench/results/latest.json and prints the table.
 ## BENCH_ARGS=--quick for a short run.
 .PHONY: bench
-bench: $(STAMP) fhir-servers bench-deps
+bench: $(STAMP) $(COMPILED) fhir-servers bench-deps
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) build/mypyc .pytest_cache .mypy_cache .ruff_cache .coverage

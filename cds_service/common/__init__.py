@@ -1,2 +1,3 @@
 """Building blocks with no knowledge of hooks, FHIR or rules: errors, dates, numbers,
-JSON parsing, settings. Imports nothing else from cds_service."""
+JSON parsing, settings, the loader of optional compiled (mypyc) modules. Imports nothing else
+from cds_service."""
