@@ -4,11 +4,12 @@ it, one thread per worker (sync).
     .venv/bin/python -m bench.worker_models [--rounds 2] [--duration 5] [--connections 8]
                                             [--chart large small]
 
-Each model is started in turn under gunicorn (the shipped configuration, 2 workers, the same
-settings as ``python -m bench``) and loaded with wrk on the large and/or small chart
-(``--chart``; order-sign and patient-view, full prefetch); the models are interleaved round by
-round so that the load of a shared machine falls on all of them alike. Prints p50, p99 and
-p99/p50 of every run; judges nothing.
+Each model (threads without the gate; threads with it at Python's 5 ms GIL switch interval
+and at the shipped 1 ms, CDS_GIL_SWITCH_MS; sync) is started in turn under gunicorn (the
+shipped configuration, 2 workers, the same settings as ``python -m bench``) and loaded with wrk
+on the large and/or small chart (``--chart``; order-sign and patient-view, full prefetch); the
+models are interleaved round by round so that the load of a shared machine falls on all of
+them alike. Prints p50, p99 and p99/p50 of every run; judges nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ class Model:
 CHARTS = {"large": large_patient, "small": small_patient}
 MODELS = (
     Model("gthread 4 threads, no gate", {"CDS_THREADS": "4", "CDS_CPU_GATE": "off"}),
-    Model("gthread 16 threads, CPU gate", {"CDS_THREADS": "16", "CDS_CPU_GATE": "on"}),
+    Model(
+        "gthread 16 threads, CPU gate, 5 ms GIL switch",
+        {"CDS_THREADS": "16", "CDS_CPU_GATE": "on", "CDS_GIL_SWITCH_MS": "5"},
+    ),
+    Model("gthread 16 threads, CPU gate (shipped: 1 ms switch)", {"CDS_THREADS": "16"}),
     Model("sync (CDS_THREADS=1)", {"CDS_THREADS": "1"}, "sync"),
 )
 

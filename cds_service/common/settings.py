@@ -90,6 +90,9 @@ class Settings:
     # With threads > 1: hook calls in one worker compute one at a time, in arrival order, and
     # let go while they wait on a FHIR server (ops/cpu_gate.py). Off: threads share the GIL freely.
     cpu_gate: bool = True
+    # How often (ms) a gthread worker's running thread offers the GIL to another (Python: 5 ms);
+    # see ops/gunicorn_worker.py. Sync workers keep Python's default.
+    gil_switch_ms: float = 1.0
     # log and state on cards what a strict R4B check finds; never drops data (fhir_strict.py)
     strict_fhir_report: bool = False
     bench_echo: bool = False  # POST /bench/echo for the load benchmark's ceiling (bench/ only)
@@ -126,6 +129,8 @@ class Settings:
             raise SettingsError("CDS_FHIR_TIMEOUT_S must be > 0")
         if self.fhir_max_calls_per_host < 0:
             raise SettingsError("CDS_FHIR_MAX_CALLS_PER_HOST must be >= 0 (0: automatic)")
+        if not 0.1 <= self.gil_switch_ms <= 100:
+            raise SettingsError("CDS_GIL_SWITCH_MS must be 0.1 to 100")
         if self.fhir_max_pages < 1:
             raise SettingsError("CDS_FHIR_MAX_PAGES must be >= 1")
         if self.max_request_bytes < 1024:

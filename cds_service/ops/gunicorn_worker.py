@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 from gunicorn import util
@@ -69,3 +70,13 @@ class SecureHeadersSyncWorker(SecureHeaders, SyncWorker):  # type: ignore[misc] 
 class SecureHeadersThreadWorker(SecureHeaders, ThreadWorker):  # type: ignore[misc] # untyped
     """``CDS_THREADS`` > 1 (the default, 16): calls wait on FHIR servers side by side; the CPU gate
     (ops/cpu_gate.py) lets one compute at a time."""
+
+    def init_process(self) -> None:
+        # How often the running thread offers the GIL to another (CDS_GIL_SWITCH_MS, 1 ms;
+        # Python's default is 5 ms). The worker's main thread accepts connections and closes
+        # answered ones, and each time it needs the GIL it waits for the computing call to offer
+        # it: at 5 ms those waits delay accepting and calls queue unevenly between the workers
+        # (small chart, 8 connections: p99 3-5x p50; at 1 ms 2.0-2.8x; bench.worker_models). The
+        # CPU gate lets one thread compute at a time, so switching more often costs little.
+        sys.setswitchinterval(Settings.load().gil_switch_ms / 1000)  # this worker process only
+        super().init_process()
