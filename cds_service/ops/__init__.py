@@ -1,2 +1,3 @@
-"""Operations: logging, metrics, tracing and the gunicorn configuration.
+"""Operations: logging, metrics, tracing, the gunicorn configuration and worker classes (CPU gate,
+lingering close).
 May import: common."""

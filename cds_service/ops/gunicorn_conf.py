@@ -58,7 +58,8 @@ graceful_timeout = 20
 # worker may serve most of a client's connections while another idles (151 against 14 calls in
 # one benchmark run), and CPU-bound calls queue on the busy worker's gate. Closing after each
 # answer lets every call go to whichever worker accepts first (as sync workers do); the TLS
-# proxy in front keeps its own connections to the EHR.
+# proxy in front keeps its own connections to the EHR. (gunicorn's wait for the client to close
+# after the answer runs off the accept loop: ops/lingering_close.py.)
 keepalive = 0
 # The application logs every request itself (text or JSON, with the request id).
 accesslog = None

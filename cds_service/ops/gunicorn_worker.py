@@ -24,6 +24,7 @@ from gunicorn.workers.sync import SyncWorker
 from cds_service.common.errors import operation_outcome
 from cds_service.common.security_headers import HSTS, SECURITY_HEADERS, wants_hsts
 from cds_service.common.settings import Settings
+from cds_service.ops.lingering_close import LingeringCloser
 
 log = logging.getLogger(__name__)
 # The FHIR issue type per status gunicorn answers with; anything else is "invalid".
@@ -63,11 +64,21 @@ class SecureHeaders:
         super().init_process()  # type: ignore[misc] # the gunicorn worker class mixed with
 
 
-class SecureHeadersSyncWorker(SecureHeaders, SyncWorker):  # type: ignore[misc] # untyped gunicorn
+class LingerInBackground:
+    """Mixed into a gunicorn worker class: answered connections wait for their client to close
+    in a background thread (ops/lingering_close.py), not in the thread that accepts: a client
+    that kept its connection open held the worker for 2 s."""
+
+    def init_process(self) -> None:
+        util.close_graceful = LingeringCloser().close  # this worker process only
+        super().init_process()  # type: ignore[misc] # the gunicorn worker class mixed with
+
+
+class SecureHeadersSyncWorker(SecureHeaders, LingerInBackground, SyncWorker):  # type: ignore[misc]
     """``CDS_THREADS=1``: one call per process (an EHR that always sends prefetch)."""
 
 
-class SecureHeadersThreadWorker(SecureHeaders, ThreadWorker):  # type: ignore[misc] # untyped
+class SecureHeadersThreadWorker(SecureHeaders, LingerInBackground, ThreadWorker):  # type: ignore[misc] # untyped
     """``CDS_THREADS`` > 1 (the default, 16): calls wait on FHIR servers side by side; the CPU gate
     (ops/cpu_gate.py) lets one compute at a time."""
 
