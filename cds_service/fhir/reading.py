@@ -106,6 +106,8 @@ class ReadResult:
 
     def unread_elements(self, resource_type: str) -> list[str]:
         """Unusable elements the readers of this resource type would have used."""
+        if not self.unusable:
+            return []  # the common case, asked for every resource read
         read = READ_ELEMENTS.get(resource_type, frozenset())
         return sorted({path.split(".")[0] for path in self.unusable} & read)
 
