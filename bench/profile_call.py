@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import pstats
 import statistics
@@ -76,6 +77,7 @@ def main() -> None:
         answer = client.post(url, data=body, headers=headers)
         if answer.status_code != 200 or not answer.get_json()["cards"]:
             raise SystemExit(f"no cards: {answer.status_code} {answer.get_data(as_text=True)}")
+    gc.freeze()  # as the gunicorn configuration does before forking (ops/gunicorn_conf.py)
     times, cpu = [], []
     for _ in range(args.calls):
         start, start_cpu = time.perf_counter(), time.process_time()
