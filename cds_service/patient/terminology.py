@@ -28,6 +28,7 @@ ICD10_SYSTEMS = frozenset({"http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/
 DESCENDANTS_EXTENSION = "urn:aih-cds:includes-descendants"
 _ICD10_CATEGORY_LENGTH = 3
 _MAX_MEMO = 4096  # concepts remembered by Terminology.classes_of
+_MAX_MEMO_TEXT = 500  # characters of names and text a remembered concept may carry
 
 
 def normalise_system(system: str) -> str:
@@ -270,7 +271,8 @@ class Terminology:
 
     def classes_of(self, concept: CodedConcept) -> frozenset[str]:
         # A chart names few drugs many times (30 orders, a handful of products): each concept
-        # is matched against every class once. Bounded, forgotten wholesale when full.
+        # is matched against every class once. Bounded: short concepts only, at most _MAX_MEMO,
+        # forgotten wholesale when full.
         memo = self._classes_memo
         found = memo.get(concept)
         if found is None:
@@ -279,9 +281,10 @@ class Terminology:
                 for cid, drug_class in self.drug_classes.items()
                 if drug_class.matches(concept, name_fallback=self.name_fallback)
             )
-            if len(memo) >= _MAX_MEMO:
-                memo.clear()
-            memo[concept] = found
+            if sum(map(len, concept.texts())) <= _MAX_MEMO_TEXT:
+                if len(memo) >= _MAX_MEMO:
+                    memo.clear()
+                memo[concept] = found
         return found
 
     def short_name(self, concept: CodedConcept, drug_class: str) -> str:

@@ -20,10 +20,22 @@ from typing import Any
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 
 
-@lru_cache(maxsize=1024)  # a few dozen spellings recur in every chart; each costs ~1 us
 def normalise_unit(unit: str) -> str:
     """Without spaces, case-folded, micro signs (U+00B5, U+03BC) as ``u`` and the
     multiplication sign as ``x``."""
+    # A few dozen spellings recur in every chart: short ones are remembered (bounded).
+    return _remembered(unit) if len(unit) <= _REMEMBERED_LENGTH else _normalised(unit)
+
+
+_REMEMBERED_LENGTH = 40
+
+
+@lru_cache(maxsize=1024)
+def _remembered(unit: str) -> str:
+    return _normalised(unit)
+
+
+def _normalised(unit: str) -> str:
     text = unicodedata.normalize("NFKC", unit).replace("\u03bc", "u").replace("\u00d7", "x")
     return "".join(text.split()).casefold()
 
