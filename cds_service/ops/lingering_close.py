@@ -1,19 +1,19 @@
-"""Closing answered connections without holding a gthread worker's accept loop.
+"""Closing answered connections without holding the thread that accepts new ones.
 
 gunicorn closes a connection that is not kept alive "gracefully" (RFC 9112 section 9.6): it
 half-closes its side, then reads until the client closes too, up to 2 s, so that request bytes
 still on their way do not make the kernel answer with a reset that could destroy the response.
 A gthread worker does this on its main thread, the one that accepts connections and hands
-finished calls back: a client that reads its answer and keeps the connection open stops the
-whole worker for 2 s (measured: two such clients delayed other calls by 1.7 and 2.0 s;
-``tests/security/test_lingering_close.py``). With keep-alive off (the shipped configuration)
-every answer ends this way.
+finished calls back, and a sync worker in its only thread: a client that reads its answer and
+keeps the connection open stops the whole worker for 2 s (measured: two such clients delayed
+other calls by 1.7 and 2.0 s; ``tests/security/test_lingering_close.py``). With keep-alive off
+(the shipped configuration) every answer ends this way.
 
 ``LingeringCloser.close`` half-closes at once and leaves the waiting to one background thread
 per worker process, which watches every lingering connection together (a selector) and closes
 each when its client closes, when it has read ``max_drain`` bytes, or at its deadline. The
-accept loop never waits. Bounded: at most ``max_connections`` linger; beyond that a connection
-is closed at once (what gunicorn did before graceful closing).
+thread that accepts never waits. Bounded: at most ``max_connections`` linger; beyond that a
+connection is closed at once (what gunicorn did before graceful closing).
 """
 
 from __future__ import annotations
