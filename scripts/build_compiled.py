@@ -12,8 +12,8 @@ cds_service/common/compiled.py loads an extension only while its source still ha
 
 from __future__ import annotations
 
-import hashlib
 import importlib.machinery
+import importlib.util
 import json
 import os
 import shlex
@@ -21,12 +21,30 @@ import shutil
 import sys
 import sysconfig
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
-SWITCH = "AIH_CDS_COMPILE"
-# AIH_CDS_COMPILED_DIR: where the build goes (and where the service looks for it)
-BUILD = Path(os.environ.get("AIH_CDS_COMPILED_DIR") or ROOT / "build" / "mypyc").resolve()
 PREFIX = "make compiled:"
+
+
+def _manifest_contract() -> ModuleType:
+    """cds_service/common/compiled.py, the reader of what this script writes (switch, build
+    directory, manifest format, source hash), loaded by path: it imports only the standard
+    library, while importing the cds_service package would build the application and may load
+    the very extension being rebuilt."""
+    spec = importlib.util.spec_from_file_location(
+        "_aih_cds_compiled", ROOT / "cds_service" / "common" / "compiled.py"
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{PREFIX} cds_service/common/compiled.py not found")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+COMPILED = _manifest_contract()
+BUILD = COMPILED.build_directory().resolve()  # AIH_CDS_COMPILED_DIR, else build/mypyc
 
 
 def missing_tools() -> str | None:
@@ -54,7 +72,7 @@ def build(sources: list[str]) -> dict[str, dict[str, object]]:
     import setuptools  # noqa: PLC0415 - optional (see missing_tools)
     from mypyc.build import mypycify  # noqa: PLC0415
 
-    hashes = {s: hashlib.sha256((ROOT / s).read_bytes()).hexdigest() for s in sources}
+    hashes = {s: COMPILED.source_hash(ROOT / s) for s in sources}
     extensions = []
     for source in sources:  # one extension per module: each can be used (or not) on its own
         extensions += mypycify(
@@ -82,8 +100,8 @@ def build(sources: list[str]) -> dict[str, dict[str, object]]:
 
 def main(sources: list[str]) -> int:
     shutil.rmtree(BUILD, ignore_errors=True)  # skipped or failed: no build, not an old one
-    if os.environ.get(SWITCH, "").strip() == "0":
-        print(f"{PREFIX} skipped ({SWITCH}=0): the pure-Python modules run")
+    if os.environ.get(COMPILED.SWITCH, "").strip() == "0":
+        print(f"{PREFIX} skipped ({COMPILED.SWITCH}=0): the pure-Python modules run")
         return 0
     reason = missing_tools()
     if reason is not None:
@@ -93,12 +111,12 @@ def main(sources: list[str]) -> int:
     os.chdir(ROOT)  # mypyc names the modules after their paths from here
     modules = build(sources)
     manifest = {
-        "format": 1,
+        "format": COMPILED.MANIFEST_FORMAT,
         "suffix": importlib.machinery.EXTENSION_SUFFIXES[0],
         "python": sys.version.split()[0],
         "modules": modules,
     }
-    (BUILD / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (BUILD / COMPILED.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     print(f"{PREFIX} {', '.join(modules)} compiled with mypyc into {BUILD}")
     return 0
 
