@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,33 @@ def _no_inherited_metrics_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     PROMETHEUS_MULTIPROC_DIR for the whole process; no later test may inherit it (its /metrics
     would read that directory instead of the process's counters)."""
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+
+
+class _UndeclaredReads(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.rules: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        rule = getattr(record, "undeclared_read", None)
+        if rule is not None:
+            self.rules.append(str(rule))
+
+
+@pytest.fixture(autouse=True)
+def _rules_read_only_what_they_declare(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A rule that reads an Observation value set or analyte it does not declare still gets
+    its card in production (the engine reads the whole chart again and logs an error); in the
+    tests it fails the test that made it happen, unless the test is about that fallback."""
+    handler = _UndeclaredReads()
+    engine_log = logging.getLogger("cds_service.hooks.engine")
+    engine_log.addHandler(handler)
+    try:
+        yield
+    finally:
+        engine_log.removeHandler(handler)
+    if handler.rules and request.node.get_closest_marker("undeclared_read") is None:
+        pytest.fail(f"rules read terminology they do not declare: {sorted(set(handler.rules))}")
 
 
 def deterministic_uuids() -> Callable[[], str]:

@@ -352,6 +352,14 @@ class RuleConfig:
     description: str = ""
     phrases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
+    def terminology_read(self) -> set[str]:
+        """Value sets, drug classes and analytes the rule names in its parameters or reads by
+        name (``RuleSpec.terminology``): the only terminology whose Observations it may read."""
+        named = {str(n) for n in self.spec.terminology}
+        for _name, _kind, items in terminology_parameters(self.params):
+            named.update(items)
+        return named
+
 
 @dataclass(frozen=True)
 class ServiceConfig:

@@ -22,7 +22,13 @@ from cds_service.patient.record import (
     RecordInputs,
     SkippedResource,
 )
-from cds_service.patient.selection import CodeIndex, observations_rules_may_read
+from cds_service.patient.selection import (
+    CodeIndex,
+    ObservationSelection,
+    UndeclaredRead,
+    observations_rules_may_read,
+)
+from cds_service.patient.terminology import ValueSet
 from cds_service.rules.base import Finding, RuleInput
 
 log = logging.getLogger(__name__)
@@ -66,9 +72,11 @@ class Engine:
         self.clock = clock
         self.new_uuid = new_uuid
         self.builder = RecordBuilder(config.terminology, config.analytes)
-        # the codes rules may read Observations by (cds_service/patient/selection.py): every
-        # value set of the configuration (the analytes' among them)
+        # the codes any rule may read Observations by (cds_service/patient/selection.py): every
+        # value set of the configuration (the analytes' among them); a call reads only those of
+        # the rules it triggers (selection_for), this is its fallback
         self.codes_read = CodeIndex.of(config.terminology.valuesets.values())
+        self._selections: dict[frozenset[str], ObservationSelection] = {}
 
     def service(self, service_id: str) -> ServiceConfig:
         service = self.config.services.get(service_id)
@@ -119,29 +127,42 @@ class Engine:
                 )
             )
             rules = [r for r in rules if r.spec.triggered(drafts, request.hook, r.params)]
-        record = self.builder.build(_inputs(request, data, self.codes_read))
-        # (a prefetched Medication left out is met twice: by the drafts and by the record)
-        record.skipped[:0] = [item for item in skipped if item not in record.skipped]
-        gaps = _record_gaps(record, data, needed)
-        if self.strict_report:
-            resources = [
-                *request.selected_resources,
-                *(r for rs in data.resources.values() for r in rs),
-            ]
-            note = strict_note(resources)
-            if note:
-                gaps.append(note)
+        charts = _Charts(
+            builder=self.builder,
+            everything=self.codes_read,
+            request=request,
+            data=data,
+            needed=needed,
+            draft_skipped=skipped,
+            strict_note=self._strict_note(request, data),
+        )
+        selection = self.selection_for(rules)
         now = self.clock()
         targets = link_targets(request.patient_id) if link_targets else {}
         for rule in rules:
-            finding = self._evaluate(rule, record, drafts, request, now)
+            try:
+                chart = charts.read(selection)
+                finding = self._evaluate(rule, chart.record, drafts, request, now)
+            except UndeclaredRead as undeclared:
+                # A missing declaration must cost time, never a card: the rule is answered
+                # from every Observation, and the error names what to declare.
+                log.exception(
+                    "rule %s read the %s %r without declaring it (RuleSpec.terminology or a "
+                    "*_valueset/*_analyte parameter); evaluated again on the whole chart",
+                    rule.id,
+                    undeclared.kind,
+                    undeclared.name,
+                    extra={"undeclared_read": rule.id},
+                )
+                chart = charts.read(None)
+                finding = self._evaluate(rule, chart.record, drafts, request, now)
             if finding is None:
                 continue
             card = render_card(
                 finding,
                 rule,
                 patient_id=request.patient_id,
-                data_gaps=gaps,
+                data_gaps=chart.gaps,
                 new_uuid=self.new_uuid,
                 link_targets=targets,
                 sources=self.config.sources,
@@ -151,6 +172,20 @@ class Engine:
                 evaluation.cards.append(IssuedCard(card, rule.id, finding.outcome, rule.mode))
         evaluation.cards = _apply_precedence(evaluation.cards, self.config.rules)
         return evaluation
+
+    def selection_for(self, rules: list[RuleConfig]) -> ObservationSelection:
+        """The Observations the rules declare they read (remembered per set of rules)."""
+        key = frozenset(rule.id for rule in rules)
+        selection = self._selections.get(key)
+        if selection is None:
+            selection = self._selections[key] = _declared_selection(self.config, rules)
+        return selection
+
+    def _strict_note(self, request: HookRequest, data: ResolvedData) -> str | None:
+        if not self.strict_report:
+            return None
+        resources = [*request.selected_resources, *(r for v in data.resources.values() for r in v)]
+        return strict_note(resources) or None
 
     def _evaluate(
         self,
@@ -189,9 +224,66 @@ def _needed(rules: list[RuleConfig]) -> set[str]:
     return needed
 
 
+@dataclass(frozen=True)
+class _Chart:
+    record: PatientRecord
+    gaps: list[str]  # what every card of the call names as missing or unread
+
+
+class _Charts:
+    """The call's record, built once per selection: the one its rules declare, and the whole
+    chart only if a rule reads beyond its declaration."""
+
+    def __init__(
+        self,
+        *,
+        builder: RecordBuilder,
+        everything: CodeIndex,
+        request: HookRequest,
+        data: ResolvedData,
+        needed: set[str],
+        draft_skipped: list[SkippedResource],
+        strict_note: str | None,
+    ) -> None:
+        self.builder, self.everything = builder, everything
+        self.request, self.data, self.needed = request, data, needed
+        self.draft_skipped, self.strict_note = draft_skipped, strict_note
+        self._built: dict[frozenset[str] | None, _Chart] = {}
+
+    def read(self, selection: ObservationSelection | None) -> _Chart:
+        key = selection.valuesets if selection is not None else None
+        chart = self._built.get(key)
+        if chart is None:
+            index = selection.index if selection is not None else self.everything
+            record = self.builder.build(_inputs(self.request, self.data, index), selection)
+            # (a prefetched Medication left out is met twice: by the drafts and by the record)
+            record.skipped[:0] = [i for i in self.draft_skipped if i not in record.skipped]
+            gaps = _record_gaps(record, self.data, self.needed)
+            if self.strict_note:
+                gaps.append(self.strict_note)
+            chart = self._built[key] = _Chart(record, gaps)
+        return chart
+
+
+def _declared_selection(config: Configuration, rules: list[RuleConfig]) -> ObservationSelection:
+    """The value sets the rules name (an analyte by its value set), with those they include."""
+    valuesets = config.terminology.valuesets
+    names: set[str] = set().union(*(rule.terminology_read() for rule in rules))
+    pending = [
+        config.analytes[name].valueset.id if name in config.analytes else name for name in names
+    ]
+    chosen: dict[str, ValueSet] = {}
+    while pending:
+        valueset = valuesets.get(pending.pop())
+        if valueset is not None and valueset.id not in chosen:  # drug classes are not
+            chosen[valueset.id] = valueset
+            pending.extend(valueset.includes)
+    return ObservationSelection.of(chosen.values(), config.analytes.values())
+
+
 def _inputs(request: HookRequest, data: ResolvedData, codes_read: CodeIndex) -> RecordInputs:
     patients = [p for p in data.of_type("Patient") if p.get("id") == request.patient_id]
-    # Only Observations some value set selects are checked and built (read what rules need).
+    # Only Observations the index selects are checked and built (read what rules need).
     observations, unread = observations_rules_may_read(
         _for_patient(data.of_type("Observation"), request.patient_id), codes_read
     )

@@ -8,7 +8,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from cds_service.config.configuration import Configuration, RuleConfig, terminology_parameters
+from cds_service.config.configuration import Configuration, RuleConfig
 from cds_service.patient.terminology import ValueSet, code_key, normalise_system
 
 
@@ -69,7 +69,7 @@ def _membership(config: Configuration, valueset: ValueSet, system: str, code: st
     analytes = tuple(sorted(a.id for a in config.analytes.values() if a.valueset.id == valueset.id))
     names = {valueset.id, *classes, *analytes}
     rules = tuple(
-        _rule_label(rule) for rule in config.rules.values() if names & _terminology_read(rule)
+        _rule_label(rule) for rule in config.rules.values() if names & rule.terminology_read()
     )
     return Membership(
         valueset.id,
@@ -95,14 +95,6 @@ def _how(config: Configuration, valueset: ValueSet, system: str, code: str) -> s
         "",
     )
     return f"below {ancestor}" if ancestor else "listed"
-
-
-def _terminology_read(rule: RuleConfig) -> set[str]:
-    """Value sets, drug classes and analytes the rule names in its parameters or reads by name."""
-    named = {str(n) for n in rule.spec.terminology}
-    for _name, _kind, items in terminology_parameters(rule.params):
-        named.update(items)
-    return named
 
 
 def _rule_label(rule: RuleConfig) -> str:

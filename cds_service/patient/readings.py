@@ -62,6 +62,7 @@ class Reading:
 
 def readings_in(record: PatientRecord, valueset: ValueSet) -> list[Reading]:
     """Readings whose code is in ``valueset``, oldest first (undated first)."""
+    record.require_valueset(valueset.id)
     elements: list[_CodedElement] | None = record.derived.get("coded_elements")
     if elements is None:  # codes parsed once per record: several rules ask for other value sets
         elements = record.derived["coded_elements"] = _coded_elements(record.observation_resources)

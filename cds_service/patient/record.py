@@ -16,6 +16,7 @@ from cds_service.fhir.reading import read_resource
 from cds_service.patient.clinical_sex import ClinicalSex, clinical_sex
 from cds_service.patient.dosing import NO_DOSAGE, Dosage, read_dosage
 from cds_service.patient.routes import ROUTE_NOT_RECORDED, Route
+from cds_service.patient.selection import ObservationSelection
 from cds_service.patient.terminology import Analyte, CodedConcept, Terminology, ValueSet
 from cds_service.patient.units import comparator_of
 
@@ -289,16 +290,31 @@ class PatientRecord:
     observation_resources: list[Mapping[str, Any]] = field(default_factory=list)
     # values derived once per request by readers of the record (e.g. all readings), by name
     derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # the Observations read for the call's rules (cds_service/patient/selection.py); None: all.
+    # Every reader of Observations below asks it first, so a read of terminology no rule
+    # declared raises UndeclaredRead instead of answering "no result".
+    selection: ObservationSelection | None = None
+
+    def require_valueset(self, valueset_id: str) -> None:
+        if self.selection is not None:
+            self.selection.require_valueset(valueset_id)
+
+    def require_analyte(self, analyte: str) -> None:
+        if self.selection is not None:
+            self.selection.require_analyte(analyte)
 
     def lab_series(self, analyte: str) -> list[LabResult]:
+        self.require_analyte(analyte)
         return self.labs.get(analyte, [])
 
     def qualitative_results(self, analyte: str) -> list[QualitativeResult]:
+        self.require_analyte(analyte)
         return self.qualitative.get(analyte, [])
 
     def unread_results(self, analyte: str, since: datetime | None = None) -> list[UnreadResult]:
         """Results of ``analyte`` that were not interpreted (unknown unit), dated from ``since``
         on when given, oldest first."""
+        self.require_analyte(analyte)
         found = [
             r
             for r in self.uninterpreted
@@ -316,8 +332,16 @@ class PatientRecord:
         self, terminology: Terminology, valueset_ids: Iterable[str]
     ) -> list[ObservedCode]:
         """Resulted Observations coded in any of the value sets, oldest first."""
+        valueset_ids = list(valueset_ids)
+        for valueset_id in valueset_ids:
+            self.require_valueset(valueset_id)
         codes = frozenset().union(*(terminology.valueset(vs).codes for vs in valueset_ids))
         return [o for o in self.observed if not codes.isdisjoint(o.code.keys)]
+
+    def coded_in(self, valueset: ValueSet) -> list[CodedObservation]:
+        """Observations with a coded answer whose code is in ``valueset``, oldest first."""
+        self.require_valueset(valueset.id)
+        return [o for o in self.coded if o.code.in_valueset(valueset)]
 
     def courses_in(self, drug_class: str) -> list[MedicationCourse]:
         return [c for c in self.courses if drug_class in c.classes]
@@ -402,8 +426,12 @@ class RecordBuilder:
 
     # -- public
 
-    def build(self, inputs: RecordInputs) -> PatientRecord:
-        record = PatientRecord(patient_id=inputs.patient_id)
+    def build(
+        self, inputs: RecordInputs, selection: ObservationSelection | None = None
+    ) -> PatientRecord:
+        """The record of ``inputs``; ``selection`` names the Observations they were chosen by
+        (their readers refuse anything else), None when they are every Observation."""
+        record = PatientRecord(patient_id=inputs.patient_id, selection=selection)
         patient = self._read(inputs.patient, record) if inputs.patient is not None else None
         if patient is not None:
             record.patient_known = True

@@ -15,6 +15,11 @@ for. This module indexes an Observation by its ``code`` without checking it, and
 
 What is left out is counted for the log, never named on the card: it was not read, and a
 problem in a resource no rule reads is not a gap in the decision (docs/reading-policy.md).
+
+A hook call narrows this to the rules it triggers (``ObservationSelection``): a rule declares the
+terminology it reads (``RuleSpec.terminology`` and its ``*_valueset``/``*_analyte`` parameters),
+and the record refuses a read of a value set or analyte outside the selection
+(``UndeclaredRead``), so an undeclared read can never pass as "no result".
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cds_service.patient.terminology import ValueSet, code_key
+from cds_service.patient.terminology import Analyte, ValueSet, code_key
 
 # Elements whose content a reader may use beside the Observation's own code (see readings.py).
 _NESTED_READINGS = ("component", "hasMember", "contained")
@@ -48,6 +53,45 @@ class CodeIndex:
         if not self.keys.isdisjoint(keys):
             return True
         return any(vs.matches_keys(keys) for vs in self.with_descendants)
+
+
+class UndeclaredRead(LookupError):
+    """A rule read Observations of a value set or analyte its call did not select: a missing
+    declaration, never a clinical answer (the engine reads the whole chart again)."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} {name!r} was not selected for reading")
+        self.kind = kind
+        self.name = name
+
+
+@dataclass(frozen=True)
+class ObservationSelection:
+    """The Observations one call reads: those coded in the value sets its rules declare."""
+
+    index: CodeIndex
+    valuesets: frozenset[str]  # their ids
+    analytes: frozenset[str]  # analytes whose value set is among them
+
+    @classmethod
+    def of(cls, valuesets: Iterable[ValueSet], analytes: Iterable[Analyte]) -> ObservationSelection:
+        """Value sets a rule names must come with those they include (their codes are a
+        subset: a rule may ask for a member by its own id)."""
+        valuesets = list(valuesets)
+        ids = frozenset(vs.id for vs in valuesets)
+        return cls(
+            CodeIndex.of(valuesets),
+            ids,
+            frozenset(a.id for a in analytes if a.valueset.id in ids),
+        )
+
+    def require_valueset(self, valueset_id: str) -> None:
+        if valueset_id not in self.valuesets:
+            raise UndeclaredRead("value set", valueset_id)
+
+    def require_analyte(self, analyte_id: str) -> None:
+        if analyte_id not in self.analytes:
+            raise UndeclaredRead("analyte", analyte_id)
 
 
 def code_keys(resource: Mapping[str, Any]) -> frozenset[tuple[str, str]] | None:

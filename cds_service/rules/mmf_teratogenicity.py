@@ -175,8 +175,8 @@ def _status_events(
     pregnant_vs = terminology.valueset(str(params["pregnant_answer_valueset"]))
     not_pregnant_vs = terminology.valueset(str(params["not_pregnant_answer_valueset"]))
     events = []
-    for obs in record.coded:
-        if obs.when is None or not obs.code.in_valueset(status_vs):
+    for obs in record.coded_in(status_vs):
+        if obs.when is None:
             continue
         if obs.value.in_valueset(pregnant_vs):
             answer: bool | None = True
