@@ -65,7 +65,10 @@ def readings_in(record: PatientRecord, valueset: ValueSet) -> list[Reading]:
     record.require_valueset(valueset.id)
     elements: list[_CodedElement] | None = record.derived.get("coded_elements")
     if elements is None:  # codes parsed once per record: several rules ask for other value sets
-        elements = record.derived["coded_elements"] = _coded_elements(record.observation_resources)
+        # the record parsed each Observation's own code already: keyed by the object it read
+        parsed = {id(o.resource): o.code for o in record.observed if o.resource is not None}
+        elements = _coded_elements(record.observation_resources, parsed)
+        record.derived["coded_elements"] = elements
     found = _readings(elements, valueset)
     found.sort(key=_sort_key)
     return found
@@ -105,7 +108,9 @@ def _readings(elements: Iterable[_CodedElement], valueset: ValueSet | None) -> l
     return readings
 
 
-def _coded_elements(observations: Iterable[Mapping[str, Any]]) -> list[_CodedElement]:
+def _coded_elements(
+    observations: Iterable[Mapping[str, Any]], parsed: Mapping[int, CodedConcept] | None = None
+) -> list[_CodedElement]:
     observations = list(observations)
     panel_of: dict[str, Mapping[str, Any]] = {}
     elements: list[_CodedElement] = []
@@ -120,7 +125,8 @@ def _coded_elements(observations: Iterable[Mapping[str, Any]]) -> list[_CodedEle
                 panel_of.setdefault("/".join(reference.rstrip("/").split("/")[-2:]), panel)
     for observation in observations:
         parent = panel_of.get(f"Observation/{observation.get('id', '')}")
-        elements += _elements_of(observation, parent, str(observation.get("id", "")))
+        own_code = parsed.get(id(observation)) if parsed else None
+        elements += _elements_of(observation, parent, str(observation.get("id", "")), own_code)
     return elements
 
 
@@ -142,7 +148,10 @@ def _contained(panel: Mapping[str, Any], member_id: str) -> Mapping[str, Any] | 
 
 
 def _elements_of(
-    observation: Mapping[str, Any], panel: Mapping[str, Any] | None, observation_id: str
+    observation: Mapping[str, Any],
+    panel: Mapping[str, Any] | None,
+    observation_id: str,
+    own_code: CodedConcept | None = None,
 ) -> list[_CodedElement]:
     if observation.get("status") not in LAB_STATUSES:
         return []
@@ -155,7 +164,9 @@ def _elements_of(
     return [
         _CodedElement(
             element,
-            CodedConcept.from_fhir(element.get("code")),
+            own_code
+            if own_code is not None and element is observation
+            else CodedConcept.from_fhir(element.get("code")),
             element_id,
             kind,
             observation,

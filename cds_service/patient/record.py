@@ -111,6 +111,8 @@ class ObservedCode:
     id: str
     code: CodedConcept
     when: datetime | None
+    # the Observation as read: readers of panels reuse ``code`` instead of parsing it again
+    resource: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -698,7 +700,7 @@ class RecordBuilder:
         code = CodedConcept.from_fhir(obs.get("code"))
         when = _observation_time(obs)
         obs_id = str(obs.get("id", ""))
-        record.observed.append(ObservedCode(obs_id, code, when))
+        record.observed.append(ObservedCode(obs_id, code, when, obs))
         for analyte in self._analytes_of(code):
             if "valueQuantity" in obs:
                 lab = self._lab_result(obs, analyte, when, record)
