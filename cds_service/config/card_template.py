@@ -119,12 +119,20 @@ def _numbers(value: Any, path: str) -> list[tuple[str, Any]]:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]{}|~!#])")
 _AUTOLINK = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*):(?=//)|\b(www)\.|@")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Most values (numbers, dates, drug names) hold none of what the escapes change: a value without
+# any of these is returned as it is (tests/property checks both paths agree on any text).
+_ESCAPE_NEEDED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f&<>\\`*_\[\]{}|~!#@]|://|(?i:www)\.")
+_PLAIN_NEEDED = re.compile(r"[\x00-\x1f\x7f<>`&@]|\]\(|://|(?i:www)\.")
 
 
 def escape_value(value: str) -> str:
     """A value taken from FHIR data, safe to place in Markdown (and in HTML): no tag, link,
     image, emphasis or autolink can come out of it. Line breaks the rule itself put in a value
     (lists of results) are kept; each line's leading "- " list marker too."""
+    return _escape_lines(value) if _ESCAPE_NEEDED.search(value) else value
+
+
+def _escape_lines(value: str) -> str:
     lines = []
     for line in _CONTROL.sub(" ", value).split("\n"):
         bullet = "- " if line.startswith("- ") else ""
@@ -143,6 +151,10 @@ _PLAIN = str.maketrans({"<": "\u2039", ">": "\u203a", "`": "'", "\n": " ", "\r":
 def plain_value(value: str) -> str:
     """A FHIR-sourced value for plain-text fields (summary, suggestion labels): readable as
     text, and still no tag, link or autolink if a client renders it as Markdown or HTML."""
+    return _plain_text(value) if _PLAIN_NEEDED.search(value) else value
+
+
+def _plain_text(value: str) -> str:
     text = _CONTROL.sub(" ", value).translate(_PLAIN)
     text = text.replace("](", "] (").replace("&", "&\u200b")
     return _AUTOLINK.sub(_break_plain_autolink, text)

@@ -96,6 +96,12 @@ CONTEXT_SCHEMAS: dict[str, type[Schema]] = {
     "order-select": OrderSelectContext,
 }
 
+# One instance of each, built at import: a schema's fields are bound when it is instantiated,
+# which cost more than loading a small request. Loading does not change an instance, so the
+# threads of a worker share them.
+_HOOK_REQUEST = HookRequestSchema()
+_CONTEXTS = {hook: schema() for hook, schema in CONTEXT_SCHEMAS.items()}
+
 
 @dataclass(frozen=True)
 class HookRequest:
@@ -111,13 +117,13 @@ class HookRequest:
 
 
 def parse_hook_request(body: Any, expected_hook: str) -> HookRequest:
-    data = _load(HookRequestSchema(), body, "")
+    data = _load(_HOOK_REQUEST, body, "")
     if data["hook"] != expected_hook:
         raise BadRequest(
             f"hook {data['hook']!r} does not match this service, which answers {expected_hook!r}",
             expression="hook",
         )
-    context = _load(CONTEXT_SCHEMAS[expected_hook](), data["context"], "context.")
+    context = _load(_CONTEXTS[expected_hook], data["context"], "context.")
     drafts = _bundle_resources(context.get("draftOrders"))
     selected = drafts
     if expected_hook == "order-select":
