@@ -180,7 +180,9 @@ def _bullets(items: Any) -> str:
 
 def prune(value: Any) -> Any:
     """Drop None and empty members recursively: the spec forbids null and empty elements."""
-    if isinstance(value, Mapping):
+    if isinstance(value, str):  # most members: answered before the (slower) Mapping test
+        return value
+    if isinstance(value, dict | Mapping):
         pruned = {k: prune(v) for k, v in value.items()}
         return {k: v for k, v in pruned.items() if not _empty(v)}
     if isinstance(value, list):
