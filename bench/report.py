@@ -160,6 +160,11 @@ def _targets(results: Mapping[str, Any]) -> dict[str, Any]:
     return targets
 
 
+def _fetch_seconds(meta: Mapping[str, Any]) -> str:
+    seconds = meta.get("fetch_path_duration_s_per_run")
+    return f", {seconds} s per run" if seconds else ""
+
+
 def table(results: Mapping[str, Any]) -> str:
     meta = results["meta"]
     lines = [
@@ -186,7 +191,8 @@ def table(results: Mapping[str, Any]) -> str:
     if results["fetch_path"]:
         lines += [
             "",
-            "| fetch path (patient-view, no prefetch) | conns | req/s | p50 ms | p99 ms | "
+            f"| fetch path (patient-view, no prefetch{_fetch_seconds(meta)}) | conns | req/s | "
+            "p50 ms | p99 ms | "
             "slowest query | its p50 ms | its p99 ms | allowed p50 ms |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
