@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -70,8 +70,13 @@ def array(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _resources(bundle: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+def _resources(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
+    # one list, no generator: a prefetch Bundle is walked several times per call
+    found = []
     for entry in array(bundle.get("entry")):
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if isinstance(resource, dict):
-            yield resource
+        # parsed JSON: a dict, tested before the (slower) Mapping ABC
+        if isinstance(entry, dict | Mapping):
+            resource = entry.get("resource")
+            if isinstance(resource, dict):
+                found.append(resource)
+    return found

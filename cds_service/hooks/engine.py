@@ -311,7 +311,7 @@ def _for_patient(resources: list[dict[str, Any]], patient_id: str) -> list[dict[
     for resource in resources:
         subject = resource.get("subject")
         # A malformed subject is left for resource validation to skip and name on the card.
-        reference = subject.get("reference") if isinstance(subject, Mapping) else None
+        reference = subject.get("reference") if isinstance(subject, dict | Mapping) else None
         if isinstance(reference, str) and reference.split("/")[-1] != patient_id:
             log.warning(
                 "dropped a %s that belongs to another patient", resource.get("resourceType")
