@@ -140,8 +140,8 @@ class Engine:
         now = self.clock()
         targets = link_targets(request.patient_id) if link_targets else {}
         for rule in rules:
+            chart = charts.read(selection)
             try:
-                chart = charts.read(selection)
                 finding = self._evaluate(rule, chart.record, drafts, request, now)
             except UndeclaredRead as undeclared:
                 # A missing declaration must cost time, never a card: the rule is answered

@@ -55,9 +55,10 @@ class CodeIndex:
         return any(vs.matches_keys(keys) for vs in self.with_descendants)
 
 
-class UndeclaredRead(LookupError):
+class UndeclaredRead(RuntimeError):
     """A rule read Observations of a value set or analyte its call did not select: a missing
-    declaration, never a clinical answer (the engine reads the whole chart again)."""
+    declaration, never a clinical answer (the engine reads the whole chart again). Not a
+    LookupError: no handler of "not found" may take it for an empty result."""
 
     def __init__(self, kind: str, name: str) -> None:
         super().__init__(f"{kind} {name!r} was not selected for reading")
@@ -75,8 +76,8 @@ class ObservationSelection:
 
     @classmethod
     def of(cls, valuesets: Iterable[ValueSet], analytes: Iterable[Analyte]) -> ObservationSelection:
-        """Value sets a rule names must come with those they include (their codes are a
-        subset: a rule may ask for a member by its own id)."""
+        """The caller passes the value sets the rules name together with those they include
+        (a member's codes are a subset: a rule may ask for it by its own id)."""
         valuesets = list(valuesets)
         ids = frozenset(vs.id for vs in valuesets)
         return cls(
