@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cds_service.config.configuration import ConfigError, load_configuration
+from cds_service.config.configuration import _FAST_YAML_LOADER, ConfigError, load_configuration
 from cds_service.rules.registry import REGISTRY
 
 CARDS = Path(__file__).resolve().parents[2] / "cards"
@@ -187,9 +187,20 @@ def test_valueset_shape_is_checked(cards: Path) -> None:
 
 
 def test_invalid_yaml_is_reported(cards: Path) -> None:
-    (cards / RULE).write_text("id: [unclosed")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    (cards / RULE).write_text("id: mmf-teratogenicity\nenabled: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as caught:
         load_configuration(cards, REGISTRY)
+    # PyYAML's own message, which quotes the offending line (libyaml's does not)
+    assert "enabled: [unclosed" in str(caught.value)
+    assert "line 2" in str(caught.value)
+
+
+def test_the_fast_yaml_parser_reads_every_shipped_file_as_pyyaml_does(cards: Path) -> None:
+    files = sorted(cards.rglob("*.yaml"))
+    assert len(files) > 10
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert yaml.load(text, Loader=_FAST_YAML_LOADER) == yaml.safe_load(text), path.name  # noqa: S506
 
 
 def test_missing_directory() -> None:
