@@ -26,7 +26,6 @@ from typing import IO
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from cds_service.ops import cpu_gate
 from cds_service.ops.metrics import metrics
 from cds_service.storage.scope import ClientScope
 from cds_service.storage.spool import Spool, SpoolFull, SpoolStatus
@@ -91,10 +90,11 @@ class CardLogWriter:
         self._first_use()
         if not self._spooling:
             try:
-                # One transaction, begun and ended outside the worker's CPU gate: a wait for
-                # the database (or SQLite's write lock, held by another worker) does not stop
-                # the worker's other calls, and no thread waits for the gate holding a lock.
-                with cpu_gate.released():
+                # One transaction, outside the worker's CPU gate for a server database (a
+                # network wait), holding it for SQLite (a short local write that keeps SQLite's
+                # lock for the shortest time): Store.database_wait. Either way no thread waits
+                # for the gate holding a lock.
+                with self.store.database_wait():
                     self.store.write_card_log(entry)
             except IntegrityError as exc:  # a card uuid already logged: a bug, not an outage
                 return self._dropped("duplicate-uuid", exc, len(entry.cards))

@@ -21,7 +21,7 @@ from cds_service.fhir.upstream_guard import HostGuard
 from cds_service.ops.cpu_gate import CpuGate, current, holding, released
 from cds_service.storage.card_log import CardLogWriter
 from cds_service.storage.spool import Spool
-from cds_service.storage.store import CardLogEntry, DatabaseReplayCache, LoggedCard, Store
+from cds_service.storage.store import CardLog, DatabaseReplayCache, LoggedCard, Store
 from cds_service.web.cpu_gating import CpuGated, install_cpu_gate, read_body_first
 from tests import factories as f
 from tests.security.upstreams import answer_json, healthy_server
@@ -208,17 +208,27 @@ def test_a_call_waiting_for_a_slot_at_a_busy_server_does_not_hold_the_gate() -> 
     assert results[1] is True
 
 
-def test_the_card_log_is_written_outside_the_gate(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'cards.sqlite'}", b"key")
-    store.create_schema()
+# A SQLite file is written holding the gate (a short local write: SQLite's lock is held for the
+# shortest time); a server database is a network wait, done with the gate let go. The server is
+# never reached here: the writes are replaced by ones that note who held the gate.
+SQLITE_HOLDS_THE_GATE = [("sqlite", True), ("postgresql", False)]
+
+
+def _store(tmp_path: Path, backend: str) -> Store:
+    if backend == "sqlite":
+        store = Store(f"sqlite:///{tmp_path / 'cards.sqlite'}", b"key")
+        store.create_schema()
+        return store
+    return Store("postgresql://nobody:none@127.0.0.1:9/never", b"key")  # never connected
+
+
+@pytest.mark.parametrize(("backend", "under_the_gate"), SQLITE_HOLDS_THE_GATE)
+def test_the_card_log_is_written_outside_the_gate_only_for_a_server_database(
+    tmp_path: Path, backend: str, under_the_gate: bool
+) -> None:
+    store = _store(tmp_path, backend)
     written_under: list[CpuGate | None] = []
-    write = store.write_card_log
-
-    def noting(entry: CardLogEntry) -> None:
-        written_under.append(current())
-        write(entry)
-
-    store.write_card_log = noting  # type: ignore[method-assign]
+    store.write_card_log = lambda _entry: written_under.append(current())  # type: ignore[method-assign]
     writer = CardLogWriter(
         store, Spool(tmp_path / "spool", max_entries=10, max_age_s=60), retry_interval_s=0.1
     )
@@ -229,20 +239,44 @@ def test_the_card_log_is_written_outside_the_gate(tmp_path: Path) -> None:
     with holding(gate):
         assert writer.record(entry) == "logged"
         assert current() is gate
-    assert written_under == [None]  # a wait for the database (or SQLite's lock) frees the CPU
+    assert written_under == [gate if under_the_gate else None]
     writer.stop()
 
 
-def test_the_shared_replay_cache_is_consulted_outside_the_gate(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'jti.sqlite'}", b"key")
-    store.create_schema()
+def test_a_sqlite_card_log_write_really_happens_under_the_gate(tmp_path: Path) -> None:
+    store = _store(tmp_path, "sqlite")
+    writer = CardLogWriter(
+        store, Spool(tmp_path / "spool", max_entries=10, max_age_s=60), retry_interval_s=0.1
+    )
+    card = LoggedCard("c1", "mmf-teratogenicity", "pregnant", "critical", ())
+    entry = store.card_log_entry("svc", "hook-1", "pt", [card], f.NOW)
+    assert entry is not None
+    gate = CpuGate()
+    with holding(gate):
+        other, other_done = acquired_elsewhere(gate)
+        assert writer.record(entry) == "logged"
+        assert not other.is_set(), "the gate was let go during a SQLite write"
+    assert other.wait(BOUND_S)
+    other_done.set()
+    with store.sessions() as session:
+        assert session.get(CardLog, "c1") is not None
+    writer.stop()
+
+
+@pytest.mark.parametrize(("backend", "under_the_gate"), SQLITE_HOLDS_THE_GATE)
+def test_the_shared_replay_cache_is_consulted_outside_the_gate_only_for_a_server_database(
+    tmp_path: Path, backend: str, under_the_gate: bool
+) -> None:
+    store = _store(tmp_path, backend)
     cache = DatabaseReplayCache(store)
     consulted_under: list[CpuGate | None] = []
-    consult = cache._seen_in_database
+    seen: set[str] = set()
 
-    def noting(jti: str, iss: str, expires_at: float) -> bool:
+    def noting(jti: str, _iss: str, _expires_at: float) -> bool:
         consulted_under.append(current())
-        return consult(jti, iss, expires_at)
+        known = jti in seen
+        seen.add(jti)
+        return known
 
     cache._seen_in_database = noting  # type: ignore[method-assign]
     gate = CpuGate()
@@ -250,7 +284,8 @@ def test_the_shared_replay_cache_is_consulted_outside_the_gate(tmp_path: Path) -
         assert cache.seen_before("j1", "iss", time.time() + 60) is False
         assert cache.seen_before("j1", "iss", time.time() + 60) is True
         assert current() is gate
-    assert consulted_under == [None, None]
+    expected = gate if under_the_gate else None
+    assert consulted_under == [expected, expected]
 
 
 # ------------------------------------------------------------------ the WSGI side
