@@ -256,8 +256,8 @@ class Store:
         workers' writers seldom meet it. (A writer that meets it waits in SQLite's busy
         handler, which polls with sleeps of 1, 2, 5 ... 100 ms: with the gate let go, that
         polling put p99 at 5-8x p50 at 8 connections, issue 16.) The cost: a worker waits with
-        its calls while another process holds the lock, at most the busy timeout
-        (CDS_DATABASE_QUERY_TIMEOUT_S)."""
+        its calls while another writer holds the lock (a purge batch, a spool replay), at most
+        the busy timeout (CDS_DATABASE_QUERY_TIMEOUT_S)."""
         return nullcontext() if self._local_file else cpu_gate.released()
 
     def create_schema(self) -> None:
