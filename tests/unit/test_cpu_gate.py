@@ -21,7 +21,13 @@ from cds_service.fhir.upstream_guard import HostGuard
 from cds_service.ops.cpu_gate import CpuGate, current, holding, released
 from cds_service.storage.card_log import CardLogWriter
 from cds_service.storage.spool import Spool
-from cds_service.storage.store import CardLog, DatabaseReplayCache, LoggedCard, Store
+from cds_service.storage.store import (
+    CardLog,
+    CardLogEntry,
+    DatabaseReplayCache,
+    LoggedCard,
+    Store,
+)
 from cds_service.web.cpu_gating import CpuGated, install_cpu_gate, read_body_first
 from tests import factories as f
 from tests.security.upstreams import answer_json, healthy_server
@@ -222,6 +228,16 @@ def _store(tmp_path: Path, backend: str) -> Store:
     return Store("postgresql://nobody:none@127.0.0.1:9/never", b"key")  # never connected
 
 
+def _writer_and_entry(store: Store, tmp_path: Path) -> tuple[CardLogWriter, CardLogEntry]:
+    writer = CardLogWriter(
+        store, Spool(tmp_path / "spool", max_entries=10, max_age_s=60), retry_interval_s=0.1
+    )
+    card = LoggedCard("c1", "mmf-teratogenicity", "pregnant", "critical", ())
+    entry = store.card_log_entry("svc", "hook-1", "pt", [card], f.NOW)
+    assert entry is not None
+    return writer, entry
+
+
 @pytest.mark.parametrize(("backend", "under_the_gate"), SQLITE_HOLDS_THE_GATE)
 def test_the_card_log_is_written_outside_the_gate_only_for_a_server_database(
     tmp_path: Path, backend: str, under_the_gate: bool
@@ -229,12 +245,7 @@ def test_the_card_log_is_written_outside_the_gate_only_for_a_server_database(
     store = _store(tmp_path, backend)
     written_under: list[CpuGate | None] = []
     store.write_card_log = lambda _entry: written_under.append(current())  # type: ignore[method-assign]
-    writer = CardLogWriter(
-        store, Spool(tmp_path / "spool", max_entries=10, max_age_s=60), retry_interval_s=0.1
-    )
-    card = LoggedCard("c1", "mmf-teratogenicity", "pregnant", "critical", ())
-    entry = store.card_log_entry("svc", "hook-1", "pt", [card], f.NOW)
-    assert entry is not None
+    writer, entry = _writer_and_entry(store, tmp_path)
     gate = CpuGate()
     with holding(gate):
         assert writer.record(entry) == "logged"
@@ -245,12 +256,7 @@ def test_the_card_log_is_written_outside_the_gate_only_for_a_server_database(
 
 def test_a_sqlite_card_log_write_really_happens_under_the_gate(tmp_path: Path) -> None:
     store = _store(tmp_path, "sqlite")
-    writer = CardLogWriter(
-        store, Spool(tmp_path / "spool", max_entries=10, max_age_s=60), retry_interval_s=0.1
-    )
-    card = LoggedCard("c1", "mmf-teratogenicity", "pregnant", "critical", ())
-    entry = store.card_log_entry("svc", "hook-1", "pt", [card], f.NOW)
-    assert entry is not None
+    writer, entry = _writer_and_entry(store, tmp_path)
     gate = CpuGate()
     with holding(gate):
         other, other_done = acquired_elsewhere(gate)
