@@ -244,7 +244,12 @@ def test_the_card_log_is_written_outside_the_gate_only_for_a_server_database(
 ) -> None:
     store = _store(tmp_path, backend)
     written_under: list[CpuGate | None] = []
-    store.write_card_log = lambda _entry: written_under.append(current())  # type: ignore[method-assign]
+
+    def noting(entry: CardLogEntry) -> None:
+        assert entry.cards
+        written_under.append(current())
+
+    store.write_card_log = noting  # type: ignore[method-assign]
     writer, entry = _writer_and_entry(store, tmp_path)
     gate = CpuGate()
     with holding(gate):
@@ -276,13 +281,13 @@ def test_the_shared_replay_cache_is_consulted_outside_the_gate_only_for_a_server
     store = _store(tmp_path, backend)
     cache = DatabaseReplayCache(store)
     consulted_under: list[CpuGate | None] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
 
-    def noting(jti: str, _iss: str, _expires_at: float) -> bool:
+    def noting(jti: str, iss: str, expires_at: float) -> bool:
         consulted_under.append(current())
-        known = jti in seen
-        seen.add(jti)
-        return known
+        known = (jti, iss) in seen
+        seen.add((jti, iss))
+        return known and expires_at > 0
 
     cache._seen_in_database = noting  # type: ignore[method-assign]
     gate = CpuGate()
