@@ -237,14 +237,14 @@ class Store:
         self, database_url: str, patient_hash_key: bytes, pool: PoolSettings | None = None
     ) -> None:
         self.engine = database_engine(database_url, pool or PoolSettings())
-        if self.engine.dialect.name == "sqlite":
+        self._local_file = self.engine.dialect.name == "sqlite"
+        if self._local_file:
             event.listen(self.engine, "connect", _sqlite_write_ahead_log)
         # Under a pre-forking server (gunicorn preload_app) each worker opens its own
         # connections: none inherited from the parent may ever be shared.
         os.register_at_fork(after_in_child=partial(_forget_connections, weakref.ref(self.engine)))
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._key = patient_hash_key
-        self._local_file = self.engine.dialect.name == "sqlite"
 
     def database_wait(self) -> AbstractContextManager[None]:
         """What a hook call's transaction runs in, for the worker's CPU gate (ops/cpu_gate.py).
