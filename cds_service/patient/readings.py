@@ -63,15 +63,27 @@ class Reading:
 def readings_in(record: PatientRecord, valueset: ValueSet) -> list[Reading]:
     """Readings whose code is in ``valueset``, oldest first (undated first)."""
     record.require_valueset(valueset.id)
-    elements: list[_CodedElement] | None = record.derived.get("coded_elements")
-    if elements is None:  # codes parsed once per record: several rules ask for other value sets
+    by_code: _ElementsByCode | None = record.derived.get("coded_elements")
+    if by_code is None:  # codes parsed once per record: several rules ask for other value sets
         # the record parsed each Observation's own code already: keyed by the object it read
         parsed = {id(o.resource): o.code for o in record.observed if o.resource is not None}
-        elements = _coded_elements(record.observation_resources, parsed)
-        record.derived["coded_elements"] = elements
-    found = _readings(elements, valueset)
+        by_code = {}
+        for position, item in enumerate(_coded_elements(record.observation_resources, parsed)):
+            by_code.setdefault(item.code.keys, []).append((position, item))
+        record.derived["coded_elements"] = by_code
+    # A chart repeats a few codes: each is tested against the value set once, and the elements
+    # it selects keep the chart's order before the sort by time.
+    selected = sorted(
+        (pair for keys, pairs in by_code.items() if valueset.matches_keys(keys) for pair in pairs),
+        key=_position,
+    )
+    found = _readings((item for _position_in_chart, item in selected), None)
     found.sort(key=_sort_key)
     return found
+
+
+def _position(pair: tuple[int, _CodedElement]) -> int:
+    return pair[0]
 
 
 def all_readings(
@@ -92,6 +104,10 @@ class _CodedElement:
     origin: str
     observation: Mapping[str, Any]
     panel: Mapping[str, Any] | None
+
+
+# Value-carrying elements by their code's value-set keys, each with its position in the chart.
+_ElementsByCode = dict[frozenset[tuple[str, str]], list[tuple[int, _CodedElement]]]
 
 
 def _readings(elements: Iterable[_CodedElement], valueset: ValueSet | None) -> list[Reading]:

@@ -21,6 +21,9 @@ from cds_service.patient.terminology import Analyte, CodedConcept, Terminology, 
 from cds_service.patient.units import comparator_of
 
 log = logging.getLogger(__name__)
+
+_MAX_REMEMBERED = 4096  # codes whose analytes a builder remembers
+_MAX_REMEMBERED_LENGTH = 500  # characters of systems and codes a remembered code may carry
 MAX_ECHOED_CHARS = 40  # of a client's value quoted in a log line or on a card
 
 LAB_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
@@ -425,6 +428,7 @@ class RecordBuilder:
         self._analytes_with_descendants = tuple(
             a for a in analytes.values() if a.valueset.ancestors
         )
+        self._analytes_by_keys: dict[frozenset[tuple[str, str]], tuple[Analyte, ...]] = {}
 
     # -- public
 
@@ -717,11 +721,22 @@ class RecordBuilder:
                 )
             )
 
-    def _analytes_of(self, code: CodedConcept) -> list[Analyte]:
+    def _analytes_of(self, code: CodedConcept) -> tuple[Analyte, ...]:
         """The analytes whose value set holds the code, in configuration order."""
-        found = {aid for key in code.keys for aid in self._analytes_by_key.get(key, ())}
-        found |= {a.id for a in self._analytes_with_descendants if code.in_valueset(a.valueset)}
-        return [a for a in self.analytes.values() if a.id in found] if found else []
+        keys = code.keys
+        known = self._analytes_by_keys.get(keys)
+        if known is not None:
+            return known
+        found = {aid for key in keys for aid in self._analytes_by_key.get(key, ())}
+        found |= {a.id for a in self._analytes_with_descendants if a.valueset.matches_keys(keys)}
+        analytes = tuple(a for a in self.analytes.values() if a.id in found)
+        # A function of the keys alone, and a chart repeats few codes. Bounded like the other
+        # memos (short codes only, forgotten wholesale when full): client codes cannot grow it.
+        if sum(len(system) + len(value) for system, value in keys) <= _MAX_REMEMBERED_LENGTH:
+            if len(self._analytes_by_keys) >= _MAX_REMEMBERED:
+                self._analytes_by_keys.clear()
+            self._analytes_by_keys[keys] = analytes
+        return analytes
 
     def _lab_result(
         self, obs: Mapping[str, Any], analyte: Analyte, when: datetime | None, record: PatientRecord

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cds_service.patient.terminology import Analyte, ValueSet, code_key
+from cds_service.patient.terminology import Analyte, CodedConcept, ValueSet
 
 # Elements whose content a reader may use beside the Observation's own code (see readings.py).
 _NESTED_READINGS = ("component", "hasMember", "contained")
@@ -104,15 +104,14 @@ def code_keys(resource: Mapping[str, Any]) -> frozenset[tuple[str, str]] | None:
     codings = code.get("coding", [])
     if not isinstance(codings, list):
         return None
-    keys = []
     for coding in codings:
         if not isinstance(coding, dict):
             return None
-        system, value = coding.get("system"), coding.get("code")
-        if not isinstance(system, str) or not isinstance(value, str):
+        if not isinstance(coding.get("system"), str) or not isinstance(coding.get("code"), str):
             return None
-        keys.append(code_key(system, value))
-    return frozenset(keys)
+    # Every coding counts: the keys are those the record's concept will have (one shared
+    # concept per distinct code, so the record's own reading of it is then a lookup).
+    return CodedConcept.from_fhir(code).keys
 
 
 def observations_rules_may_read(

@@ -31,6 +31,22 @@ _MAX_MEMO = 4096  # concepts remembered by Terminology.classes_of
 _MAX_MEMO_TEXT = 500  # characters of names and text a remembered concept may carry
 
 
+# CodeableConcepts already read, by what they were made of (CodedConcept.from_fhir). Bounded like
+# the other memos: short concepts only, forgotten wholesale when full, so client text cannot
+# grow it and nothing lingers for long under varied traffic.
+_ConceptKey = tuple[str, tuple[tuple[str, str, str], ...]]  # text, (system, code, display)...
+_CONCEPTS: dict[_ConceptKey, CodedConcept] = {}
+
+
+def _remember_concept(key: _ConceptKey, concept: CodedConcept) -> None:
+    text, codings = key
+    if len(text) + sum(len(s) + len(c) + len(d) for s, c, d in codings) > _MAX_MEMO_TEXT:
+        return
+    if len(_CONCEPTS) >= _MAX_MEMO:
+        _CONCEPTS.clear()
+    _CONCEPTS[key] = concept
+
+
 def normalise_system(system: str) -> str:
     system = system.strip()
     return SYSTEM_ALIASES.get(system, system)
@@ -157,24 +173,29 @@ class CodedConcept:
 
     @classmethod
     def from_fhir(cls, value: Any) -> CodedConcept:
-        if not isinstance(value, Mapping):
+        """The concept of a CodeableConcept. Equal codings give one shared (immutable) concept:
+        a five-year chart repeats a handful of codes hundreds of times, and a shared concept
+        normalises its codes and works out its value-set keys once (``_CONCEPTS``)."""
+        # dict first: parsed JSON, and a much cheaper test than the Mapping ABC
+        if not isinstance(value, dict | Mapping):
             return cls()
-        codes: list[Code] = []
+        # What the concept is made of, as sent: normalising is a function of these alone.
+        sent: list[tuple[str, str, str]] = []
         for coding in value.get("coding") or ():
-            if not isinstance(coding, Mapping):
+            if not isinstance(coding, dict | Mapping):
                 continue
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str):
                 display = coding.get("display")
-                codes.append(
-                    Code(
-                        normalise_system(system),
-                        code.strip(),
-                        display if isinstance(display, str) else "",
-                    )
-                )
+                sent.append((system, code, display if isinstance(display, str) else ""))
         text = value.get("text")
-        return cls(tuple(codes), text if isinstance(text, str) else "")
+        key = (text if isinstance(text, str) else "", tuple(sent))
+        concept = _CONCEPTS.get(key)
+        if concept is None:
+            codes = tuple(Code(normalise_system(s), c.strip(), d) for s, c, d in key[1])
+            concept = cls(codes, key[0])
+            _remember_concept(key, concept)
+        return concept
 
     def texts(self) -> list[str]:
         return [self.text, *(c.display for c in self.codes)]

@@ -7,7 +7,7 @@ from typing import Any
 
 from cds_service.common.fhirdates import parse_fhir_datetime
 from cds_service.patient.readings import all_readings, readings_in
-from cds_service.patient.record import PatientRecord
+from cds_service.patient.record import PatientRecord, _sort_key
 from cds_service.patient.units import same_unit
 from tests import factories as f
 from tests.rule_harness import configuration
@@ -110,4 +110,34 @@ def test_readings_are_read_once_per_record() -> None:
     assert len(readings_in(record, config.terminology.valueset("tgn-6"))) == 1
     record.observation_resources.append(f.tgn(200))  # after the first read: not seen again
     assert len(readings_in(record, config.terminology.valueset("tgn-6"))) == 1
-    assert len(record.derived["coded_elements"]) == 1
+    assert sum(map(len, record.derived["coded_elements"].values())) == 1
+
+
+def test_readings_in_equals_reading_every_element_and_filtering() -> None:
+    """readings_in tests each distinct code once; the readings, and the chart's order among
+    results of the same time, are those of testing every element (all_readings)."""
+    config = configuration()
+    same_day = 10
+    # also coded locally: another code (key set), in the same value sets, on the same day
+    local = {"system": "urn:example:lab", "code": "TGN"}
+    tgn_local, mmp_local = f.tgn(275, days_ago=same_day), f.mmp(5500, days_ago=same_day)
+    tgn_local["code"]["coding"].append(local)
+    mmp_local["code"]["coding"].insert(0, local)
+    chart = [
+        tgn_local,
+        f.mmp(5000, days_ago=same_day),
+        f.tgn(250, days_ago=same_day),
+        f.metabolite_panel(180, 7000, days_ago=same_day),
+        f.alt(50, days_ago=same_day),
+        f.tgn(300, days_ago=same_day),
+        mmp_local,
+        f.mmp(6000, days_ago=40),
+        f.tgn(200, days_ago=40),
+        f.observation("32660-3", system=" urn:oid:2.16.840.1.113883.6.1", value=90, days_ago=5),
+    ]
+    record = PatientRecord(patient_id=f.PATIENT_ID, observation_resources=chart)
+    for valueset_id in ("tgn-6", "mmp-6"):
+        valueset = config.terminology.valueset(valueset_id)
+        expected = sorted(all_readings(chart, valueset), key=_sort_key)
+        assert len(expected) >= 3
+        assert readings_in(record, valueset) == expected
