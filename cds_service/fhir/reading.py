@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from cds_service.common.fhirdates import parse_fhir_datetime
 from cds_service.fhir.fastcheck import ElementRule, element_rules, proven_valid
@@ -112,6 +112,16 @@ class ReadResult:
         return sorted({path.split(".")[0] for path in self.unusable} & read)
 
 
+def proven_as_sent(resource: Any) -> TypeGuard[dict[str, Any]]:
+    """Whether the resource is valid R4B as sent, so that reading it changes nothing: the common
+    case, answered without building a ReadResult (read_resource for the rest)."""
+    if type(resource) is not dict:
+        return False
+    resource_type = resource.get("resourceType")
+    model = _model(resource_type) if isinstance(resource_type, str) else None
+    return model is not None and proven_valid(model, resource)
+
+
 def read_resource(resource: Any, *, required: bool = True) -> ReadResult:
     """Read one resource under the policy; ``required=False`` keeps it whatever is unusable."""
     if not isinstance(resource, Mapping):
@@ -119,9 +129,8 @@ def read_resource(resource: Any, *, required: bool = True) -> ReadResult:
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
         return ReadResult(None, "no resourceType")
-    try:
-        model = model_for(resource_type)
-    except (KeyError, ValueError, AttributeError):
+    model = _model(resource_type)
+    if model is None:
         return ReadResult(None, f"unknown resourceType {resource_type!r}")
     if isinstance(resource, dict) and proven_valid(model, resource):
         return ReadResult(resource)
@@ -135,6 +144,14 @@ def read_resource(resource: Any, *, required: bool = True) -> ReadResult:
     return ReadResult(
         {"resourceType": resource_type, **cleaned}, None, tuple(walk.repairs), unusable
     )
+
+
+def _model(resource_type: str) -> Any:
+    """The fhir.resources model of the type; None for a type R4B does not define."""
+    try:
+        return model_for(resource_type)
+    except (KeyError, ValueError, AttributeError):
+        return None
 
 
 def strict_problem(resource: Mapping[str, Any]) -> str | None:

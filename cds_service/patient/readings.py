@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from cds_service.common.numbers import decimal_or_none
 from cds_service.patient.record import (
@@ -93,10 +93,11 @@ def all_readings(
     return _readings(_coded_elements(observations), valueset)
 
 
-@dataclass(frozen=True)
-class _CodedElement:
+class _CodedElement(NamedTuple):
     """A value-carrying element (an Observation or one of its components) with its parsed code;
-    readings are built only for the elements a value set asks for."""
+    readings are built only for the elements a value set asks for. A named tuple: one is built
+    for every result of the chart, and a tuple is built several times faster than a frozen
+    dataclass."""
 
     element: Mapping[str, Any]
     code: CodedConcept

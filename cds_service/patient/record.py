@@ -12,7 +12,7 @@ from typing import Any
 
 from cds_service.common.fhirdates import parse_fhir_date, parse_fhir_datetime
 from cds_service.common.numbers import decimal_or_none as _decimal
-from cds_service.fhir.reading import read_resource
+from cds_service.fhir.reading import proven_as_sent, read_resource
 from cds_service.patient.clinical_sex import ClinicalSex, clinical_sex
 from cds_service.patient.dosing import NO_DOSAGE, Dosage, read_dosage
 from cds_service.patient.routes import ROUTE_NOT_RECORDED, Route
@@ -520,6 +520,8 @@ class RecordBuilder:
     def _read(self, resource: Mapping[str, Any], record: PatientRecord) -> dict[str, Any] | None:
         """The resource as rules may read it (fhir_reading), or None when left out: then it is
         recorded in ``record.skipped`` and named on the card."""
+        if proven_as_sent(resource):
+            return resource  # read as sent
         read = read_resource(resource)
         resource_type = str(resource.get("resourceType", "?"))
         if read.repairs:

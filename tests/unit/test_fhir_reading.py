@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.fhir.reading import read_resource, strict_problem
+from cds_service.fhir.reading import proven_as_sent, read_resource, strict_problem
 from tests import factories as f
 
 
@@ -26,6 +26,19 @@ def test_valid_resource_is_used_as_it_is() -> None:
     result = read_resource(resource)
     assert result.resource is resource
     assert result.repairs == ()
+
+
+def test_proven_as_sent_only_when_reading_would_change_nothing() -> None:
+    """The record's fast path (proven_as_sent) takes a resource as sent only where the full
+    reading would keep it, unchanged and unrepaired."""
+    sandbox, unknown_type = sandbox_draft(), {"resourceType": "Nope", "id": "x"}
+    trailing_space = f.alt(50) | {"status": "final "}
+    for resource in (f.alt(50), f.patient(), sandbox, unknown_type, trailing_space):
+        result = read_resource(resource)
+        as_sent = result.resource is resource and not result.repairs and not result.unusable
+        assert proven_as_sent(resource) is as_sent
+    assert proven_as_sent(f.alt(50))
+    assert not proven_as_sent(sandbox)
 
 
 def test_sandbox_draft_is_read_with_arrays_and_without_unknown_elements() -> None:
