@@ -62,7 +62,8 @@ run:
 browser-deps:
 	bash scripts/install-browser-deps.sh
 
-## bench-deps: wrk from Debian for the load benchmark and its quick run in the tests (skipped when present)
+## bench-deps: wrk and valgrind from Debian for the load benchmark, its quick run in the tests and
+## bench.instructions (skipped when present)
 bench-deps:
 	sh scripts/install-bench-deps.sh
 
