@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -107,7 +107,9 @@ def compile_checker(model: Any) -> None:
 
 
 def _object_ok(checker: _Checker, data: dict[str, Any], *, root: bool = False) -> bool:
-    # The hot loop of request handling: kept flat on purpose (no helper call per value).
+    # The hot loop of request handling. A single value is checked as it is, not through a
+    # one-item tuple (an allocation and a generic iteration per element, measured with
+    # callgrind); _value_ok is a native call when compiled.
     elements = checker.elements
     for key, value in data.items():
         element = elements.get(key)
@@ -115,35 +117,36 @@ def _object_ok(checker: _Checker, data: dict[str, Any], *, root: bool = False) -
             if root and key == "resourceType":
                 continue  # checked by proven_valid
             return False
-        primitive = element.primitive
-        items: Sequence[Any]
-        if element.many:
-            if type(value) is not list or not value:
+        if not element.many:
+            if not _value_ok(element, value):
                 return False
-            items = value
-        else:
-            items = (value,)
-        if primitive is not None:
-            strings = primitive.strings
-            for item in items:
-                if type(item) is str and item in strings:
-                    continue
-                if not (primitive.known(item) or primitive.accepts(item)):
-                    return False
-        else:
-            sub = element.checker
-            if sub is None:
-                sub = element.checker = _checker(element.model)
-            for item in items:
-                if type(item) is not dict or not item or not _object_ok(sub, item):
-                    return False
-    if not checker.required <= data.keys():
+            continue
+        if type(value) is not list or not value:
+            return False
+        items: list[Any] = value
+        for item in items:
+            if not _value_ok(element, item):
+                return False
+    required = checker.required
+    if required and not required <= data.keys():  # most element types require nothing
         return False
-    for names, required in checker.choices:
+    for names, required_choice in checker.choices:
         present = len(names.intersection(data))
-        if present > 1 or (required and present == 0):
+        if present > 1 or (required_choice and present == 0):
             return False
     return True
+
+
+def _value_ok(element: _Element, value: Any) -> bool:
+    primitive = element.primitive
+    if primitive is not None:
+        if type(value) is str and value in primitive.strings:
+            return True
+        return primitive.known(value) or primitive.accepts(value)
+    sub = element.checker
+    if sub is None:
+        sub = element.checker = _checker(element.model)
+    return type(value) is dict and bool(value) and _object_ok(sub, value)
 
 
 # ---------------------------------------------------------------- compiling
