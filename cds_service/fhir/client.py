@@ -51,6 +51,8 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 FHIR_JSON = "application/fhir+json, application/json;q=0.9"
 # Failures that say the server (or the way to it) is unwell: they feed the circuit breaker.
 NETWORK_FAILURES = frozenset({"timeout", "connect"})
+# a read timed out this close to the deadline is the budget's (timers fire a little late or early)
+_DEADLINE_SLACK_S = 0.05
 _T = TypeVar("_T")
 
 
@@ -261,9 +263,7 @@ class FhirFetcher:
         for key, future in futures.items():
             if key in late:
                 future.cancel()
-                results[key] = FetchError(
-                    f"no answer within the {self.limits.budget_s:g} s budget", "timeout"
-                )
+                results[key] = self._budget_spent()
                 continue
             error = future.exception()
             if error is None:
@@ -330,6 +330,17 @@ class FhirFetcher:
             pages += 1
             page = self._get_json(next_url, token, deadline)
 
+    def _budget_spent(self) -> FetchError:
+        return FetchError(f"no answer within the {self.limits.budget_s:g} s budget", "timeout")
+
+    def _out_of_time(self, deadline: float) -> FetchError:
+        """A read times out at the deadline: the budget is spent, whichever of this thread and
+        the one cutting the calls at the deadline notices first (one message for one cause).
+        Only connecting (at most 1 s) can time out before it."""
+        if time.monotonic() >= deadline - _DEADLINE_SLACK_S:
+            return self._budget_spent()
+        return FetchError("the FHIR server did not answer in time", "timeout")
+
     def _get_json(self, url: str, token: str | None, deadline: float) -> dict[str, Any]:
         headers = {"Accept": FHIR_JSON}
         if token:
@@ -337,7 +348,7 @@ class FhirFetcher:
         for attempt in (1, 2):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise FetchError("time budget exhausted", "timeout")
+                raise self._budget_spent()
             try:
                 with cpu_gate.released():  # connect, send, wait for the headers
                     response = self.session.get(
@@ -351,10 +362,10 @@ class FhirFetcher:
                 log.warning("fhirServer not contacted: %s", exc)
                 raise FetchError(str(exc), "policy") from exc
             except requests.Timeout as exc:
-                raise FetchError("the FHIR server did not answer in time", "timeout") from exc
+                raise self._out_of_time(deadline) from exc
             except requests.ConnectionError as exc:
                 if deadline <= time.monotonic():  # cut at the deadline
-                    raise FetchError("the FHIR server did not answer in time", "timeout") from exc
+                    raise self._budget_spent() from exc
                 if attempt == 1 and deadline - time.monotonic() > 0.2:
                     continue
                 raise FetchError("could not connect to the FHIR server", "connect") from exc

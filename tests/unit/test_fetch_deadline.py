@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -117,3 +118,18 @@ def test_repeated_network_failures_open_the_circuit_then_one_trial_closes_it() -
     assert guard.enter(host) is True  # the trial call
     guard.leave(host, failed=False, trial=True)
     assert guard.enter(host) is False  # closed again
+
+
+def test_a_read_timed_out_at_the_deadline_is_named_as_the_spent_budget() -> None:
+    """The thread reading a query and the one cutting the calls at the deadline race; either way
+    the query's error says the budget was spent (one message for one cause)."""
+    fetcher = FhirFetcher(FetchLimits(budget_s=0.3), workers=1)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/fhir/Patient/p1"
+        with pytest.raises(FetchError) as raised:
+            fetcher._get_json(url, None, time.monotonic() + 0.3)  # the reading thread's side
+    assert (raised.value.reason, str(raised.value)) == (
+        "timeout",
+        "no answer within the 0.3 s budget",
+    )
+    fetcher.close()
