@@ -32,7 +32,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "hook request model": ("hooks/protocol.py", "parse_hook_request"),
     "drafts": ("patient/record.py", "draft_orders"),
     "prefetch resolution": ("hooks/prefetch.py", "resolve"),
-    "reading resources (checks)": ("fhir/reading.py", "read_resource"),
+    # the record's reads: the proof of a resource valid as sent, else the full reading
+    "reading resources (checks)": ("patient/record.py", "_read"),
     "building the record (incl. reading)": ("patient/record.py", "build"),
     "cards": ("config/cards.py", "render_card"),
     "card log": ("storage", "record"),
