@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from bench.instructions import parse_collected
+from tests.bench.modules import run_module
 
-REPO = Path(__file__).resolve().parents[2]
 CALLGRIND_SUMMARY = """==1== Events    : Ir
 ==1== Collected : 15172019
 ==1==
@@ -39,14 +36,7 @@ def test_one_small_call_is_counted_under_callgrind() -> None:
     measured call is counted: the start-up alone executes billions of instructions."""
     if shutil.which("valgrind") is None:
         pytest.fail("valgrind is not installed: run scripts/install-bench-deps.sh (make test does)")
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.instructions", "--chart", "small", "--calls", "1"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    run = run_module("bench.instructions", "--chart", "small", "--calls", "1")
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     count = int(run.stdout.split(" instructions per call")[0].rsplit(" ", 1)[1].replace(",", ""))
     assert 1_000_000 < count < 200_000_000, run.stdout

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.fhir_server import MEDPLUM_NODE, ServerNotInstalled, installed
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.modules import run_module
 
 
 def require_prerequisites() -> None:
@@ -29,14 +26,7 @@ def require_prerequisites() -> None:
 def test_quick_benchmark_gets_an_answer_to_every_request(tmp_path: Path) -> None:
     require_prerequisites()
     output = tmp_path / "quick.json"
-    run = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    run = run_module("bench", "--quick", "--output", str(output))
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     results = json.loads(output.read_text(encoding="utf-8"))
     assert results["errors"] == {}
