@@ -27,7 +27,7 @@ ICD10_SYSTEMS = frozenset({"http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/
 # K74.60 and K74.69, O26 covers O26.8 and O26.891.
 DESCENDANTS_EXTENSION = "urn:aih-cds:includes-descendants"
 _ICD10_CATEGORY_LENGTH = 3
-_MAX_MEMO = 4096  # concepts remembered by Terminology.classes_of
+_MAX_MEMO = 4096  # concepts remembered (Terminology.classes_of, CodedConcept.from_fhir)
 _MAX_MEMO_TEXT = 500  # characters of names and text a remembered concept may carry
 
 
